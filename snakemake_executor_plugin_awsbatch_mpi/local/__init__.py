@@ -1,0 +1,1 @@
+"""Local AWS emulation: a moto server plus local processes standing in for containers."""

@@ -1,0 +1,1 @@
+"""Node agent for AWS Batch multi-node parallel jobs (standard library only)."""
