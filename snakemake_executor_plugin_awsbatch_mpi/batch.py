@@ -1,0 +1,225 @@
+"""The only module that calls the AWS Batch API.
+
+One `BatchClient` per run: every call goes through one token bucket (AWS shares the 50 TPS
+SubmitJob quota with the other Batch calls of the account), botocore retries throttling in
+`adaptive` mode so a busy account slows the client instead of failing the run, and job
+definitions and queue descriptions are cached so a 1,000-job run of one rule costs one
+DescribeJobDefinitions (and at most one RegisterJobDefinition).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .spec import Platform, QueueInfo
+
+DESCRIBE_CHUNK = 100
+
+
+class BatchSetupError(RuntimeError):
+    """A queue or job definition problem the user must fix; raised before jobs are submitted."""
+
+
+class TokenBucket:
+    """A thread-safe token bucket: at most `rate` calls per second on average, bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int | None = None) -> None:
+        self.rate = float(rate)
+        self.capacity = float(burst if burst is not None else max(1, int(rate)))
+        self._tokens = self.capacity
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.rate
+            time.sleep(wait)
+
+
+def make_config(max_attempts: int = 10) -> Config:
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        user_agent_extra="snakemake-executor-plugin-awsbatch-mpi",
+    )
+
+
+class BatchClient:
+    """Thin wrapper over boto3's Batch client with caching, budgeting and call counting."""
+
+    def __init__(
+        self,
+        region: str | None = None,
+        calls_per_second: float = 10.0,
+        client: Any | None = None,
+        logs_client: Any | None = None,
+    ) -> None:
+        session = boto3.session.Session(region_name=region) if client is None else None
+        self.client = client or session.client("batch", config=make_config())  # type: ignore[union-attr]
+        self._logs_client = logs_client
+        self._session = session
+        self.region: str = self.client.meta.region_name
+        self.bucket = TokenBucket(calls_per_second, burst=max(1, int(calls_per_second)))
+        self.calls: Counter[str] = Counter()
+        self._queues: dict[str, QueueInfo] = {}
+        self._job_definitions: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        self.bucket.acquire()
+        self.calls[operation] += 1
+        return getattr(self.client, operation)(**kwargs)
+
+    @property
+    def logs_client(self) -> Any:
+        if self._logs_client is None:
+            session = self._session or boto3.session.Session(region_name=self.region)
+            self._logs_client = session.client("logs", config=make_config(5))
+        return self._logs_client
+
+    # Queues -------------------------------------------------------------------------------
+
+    def queue_info(self, name: str) -> QueueInfo:
+        """Describe a queue and its compute environments once per run."""
+        with self._lock:
+            if name in self._queues:
+                return self._queues[name]
+        found = self._call("describe_job_queues", jobQueues=[name]).get("jobQueues", [])
+        if not found:
+            raise BatchSetupError(
+                f"Job queue '{name}' does not exist in region {self.region}. Check the queue "
+                "name (--awsbatch-mpi-job-queue, --awsbatch-mpi-gpu-job-queue or the rule's "
+                "awsbatch_queue) and the region (--awsbatch-mpi-region or AWS_DEFAULT_REGION)."
+            )
+        queue = found[0]
+        ce_arns = [ce["computeEnvironment"] for ce in queue.get("computeEnvironmentOrder", [])]
+        envs = []
+        if ce_arns:
+            envs = self._call("describe_compute_environments", computeEnvironments=ce_arns).get(
+                "computeEnvironments", []
+            )
+        types = [(env.get("computeResources") or {}).get("type", "EC2") for env in envs]
+        platform = (
+            Platform.FARGATE
+            if types and all(t in ("FARGATE", "FARGATE_SPOT") for t in types)
+            else Platform.EC2
+        )
+        info = QueueInfo(
+            name=name,
+            platform=platform,
+            spot_only=bool(types) and all(t in ("SPOT", "FARGATE_SPOT") for t in types),
+            state=queue.get("state", "ENABLED"),
+            status=queue.get("status", "VALID"),
+        )
+        with self._lock:
+            self._queues[name] = info
+        return info
+
+    # Job definitions ---------------------------------------------------------------------
+
+    def existing_job_definition(self, name: str) -> str | None:
+        """The ARN of the newest ACTIVE revision of `name`, if any."""
+        answer = self._call("describe_job_definitions", jobDefinitionName=name, status="ACTIVE")
+        revisions = [
+            d for d in answer.get("jobDefinitions", []) if d.get("status", "ACTIVE") == "ACTIVE"
+        ]
+        if not revisions:
+            return None
+        return max(revisions, key=lambda d: d.get("revision", 0))["jobDefinitionArn"]
+
+    def ensure_job_definition(self, payload: dict[str, Any], attempts: int = 8) -> str:
+        """Reuse the definition named by the payload's content hash, registering it if absent.
+
+        Registration is eventually consistent: wait until the new revision is visible, so
+        that the very first SubmitJob does not fail with "job definition not found".
+        """
+        name = payload["jobDefinitionName"]
+        with self._lock:
+            if name in self._job_definitions:
+                return self._job_definitions[name]
+        arn = self.existing_job_definition(name)
+        if arn is None:
+            arn = self._call("register_job_definition", **payload)["jobDefinitionArn"]
+            delay = 0.2
+            for _ in range(attempts):
+                if self.existing_job_definition(name):
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        with self._lock:
+            self._job_definitions[name] = arn
+        return arn
+
+    def resolve_job_definition(self, ref: str) -> str:
+        """Check that a user-named definition (`name`, `name:rev` or ARN) exists."""
+        with self._lock:
+            if ref in self._job_definitions:
+                return self._job_definitions[ref]
+        answer = self._call("describe_job_definitions", jobDefinitions=[ref])
+        found = answer.get("jobDefinitions", [])
+        if not found and ":" not in ref:
+            found = self._call(
+                "describe_job_definitions", jobDefinitionName=ref, status="ACTIVE"
+            ).get("jobDefinitions", [])
+        if not found:
+            raise BatchSetupError(
+                f"Job definition '{ref}' (resources: awsbatch_job_definition) does not exist "
+                f"in region {self.region}; register it first or remove the resource."
+            )
+        arn = max(found, key=lambda d: d.get("revision", 0))["jobDefinitionArn"]
+        with self._lock:
+            self._job_definitions[ref] = arn
+        return arn
+
+    # Jobs --------------------------------------------------------------------------------
+
+    def submit(self, payload: dict[str, Any]) -> str:
+        return self._call("submit_job", **payload)["jobId"]
+
+    def describe(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Descriptions by job id, one DescribeJobs call per 100 ids."""
+        ids = list(dict.fromkeys(job_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), DESCRIBE_CHUNK):
+            chunk = ids[start : start + DESCRIBE_CHUNK]
+            for desc in self._call("describe_jobs", jobs=chunk).get("jobs", []):
+                found[desc["jobId"]] = desc
+        return found
+
+    def terminate(self, job_ids: Iterable[str], reason: str) -> tuple[int, list[str]]:
+        """TerminateJob each id (CancelJob would leave RUNNING jobs running)."""
+        stopped, failed = 0, []
+        for job_id in job_ids:
+            try:
+                self._call("terminate_job", jobId=job_id, reason=reason)
+                stopped += 1
+            except ClientError as err:
+                failed.append(f"{job_id}: {err}")
+        return stopped, failed
+
+    # Logs --------------------------------------------------------------------------------
+
+    def log_tail(self, group: str, stream: str, lines: int) -> list[str]:
+        """The last `lines` messages of a CloudWatch stream (only ever read for failed jobs)."""
+        self.calls["get_log_events"] += 1
+        answer = self.logs_client.get_log_events(
+            logGroupName=group, logStreamName=stream, limit=lines, startFromHead=False
+        )
+        return [event.get("message", "") for event in answer.get("events", [])]
+
+
+__all__ = ["BatchClient", "BatchSetupError", "ClientError", "TokenBucket", "make_config"]

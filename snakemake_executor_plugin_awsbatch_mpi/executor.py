@@ -1,0 +1,286 @@
+"""The Snakemake `RemoteExecutor`: glue between Snakemake's scheduler and the Batch shell.
+
+Everything that decides *what* to send is in the pure modules (resources, jobdef, status);
+everything that talks to AWS is in `batch.BatchClient`. This module only wires them together,
+reports to Snakemake and keeps the per-run state (warnings given, jobs Batch has forgotten).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+from .batch import BatchClient, BatchSetupError
+from .environment import filter_environment
+from .jobdef import register_payload, submit_payload
+from .naming import job_name
+from .resources import (
+    JobRequest,
+    TranslationSettings,
+    resolve_queue,
+    translate,
+    validate_request,
+)
+from .spec import JobSpec, Platform, ResourceError
+from .status import Outcome, failure, failure_message, outcome
+
+# A job Batch does not return for this many consecutive checks is reported as failed.
+MAX_MISSING_CHECKS = 5
+# Consecutive DescribeJobs failures (after botocore's own retries) before giving up.
+MAX_DESCRIBE_FAILURES = 10
+LOG_DIR = Path(".snakemake/awsbatch-mpi/logs")
+
+
+def job_request(job: JobExecutorInterface) -> JobRequest:
+    """Snakemake job (single or group) → the plain request the pure core understands."""
+    resources = dict(job.resources.items())
+    if job.is_group():
+        return JobRequest(
+            rule=job.name,
+            threads=int(resources.get("_cores", 1)),
+            resources=resources,
+            is_group=True,
+        )
+    return JobRequest(
+        rule=job.rule.name,
+        threads=job.threads,
+        resources=resources,
+        wildcards=dict(job.wildcards.items()) if job.wildcards else {},
+    )
+
+
+class Executor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        settings = self.workflow.executor_settings
+        self.settings = settings
+        self.run_id = uuid.uuid4().hex[:16]
+        self.batch = BatchClient(
+            region=settings.region, calls_per_second=settings.api_calls_per_second
+        )
+        self.translation = TranslationSettings(
+            job_queue=settings.job_queue,
+            default_image=self.workflow.remote_execution_settings.container_image,
+            gpu_job_queue=settings.gpu_job_queue,
+            multinode_job_queue=settings.multinode_job_queue,
+            gpu_queues=settings.gpu_queues or {},
+            job_role_arn=settings.job_role_arn,
+            execution_role_arn=settings.execution_role_arn,
+            log_group=settings.log_group,
+            default_memory_mib=settings.default_memory_mib,
+            tags=settings.tags or {},
+            assign_public_ip=settings.assign_public_ip,
+        )
+        self.workflow_name = Path(self.workflow.workdir_init).name or "workflow"
+        self._warned: set[str] = set()
+        self._missing: Counter[str] = Counter()
+        self._describe_failures = 0
+        self._validate_dag()
+        self.logger.info(
+            f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
+            f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}."
+        )
+
+    # Validation --------------------------------------------------------------------------
+
+    def _validate_dag(self) -> None:
+        """Vet every job that will run before the first submission.
+
+        Resources are re-evaluated without caching them on the job (a callable may depend on
+        input sizes that are not known yet; such jobs are checked again when submitted).
+        """
+        dag = self.dag
+        needrun = getattr(dag, "needrun_jobs", None)
+        if needrun is None:
+            return
+        seen: set[tuple[str, str]] = set()
+        for job in needrun():
+            for single in job.jobs if job.is_group() else [job]:
+                try:
+                    resources = single.rule.expand_resources(
+                        single.wildcards_dict, single.input, single.attempt,
+                        skip_evaluation={"tmpdir"},
+                    )
+                except Exception:  # noqa: BLE001 - evaluated again at submission
+                    continue
+                request = JobRequest(
+                    rule=single.rule.name,
+                    threads=int(resources.get("_cores", 1)),
+                    resources=dict(resources.items()),
+                )
+                key = (request.rule, repr(sorted(request.resources.items(), key=str)))
+                if key in seen:
+                    continue
+                seen.add(key)
+                try:
+                    validate_request(request, self.translation)
+                except ResourceError as err:
+                    raise WorkflowError(f"{err} Nothing was submitted.") from None
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.logger.warning(message)
+
+    # Submission --------------------------------------------------------------------------
+
+    def build_spec(self, job: JobExecutorInterface) -> JobSpec:
+        request = job_request(job)
+        try:
+            queue = self.batch.queue_info(resolve_queue(request, self.translation))
+        except ResourceError as err:
+            raise WorkflowError(str(err)) from None
+        except BatchSetupError as err:
+            raise WorkflowError(f"Rule '{request.rule}': {err}") from None
+        environment, dropped = filter_environment(self.envvars())
+        if dropped:
+            self._warn_once(
+                "env",
+                "These variables are not passed to Batch jobs because they hold credentials "
+                f"or secrets: {', '.join(dropped)}. Inside jobs, AWS credentials come from the "
+                "job role (--awsbatch-mpi-job-role-arn); keep other secrets in AWS Secrets "
+                "Manager and read them through that role.",
+            )
+        try:
+            spec = translate(
+                request,
+                self.translation,
+                queue,
+                command=("/bin/bash", "-c", self.format_job_exec(job)),
+                environment=environment,
+                name=job_name(request.rule, request.wildcards),
+                run_tags={
+                    "snakemake-run-id": self.run_id,
+                    "snakemake-rule": request.rule[:256],
+                    "snakemake-workflow": self.workflow_name[:256],
+                },
+            )
+        except ResourceError as err:
+            raise WorkflowError(str(err)) from None
+        for warning in spec.warnings:
+            self._warn_once(warning, warning)
+        disk = request.resources.get("disk_mb") or request.resources.get("disk_mib")
+        if disk and queue.platform is Platform.EC2:
+            self._warn_once(
+                "disk",
+                "Rules declare disk_mb, but on EC2 queues a job's disk comes from the compute "
+                "environment's launch template (and Docker's storage), not from the job; size "
+                "the launch template's volume for your largest job.",
+            )
+        return spec
+
+    def run_job(self, job: JobExecutorInterface) -> None:
+        spec = self.build_spec(job)
+        try:
+            if spec.job_definition:
+                definition = self.batch.resolve_job_definition(spec.job_definition)
+            else:
+                definition = self.batch.ensure_job_definition(register_payload(spec.shape))
+            job_id = self.batch.submit(submit_payload(spec, definition))
+        except BatchSetupError as err:
+            raise WorkflowError(f"Rule '{spec.rule}': {err}") from None
+        except (ClientError, BotoCoreError) as err:
+            raise WorkflowError(
+                f"Submitting rule '{spec.rule}' to queue '{spec.queue}' failed: {err}. "
+                "Check the queue and your permissions with `awsbatch-mpi doctor`."
+            ) from err
+        self.logger.debug(f"Submitted {spec.name} as Batch job {job_id} to {spec.queue}.")
+        self.report_job_submission(
+            SubmittedJobInfo(job, external_jobid=job_id, aux={"rule": spec.rule})
+        )
+
+    # Status ------------------------------------------------------------------------------
+
+    async def check_active_jobs(
+        self, active_jobs: list[SubmittedJobInfo]
+    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        ids = [info.external_jobid for info in active_jobs]
+        descriptions: dict[str, dict[str, Any]] = {}
+        try:
+            for start in range(0, len(ids), 100):
+                async with self.status_rate_limiter:
+                    descriptions.update(self.batch.describe(ids[start : start + 100]))
+            self._describe_failures = 0
+        except (ClientError, BotoCoreError) as err:
+            self._describe_failures += 1
+            if self._describe_failures >= MAX_DESCRIBE_FAILURES:
+                for info in active_jobs:
+                    self.report_job_error(
+                        info,
+                        msg=f"Could not read the status of Batch job {info.external_jobid} "
+                        f"{MAX_DESCRIBE_FAILURES} times in a row (last error: {err}). The job "
+                        "may still be running: check it in the console.\n",
+                    )
+                return
+            self.logger.warning(f"Reading job status from AWS Batch failed ({err}); retrying.")
+            for info in active_jobs:
+                yield info
+            return
+
+        for info in active_jobs:
+            description = descriptions.get(info.external_jobid)
+            if description is None:
+                self._missing[info.external_jobid] += 1
+                if self._missing[info.external_jobid] >= MAX_MISSING_CHECKS:
+                    self.report_job_error(
+                        info,
+                        msg=f"AWS Batch no longer knows job {info.external_jobid} (not found "
+                        f"in {MAX_MISSING_CHECKS} status checks); it may have expired or been "
+                        "deleted. Run the workflow again to resubmit it.\n",
+                    )
+                else:
+                    yield info
+                continue
+            self._missing.pop(info.external_jobid, None)
+            state = outcome(description)
+            if state is Outcome.RUNNING:
+                yield info
+            elif state is Outcome.SUCCEEDED:
+                self.report_job_success(info)
+            else:
+                self._report_failure(info, description)
+
+    def _report_failure(self, info: SubmittedJobInfo, description: dict[str, Any]) -> None:
+        rule = info.aux.get("rule", "?")
+        fail = failure(description)
+        message = failure_message(rule, fail, self.batch.region, self.settings.log_group)
+        aux_logs = []
+        if fail.log_stream:
+            try:
+                lines = self.batch.log_tail(
+                    self.settings.log_group, fail.log_stream, self.settings.log_tail_lines
+                )
+            except (ClientError, BotoCoreError) as err:
+                lines = []
+                message += f"\n(The log could not be read: {err}.)"
+            if lines:
+                LOG_DIR.mkdir(parents=True, exist_ok=True)
+                path = LOG_DIR / f"{rule}-{fail.job_id}.log"
+                path.write_text("\n".join(lines) + "\n")
+                aux_logs.append(str(path))
+                message += "\nLast lines of the log:\n    " + "\n    ".join(lines[-15:])
+        self.report_job_error(info, msg=message + "\n", aux_logs=aux_logs)
+
+    # Cancel ------------------------------------------------------------------------------
+
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        if not active_jobs:
+            return
+        stopped, failed = self.batch.terminate(
+            [info.external_jobid for info in active_jobs],
+            reason=f"Cancelled by Snakemake (run {self.run_id})",
+        )
+        self.logger.info(f"Terminated {stopped} AWS Batch job(s) of run {self.run_id}.")
+        if failed:
+            self.logger.error(
+                "These jobs could not be terminated; stop them in the console or with "
+                "`aws batch terminate-job`: " + "; ".join(failed)
+            )

@@ -1,0 +1,109 @@
+"""`JobSpec` → RegisterJobDefinition and SubmitJob payloads (pure).
+
+A job definition holds only the shape of a job (image, platform, roles, privileged, shared
+memory, log configuration, Fargate storage). Its name is a hash of that shape, so every run of
+every workflow with the same shape finds and reuses the same definition instead of registering
+one per job. Sizes, command and environment travel in `containerOverrides`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .naming import job_definition_name
+from .spec import JobShape, JobSpec, Platform
+
+DEFAULT_LOG_GROUP = "/aws/batch/job"
+# Placeholders required by RegisterJobDefinition; every submission overrides them.
+_PLACEHOLDER_COMMAND = ["/bin/bash", "-c", "echo 'command comes from containerOverrides'"]
+HASH_TAG = "snakemake-awsbatch-mpi-shape"
+
+
+def container_properties(shape: JobShape) -> dict[str, Any]:
+    """The `containerProperties` of a shape; also the input of the content hash."""
+    props: dict[str, Any] = {
+        "image": shape.image,
+        "command": list(_PLACEHOLDER_COMMAND),
+        "resourceRequirements": [
+            {"type": "VCPU", "value": "1"},
+            {"type": "MEMORY", "value": "2048"},
+        ],
+        "privileged": shape.privileged,
+    }
+    if shape.job_role_arn:
+        props["jobRoleArn"] = shape.job_role_arn
+    if shape.shm_mib:
+        props["linuxParameters"] = {"sharedMemorySize": shape.shm_mib}
+    if shape.log_group and shape.log_group != DEFAULT_LOG_GROUP:
+        props["logConfiguration"] = {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": shape.log_group},
+        }
+    if shape.platform is Platform.FARGATE:
+        props.pop("privileged")
+        props["executionRoleArn"] = shape.execution_role_arn
+        props["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
+        props["networkConfiguration"] = {
+            "assignPublicIp": "ENABLED" if shape.assign_public_ip else "DISABLED"
+        }
+        if shape.ephemeral_storage_gib:
+            props["ephemeralStorage"] = {"sizeInGiB": shape.ephemeral_storage_gib}
+    return props
+
+
+def register_payload(shape: JobShape) -> dict[str, Any]:
+    """RegisterJobDefinition request for a shape; the name is the hash of the body."""
+    body: dict[str, Any] = {
+        "type": "container",
+        "platformCapabilities": [shape.platform.value],
+        "containerProperties": container_properties(shape),
+    }
+    name = job_definition_name(body)
+    return {
+        "jobDefinitionName": name,
+        **body,
+        "tags": {HASH_TAG: name.rsplit("-", 1)[-1]},
+    }
+
+
+def _format_vcpus(vcpus: float) -> str:
+    return str(int(vcpus)) if float(vcpus).is_integer() else f"{vcpus:g}"
+
+
+def resource_requirements(spec: JobSpec) -> list[dict[str, str]]:
+    reqs = [
+        {"type": "VCPU", "value": _format_vcpus(spec.size.vcpus)},
+        {"type": "MEMORY", "value": str(spec.size.memory_mib)},
+    ]
+    if spec.size.gpus:
+        reqs.append({"type": "GPU", "value": str(spec.size.gpus)})
+    return reqs
+
+
+def submit_payload(
+    spec: JobSpec, job_definition: str, depends_on: list[str] | None = None
+) -> dict[str, Any]:
+    """SubmitJob request for one job; `job_definition` is a name, name:revision or ARN."""
+    payload: dict[str, Any] = {
+        "jobName": spec.name,
+        "jobQueue": spec.queue,
+        "jobDefinition": job_definition,
+        "containerOverrides": {
+            "command": list(spec.command),
+            "environment": [{"name": k, "value": v} for k, v in spec.environment],
+            "resourceRequirements": resource_requirements(spec),
+        },
+        "propagateTags": True,
+    }
+    if spec.tags:
+        payload["tags"] = dict(spec.tags)
+    if spec.timeout_seconds:
+        payload["timeout"] = {"attemptDurationSeconds": spec.timeout_seconds}
+    if spec.priority is not None:
+        payload["schedulingPriorityOverride"] = spec.priority
+    if spec.share:
+        payload["shareIdentifier"] = spec.share
+    ids = list(depends_on if depends_on is not None else spec.depends_on)
+    if ids:
+        payload["dependsOn"] = [{"jobId": i} for i in ids]
+    return payload

@@ -1,0 +1,148 @@
+"""Command-line settings (`--awsbatch-mpi-<name>`, env `SNAKEMAKE_AWSBATCH_MPI_<NAME>`).
+
+No `from __future__ import annotations` here: Snakemake inspects the field types at run time
+(a `bool` field must really be `bool`). Bool fields default to False (a True default breaks
+Snakemake's argument parsing).
+"""
+
+from dataclasses import dataclass, field
+
+from snakemake_interface_executor_plugins.settings import (
+    CommonSettings,
+    ExecutorSettingsBase,
+)
+
+from .jobdef import DEFAULT_LOG_GROUP
+from .resources import DEFAULT_MEMORY_MIB, parse_tags
+
+
+def _unparse_mapping(value: dict | None) -> str:
+    return " ".join(f"{k}={v}" for k, v in (value or {}).items())
+
+
+def _parse_gpu_queues(text: str) -> dict[str, str]:
+    return parse_tags(text, "--awsbatch-mpi-gpu-queues")
+
+
+def _parse_tags(text: str) -> dict[str, str]:
+    return parse_tags(text, "--awsbatch-mpi-tags")
+
+
+@dataclass
+class ExecutorSettings(ExecutorSettingsBase):
+    job_queue: str | None = field(
+        default=None,
+        metadata={
+            "help": "AWS Batch job queue for ordinary jobs (name or ARN).",
+            "env_var": True,
+            "required": True,
+        },
+    )
+    region: str | None = field(
+        default=None,
+        metadata={
+            "help": "AWS region of the queues. Default: boto3's chain (AWS_REGION, "
+            "AWS_DEFAULT_REGION, ~/.aws/config).",
+            "env_var": True,
+        },
+    )
+    job_role_arn: str | None = field(
+        default=None,
+        metadata={
+            "help": "IAM role the jobs run as (S3 access for staging comes from it). "
+            "Optional: without it jobs get the compute environment's default permissions.",
+            "env_var": True,
+        },
+    )
+    execution_role_arn: str | None = field(
+        default=None,
+        metadata={
+            "help": "ECS task execution role, required for Fargate queues (image pull, logs).",
+            "env_var": True,
+        },
+    )
+    gpu_job_queue: str | None = field(
+        default=None,
+        metadata={
+            "help": "Job queue for jobs with resources gpu>0 (else they use --job-queue).",
+            "env_var": True,
+        },
+    )
+    multinode_job_queue: str | None = field(
+        default=None,
+        metadata={
+            "help": "Job queue for multi-node MPI jobs (EC2 on-demand, not Spot or Fargate).",
+            "env_var": True,
+        },
+    )
+    gpu_queues: dict | None = field(
+        default=None,
+        metadata={
+            "help": "Route rules by resources gpu_model: 'MODEL=QUEUE ...', "
+            "e.g. 'a100=gpu-a100-queue t4=gpu-t4-queue'.",
+            "env_var": True,
+            "parse_func": _parse_gpu_queues,
+            "unparse_func": _unparse_mapping,
+        },
+    )
+    tags: dict | None = field(
+        default=None,
+        metadata={
+            "help": "Tags for every job, 'KEY=VALUE ...' (added to the run id, rule and "
+            "workflow tags; propagated to the ECS tasks).",
+            "env_var": True,
+            "parse_func": _parse_tags,
+            "unparse_func": _unparse_mapping,
+        },
+    )
+    log_group: str = field(
+        default=DEFAULT_LOG_GROUP,
+        metadata={
+            "help": "CloudWatch log group of the jobs (read only for failed jobs).",
+            "env_var": True,
+        },
+    )
+    default_memory_mib: int = field(
+        default=DEFAULT_MEMORY_MIB,
+        metadata={
+            "help": "Memory (MiB) for jobs whose rule declares no mem_mb/mem_mib.",
+            "type": int,
+        },
+    )
+    api_calls_per_second: float = field(
+        default=10.0,
+        metadata={
+            "help": "Budget of Batch API calls per second for this client (the account's "
+            "SubmitJob quota of 50/s is shared with everything else you run).",
+            "type": float,
+        },
+    )
+    log_tail_lines: int = field(
+        default=40,
+        metadata={
+            "help": "Lines of CloudWatch log shown for a failed job.",
+            "type": int,
+        },
+    )
+    assign_public_ip: bool = field(
+        default=False,
+        metadata={
+            "help": "Give Fargate jobs a public IP (needed in public subnets without NAT).",
+        },
+    )
+
+
+common_settings = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=True,
+    job_deploy_sources=True,
+    # Exported variables would end up in the command line, secrets included: the executor
+    # passes a filtered environment through containerOverrides instead.
+    pass_envvar_declarations_to_cmd=False,
+    # The job image ships the S3 storage plugin; pip-installing it unpinned in every job is
+    # slow and not reproducible.
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=1,
+    pass_default_storage_provider_args=True,
+    pass_default_resources_args=True,
+)

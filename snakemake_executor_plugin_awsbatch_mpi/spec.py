@@ -1,0 +1,89 @@
+"""Value objects passed between the pure translation core and the AWS shell.
+
+Everything here is frozen: a `JobSpec` is computed once per Snakemake job, before any AWS call,
+and then only read. Keeping the shape (what goes into a job definition) apart from the size
+(what goes into `containerOverrides`) is what lets one job definition serve thousands of jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    """Where a queue's compute environments run containers."""
+
+    EC2 = "EC2"
+    FARGATE = "FARGATE"
+
+
+class ResourceError(ValueError):
+    """A rule asks for something AWS Batch cannot give; raised before any AWS call."""
+
+    def __init__(self, rule: str, resource: str, value: object, allowed: str) -> None:
+        self.rule = rule
+        self.resource = resource
+        self.value = value
+        self.allowed = allowed
+        super().__init__(
+            f"Rule '{rule}': resource '{resource}={value!r}' cannot be run on AWS Batch: "
+            f"{allowed}"
+        )
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """What the plugin needs to know about a job queue (read once per run)."""
+
+    name: str
+    platform: Platform = Platform.EC2
+    # True when every compute environment of the queue uses Spot capacity.
+    spot_only: bool = False
+    state: str = "ENABLED"
+    status: str = "VALID"
+
+
+@dataclass(frozen=True)
+class JobShape:
+    """The part of a job that goes into a (reusable, content-hashed) job definition."""
+
+    image: str
+    platform: Platform = Platform.EC2
+    privileged: bool = False
+    shm_mib: int | None = None
+    log_group: str | None = None
+    job_role_arn: str | None = None
+    execution_role_arn: str | None = None
+    # Fargate only: ephemeral storage cannot be overridden at submit time.
+    ephemeral_storage_gib: int | None = None
+    assign_public_ip: bool = False
+
+
+@dataclass(frozen=True)
+class JobSize:
+    """Per-job sizes; they go into `containerOverrides.resourceRequirements`."""
+
+    vcpus: float
+    memory_mib: int
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything needed to submit one Snakemake job (or group job) to Batch."""
+
+    rule: str
+    name: str
+    queue: str
+    shape: JobShape
+    size: JobSize
+    command: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...] = ()
+    timeout_seconds: int | None = None
+    job_definition: str | None = None
+    priority: int | None = None
+    share: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    depends_on: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=(), compare=False)

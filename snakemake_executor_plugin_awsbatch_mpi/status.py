@@ -1,0 +1,98 @@
+"""Read a DescribeJobs answer: is the job done, and if it failed, why (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+DONE_OK = "SUCCEEDED"
+DONE_FAILED = "FAILED"
+
+
+class Outcome(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a Batch job failed, in the words Batch used."""
+
+    job_id: str
+    status_reason: str | None
+    container_reason: str | None
+    exit_code: int | None
+    log_stream: str | None
+
+    def summary(self) -> str:
+        parts = []
+        if self.exit_code is not None:
+            parts.append(f"exit code {self.exit_code}")
+        if self.status_reason:
+            parts.append(f"status reason: {self.status_reason}")
+        if self.container_reason:
+            parts.append(f"container reason: {self.container_reason}")
+        return "; ".join(parts) or "Batch gave no reason"
+
+
+def outcome(description: dict[str, Any]) -> Outcome:
+    status = description.get("status")
+    if status == DONE_OK:
+        return Outcome.SUCCEEDED
+    if status == DONE_FAILED:
+        return Outcome.FAILED
+    return Outcome.RUNNING
+
+
+def failure(description: dict[str, Any]) -> Failure:
+    """Collect exit code and reasons from the job and its last attempt.
+
+    The exit code may be missing from the job's own `container` (moto omits it, and Batch leaves
+    it out when the container never started), so the last attempt is consulted too.
+    """
+    container = description.get("container") or {}
+    attempts = description.get("attempts") or []
+    last = (attempts[-1].get("container") or {}) if attempts else {}
+    exit_code = container.get("exitCode", last.get("exitCode"))
+    return Failure(
+        job_id=description.get("jobId", "?"),
+        status_reason=description.get("statusReason") or (attempts[-1].get("statusReason")
+                                                          if attempts else None),
+        container_reason=container.get("reason") or last.get("reason"),
+        exit_code=exit_code,
+        log_stream=container.get("logStreamName") or last.get("logStreamName"),
+    )
+
+
+def console_url(region: str, job_id: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/batch/home?region={region}#jobs/detail/{job_id}"
+
+
+def logs_url(region: str, group: str, stream: str) -> str:
+    def enc(text: str) -> str:
+        return text.replace("/", "$252F").replace("#", "$2523")
+
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{enc(group)}/log-events/{enc(stream)}"
+    )
+
+
+def failure_message(rule: str, fail: Failure, region: str, log_group: str) -> str:
+    """A complete, user-facing explanation of a failed job, with where to look next."""
+    lines = [
+        f"AWS Batch job {fail.job_id} for rule '{rule}' failed: {fail.summary()}.",
+    ]
+    reason = f"{fail.status_reason or ''} {fail.container_reason or ''}"
+    if "OutOfMemory" in reason or fail.exit_code == 137:
+        lines.append(
+            "The container may have run out of memory: raise mem_mb for this rule "
+            "(e.g. mem_mb=lambda wc, attempt: 4000 * attempt with --retries)."
+        )
+    if fail.log_stream:
+        lines.append(f"Log stream: {log_group}/{fail.log_stream}")
+        lines.append(f"Logs: {logs_url(region, log_group, fail.log_stream)}")
+    lines.append(f"Console: {console_url(region, fail.job_id)}")
+    return "\n".join(lines)
