@@ -4,12 +4,11 @@ Output (TSV): ``#key=value`` metadata lines, then a ``kmer<TAB>count`` table of 
 k-mers seen, sorted by count (descending) and then k-mer (ascending).
 """
 
-import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from seqtools import ALPHABET, count_kmers, read_fasta
+from seqtools import ALPHABET, count_kmers, job_logger, read_fasta
 
 
 def kmer_stats(fasta: str, k: int, threads: int = 1) -> tuple[dict[str, int], Counter[str]]:
@@ -47,9 +46,9 @@ def main(smk: Any) -> None:
     k = int(smk.params.k)
     meta, counts = kmer_stats(smk.input.fasta, k, smk.threads)
     write_table(smk.output.tsv, smk.wildcards.sample, k, meta, counts)
-    sys.stderr.write(
-        f"count_kmers: {smk.wildcards.sample}: {meta['total_kmers']} {k}-mers "
-        f"({len(counts)} distinct) with {smk.threads} thread(s)\n"
+    job_logger("count_kmers", list(smk.log))(
+        f"{smk.wildcards.sample}: {meta['total_kmers']} {k}-mers "
+        f"({len(counts)} distinct) with {smk.threads} thread(s)"
     )
 
 

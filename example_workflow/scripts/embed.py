@@ -7,10 +7,9 @@ CPU anywhere (the rule still requests ``gpu=1`` to show GPU-queue routing).
 
 import json
 import os
-import sys
 from typing import Any
 
-from seqtools import embed_profile, l2_norm, read_kmer_table
+from seqtools import embed_profile, job_logger, l2_norm, read_kmer_table
 
 
 def embed(table: str, dim: int, seed: int) -> dict[str, Any]:
@@ -38,7 +37,10 @@ def main(smk: Any) -> None:
     with open(smk.output.json, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
         handle.write("\n")
-    sys.stderr.write(f"embed: {result['sample']}: norm={result['norm']:.4f}\n")
+    job_logger("embed", list(smk.log))(
+        f"{result['sample']}: dim={result['dim']} norm={result['norm']:.4f} "
+        f"(NVIDIA_VISIBLE_DEVICES={result['device']['nvidia_visible_devices']})"
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from seqtools import read_kmer_table
+from seqtools import job_logger, read_kmer_table
 
 COLUMNS = [
     "sample",
@@ -37,15 +37,17 @@ def report_row(table: str, embedding: str) -> list[str]:
     ]
 
 
-def write_report(path: str, tables: list[str], embeddings: list[str]) -> None:
+def write_report(path: str, tables: list[str], embeddings: list[str]) -> int:
     with open(path, "w", encoding="ascii") as handle:
         handle.write("\t".join(COLUMNS) + "\n")
         for table, embedding in zip(tables, embeddings, strict=True):
             handle.write("\t".join(report_row(table, embedding)) + "\n")
+    return len(tables)
 
 
 def main(smk: Any) -> None:
-    write_report(smk.output.tsv, list(smk.input.tables), list(smk.input.embeddings))
+    n = write_report(smk.output.tsv, list(smk.input.tables), list(smk.input.embeddings))
+    job_logger("report", list(smk.log))(f"{n} samples -> {smk.output.tsv}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ both locally and inside an AWS Batch job.
 """
 
 import math
+import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -132,3 +133,21 @@ def read_kmer_table(path: str | Path) -> tuple[dict[str, str], dict[str, int]]:
                 kmer, count = line.split("\t")
                 counts[kmer] = int(count)
     return meta, counts
+
+
+def job_logger(name: str, log_paths: Sequence[str] = ()) -> Callable[[str], None]:
+    """Return ``log(message)`` writing to stderr (CloudWatch on AWS Batch) and the job's
+    log file (``log:`` directive; Snakemake uploads it to storage with the outputs)."""
+    path = log_paths[0] if log_paths else None
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("", encoding="utf-8")
+
+    def log(message: str) -> None:
+        line = f"{name}: {message}\n"
+        sys.stderr.write(line)
+        if path:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+
+    return log

@@ -1,13 +1,15 @@
 """Rule `split`: split the multi-sample FASTA into one FASTA per sample."""
 
-import sys
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
-from seqtools import Record, read_fasta, write_fasta
+from seqtools import Record, job_logger, read_fasta, write_fasta
 
 
-def split(reads: str, samples: list[str], outputs: list[str]) -> dict[str, int]:
+def split(
+    reads: str, samples: list[str], outputs: list[str], log: Callable[[str], None]
+) -> dict[str, int]:
     """Write the records of ``samples[i]`` to ``outputs[i]``; return reads per sample."""
     by_sample: dict[str, list[Record]] = defaultdict(list)
     for record in read_fasta(reads):
@@ -19,14 +21,15 @@ def split(reads: str, samples: list[str], outputs: list[str]) -> dict[str, int]:
         write_fasta(path, by_sample[sample])
     ignored = sorted(set(by_sample) - set(samples))
     if ignored:
-        sys.stderr.write(f"split: ignoring samples not in config: {', '.join(ignored)}\n")
+        log(f"ignoring samples not in the config: {', '.join(ignored)}")
     return {sample: len(by_sample[sample]) for sample in samples}
 
 
 def main(smk: Any) -> None:
-    counts = split(smk.input.reads, list(smk.params.samples), list(smk.output))
+    log = job_logger("split", list(smk.log))
+    counts = split(smk.input.reads, list(smk.params.samples), list(smk.output), log)
     for sample, n in counts.items():
-        sys.stderr.write(f"split: {sample}: {n} sequences\n")
+        log(f"{sample}: {n} sequences")
 
 
 if __name__ == "__main__":
