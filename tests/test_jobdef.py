@@ -1,0 +1,120 @@
+import pytest
+
+from snakemake_executor_plugin_awsbatch_mpi.jobdef import (
+    register_payload,
+    resource_requirements,
+    submit_payload,
+)
+from snakemake_executor_plugin_awsbatch_mpi.resources import JobRequest, TranslationSettings, translate
+from snakemake_executor_plugin_awsbatch_mpi.spec import JobShape, Platform, QueueInfo
+from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
+
+SETTINGS = TranslationSettings(
+    job_queue="cpu",
+    default_image="snakemake/snakemake:v9.27.1",
+    job_role_arn="arn:aws:iam::123456789012:role/job",
+    execution_role_arn="arn:aws:iam::123456789012:role/exec",
+    log_group="/my/group",
+)
+
+
+def make_spec(resources, queue=QueueInfo("cpu"), threads=1, wildcards=None):
+    return translate(
+        JobRequest("r", threads, resources, wildcards or {}),
+        SETTINGS,
+        queue,
+        ("/bin/bash", "-c", "python -m snakemake --mode remote"),
+        {"MY_VAR": "1"},
+        "r-a",
+        {"snakemake-run-id": "abc"},
+    )
+
+
+CASES = [
+    {},
+    {"mem_mb": 4000, "runtime": 60, "gpu": 2, "awsbatch_priority": 1, "awsbatch_share": "s"},
+    {"awsbatch_shm_mb": 1024, "awsbatch_privileged": True, "disk_mb": 5000},
+]
+
+
+@pytest.mark.parametrize("resources", CASES)
+def test_ec2_payloads_are_valid_for_botocore(resources):
+    spec = make_spec(resources, threads=2)
+    reg = register_payload(spec.shape)
+    sub = submit_payload(spec, "arn:aws:batch:us-east-1:123456789012:job-definition/x:1")
+    assert validate_request("RegisterJobDefinition", reg) == []
+    assert validate_request("SubmitJob", sub) == []
+
+
+def test_fargate_payloads_are_valid_for_botocore():
+    spec = make_spec({"disk_mb": 30000, "mem_mb": 3000}, queue=QueueInfo("fg", Platform.FARGATE))
+    reg = register_payload(spec.shape)
+    assert reg["platformCapabilities"] == ["FARGATE"]
+    props = reg["containerProperties"]
+    assert props["executionRoleArn"].endswith("role/exec")
+    assert props["ephemeralStorage"] == {"sizeInGiB": 28}  # 30,000 MB = 27.9 GiB
+    assert "privileged" not in props
+    assert validate_request("RegisterJobDefinition", reg) == []
+    assert validate_request("SubmitJob", submit_payload(spec, "jd")) == []
+
+
+def test_sizes_go_to_overrides_not_definition():
+    small, big = make_spec({"mem_mb": 1000}), make_spec({"mem_mb": 64000}, threads=16)
+    # same shape → same definition name: sizes do not create new definitions
+    assert register_payload(small.shape) == register_payload(big.shape)
+    sub = submit_payload(big, "jd")
+    reqs = sub["containerOverrides"]["resourceRequirements"]
+    assert {"type": "VCPU", "value": "16"} in reqs
+    assert {"type": "MEMORY", "value": "61036"} in reqs
+    assert sub["containerOverrides"]["command"][:2] == ["/bin/bash", "-c"]
+    assert sub["containerOverrides"]["environment"] == [{"name": "MY_VAR", "value": "1"}]
+    assert sub["propagateTags"] is True and sub["tags"]["snakemake-run-id"] == "abc"
+
+
+def test_shape_changes_change_the_name():
+    base = JobShape(image="a")
+    names = {
+        register_payload(shape)["jobDefinitionName"]
+        for shape in [
+            base,
+            JobShape(image="b"),
+            JobShape(image="a", privileged=True),
+            JobShape(image="a", shm_mib=64),
+            JobShape(image="a", log_group="/x"),
+        ]
+    }
+    assert len(names) == 5
+
+
+def test_definition_contents():
+    reg = register_payload(make_spec({"awsbatch_shm_mb": 256}).shape)
+    props = reg["containerProperties"]
+    assert props["jobRoleArn"].endswith("role/job")
+    assert props["linuxParameters"] == {"sharedMemorySize": 256}
+    assert props["logConfiguration"]["options"]["awslogs-group"] == "/my/group"
+    assert props["privileged"] is False
+    assert "environment" not in props
+
+
+def test_gpu_requirement_and_fractional_vcpu():
+    spec = make_spec({"gpu": 1})
+    assert {"type": "GPU", "value": "1"} in resource_requirements(spec)
+    fg = make_spec({}, queue=QueueInfo("fg", Platform.FARGATE))
+    assert resource_requirements(fg)[0] == {"type": "VCPU", "value": "1"}
+
+
+def test_depends_on_and_timeout():
+    spec = make_spec({"runtime": 2})
+    sub = submit_payload(spec, "jd", depends_on=["a", "b"])
+    assert sub["dependsOn"] == [{"jobId": "a"}, {"jobId": "b"}]
+    assert sub["timeout"] == {"attemptDurationSeconds": 120}
+
+
+def test_validation_catches_limits():
+    spec = make_spec({})
+    sub = submit_payload(spec, "jd", depends_on=[str(i) for i in range(21)])
+    sub["jobName"] = "-bad"
+    sub["containerOverrides"]["command"].append("x" * 31_000)
+    problems = " ".join(validate_request("SubmitJob", sub))
+    assert "30 KiB" in problems and "pattern" in problems and "dependsOn" in problems
+    assert validate_request("SubmitJob", {"jobName": "x"})  # missing required members

@@ -1,0 +1,174 @@
+import pytest
+
+from snakemake_executor_plugin_awsbatch_mpi.resources import (
+    DEFAULT_MEMORY_MIB,
+    MEMORY_FLOOR_MIB,
+    JobRequest,
+    TranslationSettings,
+    fargate_size,
+    memory_mib_of,
+    parse_tags,
+    resolve_queue,
+    timeout_of,
+    translate,
+    validate_request,
+    vcpus_of,
+)
+from snakemake_executor_plugin_awsbatch_mpi.spec import Platform, QueueInfo, ResourceError
+
+SETTINGS = TranslationSettings(
+    job_queue="cpu",
+    default_image="snakemake/snakemake:v9.27.1",
+    gpu_job_queue="gpu",
+    gpu_queues={"a100": "gpu-a100"},
+    execution_role_arn="arn:aws:iam::123456789012:role/exec",
+)
+EC2 = QueueInfo("cpu")
+FARGATE = QueueInfo("fg", platform=Platform.FARGATE)
+
+
+def req(threads=1, **resources):
+    return JobRequest(rule="r", threads=threads, resources=resources)
+
+
+def spec_of(request, queue=EC2, settings=SETTINGS):
+    return translate(
+        request, settings, queue, ("/bin/bash", "-c", "true"), {}, "r", {"snakemake-rule": "r"}
+    )
+
+
+def test_vcpus_from_threads_or_cpus_per_task():
+    assert vcpus_of(req(threads=4)) == 4
+    assert vcpus_of(req(threads=4, cpus_per_task=2)) == 2
+    group = JobRequest(rule="g", threads=1, resources={"_cores": 6}, is_group=True)
+    assert vcpus_of(group) == 6
+
+
+@pytest.mark.parametrize("threads", [0, -1])
+def test_non_positive_threads_rejected(threads):
+    with pytest.raises(ResourceError, match="Rule 'r'.*threads"):
+        vcpus_of(req(threads=threads))
+
+
+def test_memory_from_mib_mb_floor_and_default():
+    assert memory_mib_of(req(mem_mib=3000), 2048) == 3000
+    # 2000 MB = 1907.35 MiB, rounded up
+    assert memory_mib_of(req(mem_mb=2000), 2048) == 1908
+    # Snakemake's own test case mem="5MB" is raised to the floor, never rejected
+    assert memory_mib_of(req(mem_mb=5), 2048) == MEMORY_FLOOR_MIB
+    assert memory_mib_of(req(), DEFAULT_MEMORY_MIB) == DEFAULT_MEMORY_MIB
+    with pytest.raises(ResourceError, match="mem_mb"):
+        memory_mib_of(req(mem_mb=0), 2048)
+    with pytest.raises(ResourceError, match="mem_mb"):
+        memory_mib_of(req(mem_mb="lots"), 2048)
+
+
+def test_runtime_minutes_to_timeout():
+    assert timeout_of(req(runtime=10)) == 600
+    assert timeout_of(req(runtime=1)) == 60
+    assert timeout_of(req()) is None
+    with pytest.raises(ResourceError, match="runtime.*at least 1 minute"):
+        timeout_of(req(runtime=0.5))
+
+
+def test_gpu_routing():
+    assert resolve_queue(req(gpu=1), SETTINGS) == "gpu"
+    assert resolve_queue(req(nvidia_gpu=2), SETTINGS) == "gpu"
+    assert resolve_queue(req(gpu=0), SETTINGS) == "cpu"
+    assert resolve_queue(req(gpu=1, gpu_model="a100"), SETTINGS) == "gpu-a100"
+    assert resolve_queue(req(gpu=1, awsbatch_queue="mine"), SETTINGS) == "mine"
+    with pytest.raises(ResourceError, match="gpu_model.*--awsbatch-mpi-gpu-queues h100="):
+        resolve_queue(req(gpu=1, gpu_model="h100"), SETTINGS)
+    with pytest.raises(ResourceError, match="gpu_manufacturer.*NVIDIA"):
+        resolve_queue(req(gpu=1, gpu_manufacturer="amd"), SETTINGS)
+    no_gpu_queue = TranslationSettings(job_queue="cpu", default_image="i")
+    assert resolve_queue(req(gpu=1), no_gpu_queue) == "cpu"
+
+
+def test_non_integer_gpu_rejected():
+    with pytest.raises(ResourceError, match="'gpu=1.5'.*whole number"):
+        spec_of(req(gpu=1.5))
+
+
+def test_translate_ec2_sizes_and_options():
+    spec = spec_of(
+        req(
+            threads=2,
+            mem_mb=4000,
+            gpu=1,
+            runtime=30,
+            awsbatch_priority=5,
+            awsbatch_share="teamA",
+            awsbatch_shm_mb=512,
+            awsbatch_privileged=True,
+            awsbatch_tags="project=x,cost=y",
+            awsbatch_image="my/image:1",
+        )
+    )
+    assert (spec.size.vcpus, spec.size.memory_mib, spec.size.gpus) == (2, 3815, 1)
+    assert spec.timeout_seconds == 1800
+    assert spec.priority == 5 and spec.share == "teamA"
+    assert spec.shape.shm_mib == 512 and spec.shape.privileged is True
+    assert spec.shape.image == "my/image:1"
+    assert dict(spec.tags) == {"project": "x", "cost": "y", "snakemake-rule": "r"}
+
+
+def test_default_image_and_not_privileged():
+    spec = spec_of(req())
+    assert spec.shape.image == SETTINGS.default_image
+    assert spec.shape.privileged is False
+
+
+def test_fargate_rounds_up_with_warning():
+    spec = spec_of(req(threads=3, mem_mb=1000), queue=FARGATE)
+    assert (spec.size.vcpus, spec.size.memory_mib) == (4.0, 8192)
+    assert spec.warnings and "rounded up" in spec.warnings[0]
+    assert spec.shape.execution_role_arn.endswith("role/exec")
+    exact = spec_of(req(threads=1, mem_mib=2048), queue=FARGATE)
+    assert exact.warnings == ()
+
+
+def test_fargate_sizes():
+    assert fargate_size(0.25, 100) == (0.25, 512)
+    assert fargate_size(1, 2049) == (1.0, 3072)
+    assert fargate_size(2, 20000) == (4.0, 20480)
+    assert fargate_size(8, 16385) == (8.0, 20480)
+    with pytest.raises(ValueError):
+        fargate_size(32, 1000)
+
+
+def test_fargate_disk_and_rejections():
+    spec = spec_of(req(disk_mb=50_000), queue=FARGATE)
+    assert spec.shape.ephemeral_storage_gib == 47
+    small = spec_of(req(disk_mb=1000), queue=FARGATE)
+    assert small.shape.ephemeral_storage_gib == 21
+    with pytest.raises(ResourceError, match="Fargate.*no GPUs"):
+        spec_of(req(gpu=1, awsbatch_queue="fg"), queue=FARGATE)
+    with pytest.raises(ResourceError, match="execution role"):
+        spec_of(req(), queue=FARGATE, settings=TranslationSettings("fg", "img"))
+    with pytest.raises(ResourceError, match="200 GiB"):
+        spec_of(req(disk_mb=400_000), queue=FARGATE)
+
+
+@pytest.mark.parametrize(
+    "resources, resource",
+    [
+        ({"awsbatch_priority": 10000}, "awsbatch_priority"),
+        ({"awsbatch_priority": -1}, "awsbatch_priority"),
+        ({"awsbatch_shm_mb": 0}, "awsbatch_shm_mb"),
+        ({"awsbatch_privileged": "maybe"}, "awsbatch_privileged"),
+        ({"mpi": "mpirun", "tasks": 4}, "mpi"),
+        ({"runtime": 0}, "runtime"),
+    ],
+)
+def test_validate_request_names_rule_and_resource(resources, resource):
+    with pytest.raises(ResourceError) as info:
+        validate_request(req(**resources), SETTINGS)
+    assert info.value.rule == "r" and info.value.resource == resource
+    assert f"'{resource}=" in str(info.value)
+
+
+def test_parse_tags():
+    assert parse_tags("a=1 b=2,c=") == {"a": "1", "b": "2", "c": ""}
+    with pytest.raises(ValueError, match="not KEY=VALUE"):
+        parse_tags("novalue")

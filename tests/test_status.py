@@ -1,0 +1,42 @@
+from snakemake_executor_plugin_awsbatch_mpi.status import (
+    Outcome,
+    console_url,
+    failure,
+    failure_message,
+    outcome,
+)
+
+
+def test_outcome():
+    assert outcome({"status": "RUNNABLE"}) is Outcome.RUNNING
+    assert outcome({"status": "SUCCEEDED"}) is Outcome.SUCCEEDED
+    assert outcome({"status": "FAILED"}) is Outcome.FAILED
+
+
+def test_failure_falls_back_to_last_attempt():
+    desc = {
+        "jobId": "j1",
+        "status": "FAILED",
+        "statusReason": "Essential container in task exited",
+        "container": {"logStreamName": "def/default/j1"},
+        "attempts": [{"container": {"exitCode": 3, "reason": "boom"}}],
+    }
+    fail = failure(desc)
+    assert (fail.exit_code, fail.container_reason, fail.log_stream) == (3, "boom", "def/default/j1")
+    msg = failure_message("b", fail, "eu-west-1", "/aws/batch/job")
+    assert "j1" in msg and "rule 'b'" in msg and "exit code 3" in msg
+    assert console_url("eu-west-1", "j1") in msg
+    assert "/aws/batch/job/def/default/j1" in msg
+
+
+def test_failure_without_exit_code_or_stream():
+    fail = failure({"jobId": "j2", "status": "FAILED"})
+    assert fail.exit_code is None and fail.log_stream is None
+    assert "Batch gave no reason" in failure_message("r", fail, "us-east-1", "/g")
+
+
+def test_oom_hint():
+    fail = failure(
+        {"jobId": "j", "attempts": [{"container": {"reason": "OutOfMemoryError: killed"}}]}
+    )
+    assert "raise mem_mb" in failure_message("r", fail, "us-east-1", "/g")
