@@ -252,3 +252,23 @@ def test_dry_run_jobs_and_resources(tmp_path: Path, config: dict) -> None:
     }
     assert pick("embed", *keys) == {"threads": "1", "mem_mb": "2048", "runtime": "10", "gpu": "1"}
     assert pick("report", *keys) == {"threads": "1", "mem_mb": "512", "runtime": "5", "gpu": None}
+
+
+@pytest.mark.parametrize("profile", ["local", "aws"])
+def test_profiles(profile: str) -> None:
+    """Profiles are valid YAML with the keys the executor needs (a real `snakemake
+    --profile ... -n` needs the emulation or AWS, so it is exercised elsewhere)."""
+    data = yaml.safe_load((WORKFLOW / "profiles" / profile / "config.yaml").read_text())
+    assert data["executor"] == "awsbatch-mpi"
+    assert data["default-storage-provider"] == "s3"
+    assert data["default-storage-prefix"].startswith("s3://")
+    for key in ("job-queue", "gpu-job-queue", "multinode-job-queue"):
+        assert data[f"awsbatch-mpi-{key}"]
+    assert not any("endpoint" in key or "secret" in key or "access-key" in key for key in data)
+    if profile == "local":
+        assert data["default-storage-prefix"] == "s3://snakemake-local/demo"
+        assert (
+            data["awsbatch-mpi-job-queue"],
+            data["awsbatch-mpi-gpu-job-queue"],
+            data["awsbatch-mpi-multinode-job-queue"],
+        ) == ("local-cpu", "local-gpu", "local-mpi")
