@@ -6,6 +6,7 @@ Snakemake's argument parsing).
 """
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 from snakemake_interface_executor_plugins.settings import (
     CommonSettings,
@@ -30,7 +31,7 @@ def _parse_tags(text: str) -> dict[str, str]:
 
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
-    job_queue: str | None = field(
+    job_queue: Optional[str] = field(
         default=None,
         metadata={
             "help": "AWS Batch job queue for ordinary jobs (name or ARN).",
@@ -38,7 +39,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "required": True,
         },
     )
-    region: str | None = field(
+    region: Optional[str] = field(
         default=None,
         metadata={
             "help": "AWS region of the queues. Default: boto3's chain (AWS_REGION, "
@@ -46,7 +47,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "env_var": True,
         },
     )
-    job_role_arn: str | None = field(
+    job_role_arn: Optional[str] = field(
         default=None,
         metadata={
             "help": "IAM role the jobs run as (S3 access for staging comes from it). "
@@ -54,28 +55,28 @@ class ExecutorSettings(ExecutorSettingsBase):
             "env_var": True,
         },
     )
-    execution_role_arn: str | None = field(
+    execution_role_arn: Optional[str] = field(
         default=None,
         metadata={
             "help": "ECS task execution role, required for Fargate queues (image pull, logs).",
             "env_var": True,
         },
     )
-    gpu_job_queue: str | None = field(
+    gpu_job_queue: Optional[str] = field(
         default=None,
         metadata={
             "help": "Job queue for jobs with resources gpu>0 (else they use --job-queue).",
             "env_var": True,
         },
     )
-    multinode_job_queue: str | None = field(
+    multinode_job_queue: Optional[str] = field(
         default=None,
         metadata={
             "help": "Job queue for multi-node MPI jobs (EC2 on-demand, not Spot or Fargate).",
             "env_var": True,
         },
     )
-    gpu_queues: dict | None = field(
+    gpu_queues: Optional[dict] = field(
         default=None,
         metadata={
             "help": "Route rules by resources gpu_model: 'MODEL=QUEUE ...', "
@@ -85,7 +86,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "unparse_func": _unparse_mapping,
         },
     )
-    tags: dict | None = field(
+    tags: Optional[dict] = field(
         default=None,
         metadata={
             "help": "Tags for every job, 'KEY=VALUE ...' (added to the run id, rule and "

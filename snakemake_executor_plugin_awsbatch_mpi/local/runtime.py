@@ -1,0 +1,775 @@
+"""A stand-in for the Docker engine: every "container" is a local process group.
+
+moto's Batch backend runs each job in a thread that talks to ``docker.from_env()``. There is no
+Docker engine where the emulation is meant to run (laptops without Docker, CI), and pulling
+images would make a local try-out slow anyway. This module offers the small part of the
+docker-py surface that a Batch job needs (``containers.run``, ``reload``, ``status``,
+``logs``, ``wait``, ``kill``, ``remove``, ``attrs["NetworkSettings"]``) and implements it with
+``subprocess``:
+
+* Each container is one process started with ``start_new_session=True`` so that its whole
+  process group can be signalled; killing a container never leaves grand-children behind.
+  When the leader exits, the rest of its group is killed too, as when PID 1 of a container
+  exits.
+* Each container runs in a fresh temporary directory that is deleted on ``remove()``, so two
+  jobs can only exchange data through S3, as on AWS.
+* The image is not pulled. The command runs with the host's Python environment (the directory
+  of ``sys.executable`` first on ``PATH``); a warning says so once per image.
+* The environment is built from a clean base, never from the host process, so the submitter's
+  AWS credentials cannot leak into a job. The emulation injects job-role credentials and the
+  emulation endpoint last, so they win over anything the job definition says.
+* stdout and stderr are captured line by line with the time each line arrived, which gives
+  the ``<timestamp> <message>`` format that moto's log collection parses.
+* Attempt timeouts are enforced here, by killing the process group at the deadline.
+
+When called from a moto job thread, ``threading.current_thread()`` is the moto ``Job``; the
+runtime reads the job id, queue, compute environment, attempt, array index and node index from
+it to set the ``AWS_BATCH_*`` variables a real Batch container would see. Called from any
+other thread, the runtime is a plain local process launcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from ._common import (
+    JOB_ROLE_ACCESS_KEY_ID,
+    JOB_ROLE_SECRET_ACCESS_KEY,
+    NODE_ADDRESS_ENV,
+    TIMEOUT_REASON,
+)
+
+logger = logging.getLogger(__name__)
+
+# Attribute names set on moto Job objects by the emulation's patches (see patches.py); kept
+# here because the runtime reads them and must not import moto.
+NODE_OVERRIDES_ATTR = "_local_node_overrides"
+TIMED_OUT_ATTR = "_local_timed_out"
+
+# Credential-like variables a job must not bring along: the job role decides them.
+_DROPPED_CREDENTIAL_VARS = (
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
+
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of container output, stamped with the time it was read."""
+
+    timestamp: float
+    stream: str
+    text: str
+
+    def docker_format(self) -> str:
+        """``<RFC3339 UTC timestamp> <text>``, as ``docker logs --timestamps`` prints it."""
+        stamp = datetime.fromtimestamp(self.timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return f"{stamp} {self.text}"
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What the runtime learned from the moto job that asked for a container."""
+
+    job_id: str
+    queue_name: str
+    compute_environment_name: str
+    attempt: int
+    array_index: int | None = None
+    node_index: int | None = None
+    num_nodes: int | None = None
+    main_node_index: int | None = None
+    deadline: float | None = None
+
+    @property
+    def is_node(self) -> bool:
+        return self.node_index is not None
+
+    @property
+    def container_job_id(self) -> str:
+        """``AWS_BATCH_JOB_ID`` as Batch sets it: ``<id>#<node>`` inside multi-node nodes."""
+        if self.node_index is not None:
+            return f"{self.job_id}#{self.node_index}"
+        return self.job_id
+
+
+def attempt_duration_seconds(job: Any) -> float | None:
+    """Timeout of one attempt, from SubmitJob's ``timeout`` or else the job definition's."""
+    for source in (getattr(job, "timeout", None), getattr(job.job_definition, "timeout", None)):
+        if source and source.get("attemptDurationSeconds"):
+            return float(source["attemptDurationSeconds"])
+    return None
+
+
+def effective_num_nodes(job: Any) -> int:
+    """Number of nodes of a multi-node job, honouring SubmitJob's ``nodeOverrides.numNodes``."""
+    overrides = getattr(job, NODE_OVERRIDES_ATTR, None) or {}
+    if overrides.get("numNodes"):
+        return int(overrides["numNodes"])
+    return int((job.job_definition.node_properties or {}).get("numNodes", 1))
+
+
+def main_node_index(job: Any) -> int:
+    return int((job.job_definition.node_properties or {}).get("mainNode", 0))
+
+
+def _moto_job_from_thread() -> Any | None:
+    """The moto ``Job`` running in this thread, if any (moto's Job *is* a Thread)."""
+    thread = threading.current_thread()
+    if hasattr(thread, "job_id") and hasattr(thread, "job_definition"):
+        return thread
+    return None
+
+
+def _node_index_from_name(job: Any, name: str | None) -> int | None:
+    """moto names node containers ``<job name>-<job id>-<node index>``."""
+    if not name or getattr(job.job_definition, "type", None) != "multinode":
+        return None
+    tail = name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def job_context_for(job: Any, container_name: str | None) -> JobContext:
+    """Read a ``JobContext`` off a moto job (duck-typed so this module never imports moto)."""
+    queue = job.job_queue
+    environments = getattr(queue, "environments", None) or []
+    ce_name = environments[0].name if environments else ""
+    array_index = (getattr(job, "array_properties", None) or {}).get("index")
+    node_index = _node_index_from_name(job, container_name)
+    deadline = None
+    duration = attempt_duration_seconds(job)
+    if duration:
+        started: datetime | None = getattr(job, "job_started_at", None)
+        start = started.timestamp() if started and started.year > 1970 else time.time()
+        deadline = start + duration
+    return JobContext(
+        job_id=job.job_id,
+        queue_name=queue.name,
+        compute_environment_name=ce_name,
+        attempt=max(1, len(getattr(job, "attempts", None) or [])),
+        array_index=None if array_index is None else int(array_index),
+        node_index=node_index,
+        num_nodes=effective_num_nodes(job) if node_index is not None else None,
+        main_node_index=main_node_index(job) if node_index is not None else None,
+        deadline=deadline,
+    )
+
+
+class AddressAllocator:
+    """Gives each multi-node job its own block of loopback addresses.
+
+    Node ``i`` of a job gets ``127.A.B.(2+i)``. Blocks are handed out per job id from a
+    counter (A in 10..249), so concurrent multi-node jobs never share an address and a node
+    agent can bind to its address without clashing with another job's nodes.
+    """
+
+    FIRST_OCTET = 10
+    OCTET_SPAN = 240
+    MAX_NODES = 252
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blocks: dict[str, int] = {}
+        self._counter = 0
+
+    def address(self, job_id: str, node_index: int) -> str:
+        if not 0 <= node_index < self.MAX_NODES:
+            raise ValueError(f"node index {node_index} outside 0..{self.MAX_NODES - 1}")
+        with self._lock:
+            block = self._blocks.get(job_id)
+            if block is None:
+                block = self._counter % (self.OCTET_SPAN * 256)
+                self._counter += 1
+                self._blocks[job_id] = block
+        return f"127.{self.FIRST_OCTET + block // 256}.{block % 256}.{2 + node_index}"
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, read from /proc.
+
+    ``killpg(pgid, 0)`` would also count zombies, and orphaned zombies can linger for ever
+    when PID 1 does not reap (common in containers), which would make every killed container
+    look alive.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: fall back to the signal probe
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+@dataclass
+class _StartSpec:
+    name: str
+    image: str
+    command: list[str]
+    environment: dict[str, str]
+    address: str
+    context: JobContext | None
+    job: Any | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class LocalContainer:
+    """One "container": a process group in a private working directory."""
+
+    def __init__(self, runtime: LocalContainerRuntime, spec: _StartSpec, workdir: Path):
+        self._runtime = runtime
+        self.id = uuid.uuid4().hex
+        self.short_id = self.id[:12]
+        self.name = spec.name
+        self.image = spec.image
+        self.labels = spec.labels
+        self.command = spec.command
+        self.environment = spec.environment
+        self.address = spec.address
+        self.context = spec.context
+        self.job = spec.job
+        self.workdir = workdir
+        self.status = "created"
+        self.exit_code: int | None = None
+        self.start_error: str | None = None
+        self.timed_out = False
+        self.killed = False
+        self.pid: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lines: list[LogLine] = []
+        self._lines_lock = threading.Lock()
+        self._readers: list[threading.Thread] = []
+        self._exited = threading.Event()
+        self._removed = False
+        self.attrs: dict[str, Any] = {}
+        self._refresh_attrs()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        try:
+            if not self.command:
+                raise _StartFailure(EXIT_NOT_FOUND, "no command given (the image is not used)")
+            self._proc = subprocess.Popen(
+                self.command,
+                cwd=self.workdir,
+                env=self.environment,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except _StartFailure as err:
+            self._fail_start(err.exit_code, err.message)
+            return
+        except FileNotFoundError:
+            self._fail_start(
+                EXIT_NOT_FOUND, f'exec: "{self.command[0]}": executable file not found in $PATH'
+            )
+            return
+        except PermissionError:
+            self._fail_start(EXIT_CANNOT_EXECUTE, f'exec: "{self.command[0]}": permission denied')
+            return
+        except OSError as err:
+            self._fail_start(EXIT_CANNOT_EXECUTE, f'exec: "{self.command[0]}": {err}')
+            return
+        self.pid = self._proc.pid
+        self.status = "running"
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        for stream_name, pipe in (("stdout", self._proc.stdout), ("stderr", self._proc.stderr)):
+            reader = threading.Thread(
+                target=self._read_pipe,
+                args=(stream_name, pipe),
+                name=f"local-container-{self.short_id}-{stream_name}",
+                daemon=True,
+            )
+            reader.start()
+            self._readers.append(reader)
+        threading.Thread(
+            target=self._monitor, name=f"local-container-{self.short_id}-monitor", daemon=True
+        ).start()
+        self._refresh_attrs()
+
+    def _fail_start(self, exit_code: int, message: str) -> None:
+        """A container whose command cannot start exits at once, like Docker's OCI error."""
+        self.start_error = f"CannotStartContainerError: {message}"
+        self._append("stderr", message)
+        self.exit_code = exit_code
+        self.status = "exited"
+        self._exited.set()
+        self._refresh_attrs()
+
+    def _read_pipe(self, stream_name: str, pipe: IO[bytes]) -> None:
+        try:
+            for raw in iter(pipe.readline, b""):
+                self._append(stream_name, raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def _append(self, stream_name: str, text: str) -> None:
+        with self._lines_lock:
+            self._lines.append(LogLine(time.time(), stream_name, text))
+
+    def _monitor(self) -> None:
+        """Wait for the leader, enforce the deadline, then clean up the rest of the group."""
+        proc = self._proc
+        assert proc is not None
+        deadline = self.context.deadline if self.context else None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            try:
+                returncode = proc.wait(timeout=timeout)
+                break
+            except subprocess.TimeoutExpired:
+                deadline = None
+                self.timed_out = True
+                self._runtime._on_timeout(self)
+                self._terminate_group(self._runtime.stop_grace_seconds)
+        # The leader is gone: like a container whose PID 1 exited, nothing else survives.
+        self._signal_group(signal.SIGKILL)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        self.exit_code = returncode if returncode >= 0 else 128 - returncode
+        self.status = "exited"
+        self._refresh_attrs()
+        self._exited.set()
+
+    def _signal_group(self, signum: int) -> None:
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _terminate_group(self, grace: float) -> None:
+        """SIGTERM the group now and SIGKILL whatever is left after ``grace`` seconds."""
+        self.killed = True
+        self._signal_group(signal.SIGTERM)
+        if grace <= 0:
+            self._signal_group(signal.SIGKILL)
+            return
+
+        def _finish() -> None:
+            if _group_members(self.pid or -1):
+                self._signal_group(signal.SIGKILL)
+
+        timer = threading.Timer(grace, _finish)
+        timer.daemon = True
+        timer.start()
+
+    def _refresh_attrs(self) -> None:
+        self.attrs = {
+            "Id": self.id,
+            "Name": f"/{self.name}",
+            "Config": {"Image": self.image, "Labels": dict(self.labels)},
+            "State": {
+                "Status": self.status,
+                "Running": self.status == "running",
+                "ExitCode": self.exit_code if self.exit_code is not None else 0,
+                "Pid": self.pid or 0,
+                "Error": self.start_error or "",
+            },
+            "NetworkSettings": {"IPAddress": self.address, "Networks": {}},
+        }
+
+    # -- the docker-py Container surface moto uses -----------------------------------------
+
+    def reload(self) -> None:
+        self._refresh_attrs()
+
+    def wait(self, timeout: float | None = None, **_: Any) -> dict[str, Any]:
+        if not self._exited.wait(timeout):
+            raise TimeoutError(f"container {self.name} still running after {timeout}s")
+        return {"StatusCode": self.exit_code, "Error": None}
+
+    def kill(self, signal_name: str | int | None = None) -> None:
+        """Stop the container: SIGTERM the group, SIGKILL after the runtime's grace period.
+
+        An explicit signal is sent as is (``kill("SIGKILL")`` kills at once).
+        """
+        if self.status != "running":
+            return
+        if signal_name is None:
+            self._terminate_group(self._runtime.stop_grace_seconds)
+            return
+        signum = (
+            signal_name
+            if isinstance(signal_name, int)
+            else signal.Signals[
+                signal_name if str(signal_name).startswith("SIG") else f"SIG{signal_name}"
+            ].value
+        )
+        self.killed = True
+        self._signal_group(signum)
+
+    def stop(self, timeout: float | None = None) -> None:
+        if self.status == "running":
+            grace = self._runtime.stop_grace_seconds if timeout is None else timeout
+            self._terminate_group(grace)
+
+    def logs(
+        self,
+        stdout: bool = True,
+        stderr: bool = True,
+        timestamps: bool = False,
+        since: datetime | float | int | None = None,
+        until: datetime | float | int | None = None,
+        **_: Any,
+    ) -> bytes:
+        """Captured output as bytes, one line per log line, optionally timestamped."""
+        streams = {name for name, wanted in (("stdout", stdout), ("stderr", stderr)) if wanted}
+        lo = _as_epoch(since)
+        hi = _as_epoch(until)
+        out = []
+        for line in self.log_lines():
+            if line.stream not in streams:
+                continue
+            if lo is not None and line.timestamp < lo:
+                continue
+            if hi is not None and line.timestamp >= hi:
+                continue
+            out.append(line.docker_format() if timestamps else line.text)
+        return ("".join(f"{text}\n" for text in out)).encode()
+
+    def remove(self, force: bool = False, **_: Any) -> None:
+        """Kill what is left and delete the private working directory."""
+        if self.status == "running":
+            self.kill("SIGKILL")
+            self._exited.wait(5)
+        if not self._removed:
+            self._removed = True
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._runtime._forget(self)
+
+    # -- beyond docker-py ------------------------------------------------------------------
+
+    def log_lines(self, start: int = 0) -> list[LogLine]:
+        """Captured lines from index ``start`` on (lets a caller forward logs incrementally)."""
+        with self._lines_lock:
+            return self._lines[start:]
+
+    def has_exited(self) -> bool:
+        return self._exited.is_set()
+
+    def is_alive(self) -> bool:
+        """True while any non-zombie process of the container's group exists."""
+        if self.pid is None:
+            return False
+        return bool(_group_members(self.pid))
+
+
+class _StartFailure(Exception):
+    def __init__(self, exit_code: int, message: str):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.message = message
+
+
+def _as_epoch(value: datetime | float | int | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
+
+
+class LocalContainerCollection:
+    """``client.containers``: the part of docker-py's ContainerCollection moto calls."""
+
+    def __init__(self, runtime: LocalContainerRuntime):
+        self._runtime = runtime
+
+    def run(
+        self,
+        image: str,
+        command: str | list[str] | None = None,
+        *,
+        environment: dict[str, str] | list[str] | None = None,
+        name: str | None = None,
+        detach: bool = False,
+        labels: dict[str, str] | None = None,
+        **ignored: Any,
+    ) -> LocalContainer | bytes:
+        """Start a container. Mounts, networks and privileges are accepted and ignored."""
+        container = self._runtime.start(
+            image=image,
+            command=command,
+            environment=environment,
+            name=name,
+            labels=labels or {},
+            ignored=ignored,
+        )
+        if detach:
+            return container
+        container.wait()
+        output = container.logs()
+        container.remove()
+        return output
+
+    def list(self, all: bool = False, **_: Any) -> list[LocalContainer]:  # noqa: A002
+        return [c for c in self._runtime.all_containers() if all or c.status == "running"]
+
+    def get(self, container_id: str) -> LocalContainer:
+        for container in self._runtime.all_containers():
+            if container_id in (container.id, container.short_id, container.name):
+                return container
+        raise KeyError(container_id)
+
+
+class LocalContainerRuntime:
+    """The object moto's jobs get as ``docker_client``; owns every local container."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        endpoint_url: str,
+        region: str,
+        stop_grace_seconds: float = 2.0,
+    ):
+        self.workdir = Path(workdir)
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.stop_grace_seconds = stop_grace_seconds
+        self.containers = LocalContainerCollection(self)
+        self.addresses = AddressAllocator()
+        self._lock = threading.Lock()
+        self._containers: dict[str, LocalContainer] = {}
+        self._warned_images: set[str] = set()
+        self._closed = False
+
+    def ping(self) -> bool:
+        return True
+
+    def all_containers(self) -> list[LocalContainer]:
+        with self._lock:
+            return list(self._containers.values())
+
+    def live_count(self) -> int:
+        """How many containers still have a live process (zombies do not count)."""
+        return sum(1 for container in self.all_containers() if container.is_alive())
+
+    def node_address(self, job_id: str, node_index: int) -> str:
+        return self.addresses.address(job_id, node_index)
+
+    def start(
+        self,
+        *,
+        image: str,
+        command: str | list[str] | None,
+        environment: dict[str, str] | list[str] | None,
+        name: str | None,
+        labels: dict[str, str],
+        ignored: dict[str, Any] | None = None,
+    ) -> LocalContainer:
+        if self._closed:
+            raise RuntimeError("the local container runtime has been shut down")
+        self._warn_image(image)
+        if ignored:
+            logger.debug("Ignoring container options without local meaning: %s", sorted(ignored))
+        job = _moto_job_from_thread()
+        context = job_context_for(job, name) if job is not None else None
+        if context is not None and context.is_node:
+            assert context.node_index is not None
+            address = self.node_address(context.job_id, context.node_index)
+        else:
+            address = "127.0.0.1"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="container-", dir=self.workdir))
+        env = self.build_environment(workdir, _env_dict(environment), context, address)
+        spec = _StartSpec(
+            name=name or f"local-{uuid.uuid4().hex[:12]}",
+            image=image,
+            command=_command_list(command),
+            environment=env,
+            address=address,
+            context=context,
+            job=job,
+            labels=labels,
+        )
+        container = LocalContainer(self, spec, workdir)
+        with self._lock:
+            self._containers[container.id] = container
+        container._start()
+        logger.debug(
+            "Started local container %s (pid %s) for %s: %s",
+            container.name,
+            container.pid,
+            context.container_job_id if context else "no job",
+            shlex.join(container.command),
+        )
+        return container
+
+    def build_environment(
+        self,
+        workdir: Path,
+        job_env: dict[str, str],
+        context: JobContext | None,
+        address: str,
+    ) -> dict[str, str]:
+        """Clean base, then the job's variables, then Batch's, then the job role's (winning)."""
+        tmp = workdir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        host_python_dir = str(Path(sys.executable).parent)
+        path_parts = [host_python_dir]
+        for part in os.environ.get("PATH", os.defpath).split(os.pathsep):
+            if part and part not in path_parts:
+                path_parts.append(part)
+        lang = os.environ.get("LANG") or "C.UTF-8"
+        env: dict[str, str] = {
+            "PATH": os.pathsep.join(path_parts),
+            "HOME": str(workdir),
+            "TMPDIR": str(tmp),
+            "LANG": lang,
+            "LC_ALL": os.environ.get("LC_ALL") or lang,
+        }
+        venv = os.environ.get("VIRTUAL_ENV") or (
+            sys.prefix if sys.prefix != sys.base_prefix else None
+        )
+        if venv:
+            env["VIRTUAL_ENV"] = venv
+        env.update(job_env)
+        if context is not None:
+            env.update(batch_environment(context, self, address))
+            if context.is_node and context.node_index == context.main_node_index:
+                # Only children learn the main node's address, as on Batch.
+                env.pop("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS", None)
+        for name in _DROPPED_CREDENTIAL_VARS:
+            env.pop(name, None)
+        env.update(
+            {
+                "AWS_ACCESS_KEY_ID": JOB_ROLE_ACCESS_KEY_ID,
+                "AWS_SECRET_ACCESS_KEY": JOB_ROLE_SECRET_ACCESS_KEY,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+            }
+        )
+        return env
+
+    def _warn_image(self, image: str) -> None:
+        with self._lock:
+            if image in self._warned_images:
+                return
+            self._warned_images.add(image)
+        logger.warning(
+            "Image %s is not pulled: the local emulation runs the container command with the "
+            "host's Python environment (%s).",
+            image,
+            sys.executable,
+        )
+
+    def _on_timeout(self, container: LocalContainer) -> None:
+        """Record on the moto job why it is being killed, so DescribeJobs can say so."""
+        logger.info("Container %s exceeded its attempt duration; killing it", container.name)
+        job = container.job
+        if job is not None:
+            setattr(job, TIMED_OUT_ATTR, True)
+            if getattr(job, "job_stopped_reason", None) is None:
+                job.job_stopped_reason = TIMEOUT_REASON
+
+    def _forget(self, container: LocalContainer) -> None:
+        with self._lock:
+            self._containers.pop(container.id, None)
+
+    def shutdown(self, grace: float | None = None) -> None:
+        """Kill every container's process group and delete their directories; idempotent."""
+        self._closed = True
+        grace = self.stop_grace_seconds if grace is None else grace
+        containers = self.all_containers()
+        for container in containers:
+            if container.status == "running":
+                container._terminate_group(grace)
+        deadline = time.time() + grace + 5
+        for container in containers:
+            container._exited.wait(max(0.0, deadline - time.time()))
+            if container.pid is not None and _group_members(container.pid):
+                container._signal_group(signal.SIGKILL)
+        for container in containers:
+            container.remove()
+
+
+def batch_environment(context: JobContext, runtime: LocalContainerRuntime, address: str) -> dict:
+    """The ``AWS_BATCH_*`` variables AWS Batch sets inside a container of this job."""
+    env = {
+        "AWS_BATCH_JOB_ID": context.container_job_id,
+        "AWS_BATCH_JOB_ATTEMPT": str(context.attempt),
+        "AWS_BATCH_CE_NAME": context.compute_environment_name,
+        "AWS_BATCH_JQ_NAME": context.queue_name,
+    }
+    if context.array_index is not None:
+        env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(context.array_index)
+    if context.node_index is not None:
+        assert context.main_node_index is not None
+        env["AWS_BATCH_JOB_NODE_INDEX"] = str(context.node_index)
+        env["AWS_BATCH_JOB_NUM_NODES"] = str(context.num_nodes)
+        env["AWS_BATCH_JOB_MAIN_NODE_INDEX"] = str(context.main_node_index)
+        env[NODE_ADDRESS_ENV] = address
+        if context.node_index != context.main_node_index:
+            env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = runtime.node_address(
+                context.job_id, context.main_node_index
+            )
+    return env
+
+
+def _env_dict(environment: dict[str, str] | list[str] | None) -> dict[str, str]:
+    if environment is None:
+        return {}
+    if isinstance(environment, dict):
+        return {str(k): "" if v is None else str(v) for k, v in environment.items()}
+    result = {}
+    for item in environment:
+        key, _, value = item.partition("=")
+        result[key] = value
+    return result
+
+
+def _command_list(command: str | list[str] | None) -> list[str]:
+    if command is None:
+        return []
+    if isinstance(command, str):
+        return shlex.split(command)
+    return [str(part) for part in command]
