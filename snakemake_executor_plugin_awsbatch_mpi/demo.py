@@ -1,0 +1,235 @@
+"""`awsbatch-mpi demo`: the example workflow on the local emulation, start to finish.
+
+The emulation lives only as long as this process, so the demo keeps the emulated bucket in
+`<workdir>/.emulated-s3/` between runs and restores it (objects in their original order of
+modification) before Snakemake looks at it: a second run then finds the outputs up to date,
+exactly as it would against a real bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+PREFIX = "demo"
+STATE_DIR = ".emulated-s3"
+PROGRESS = re.compile(
+    r"(\d+ of \d+ steps|Nothing to be done|rule \w+:|Submitted|Error|error|Exiting because)"
+)
+
+
+def example_source() -> Path:
+    """The example workflow: shipped inside the wheel, or next to the package in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "example_workflow", here.parent / "example_workflow"):
+        if (candidate / "Snakefile").exists():
+            return candidate
+    raise FileNotFoundError("The example workflow is missing from this installation.")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    rule: str
+    job_id: str
+    status: str
+    seconds: float | None
+    vcpus: str
+    memory: str
+    gpus: str
+
+
+def _requirements(desc: dict[str, Any]) -> dict[str, str]:
+    container = desc.get("container") or {}
+    reqs = {r["type"]: r["value"] for r in container.get("resourceRequirements", [])}
+    reqs.setdefault("VCPU", str(container.get("vcpus", "?")))
+    reqs.setdefault("MEMORY", str(container.get("memory", "?")))
+    return reqs
+
+
+def collect_rows(batch: Any, queues: tuple[str, ...]) -> list[JobRow]:
+    """Every job the emulation ran, oldest first, as rows of the summary table."""
+    ids: list[str] = []
+    for queue in queues:
+        for status in ("SUCCEEDED", "FAILED", "RUNNING", "RUNNABLE", "PENDING", "SUBMITTED"):
+            summaries = batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+            ids.extend(s["jobId"] for s in summaries)
+    rows = []
+    descs = []
+    for start in range(0, len(ids), 100):
+        descs.extend(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
+    for desc in sorted(descs, key=lambda d: d.get("createdAt", 0)):
+        reqs = _requirements(desc)
+        started, stopped = desc.get("startedAt"), desc.get("stoppedAt")
+        rows.append(
+            JobRow(
+                rule=(desc.get("tags") or {}).get("snakemake-rule", desc["jobName"]),
+                job_id=desc["jobId"],
+                status=desc["status"],
+                seconds=(stopped - started) / 1000 if started and stopped else None,
+                vcpus=reqs.get("VCPU", "?"),
+                memory=reqs.get("MEMORY", "?"),
+                gpus=reqs.get("GPU", "0"),
+            )
+        )
+    return rows
+
+
+def format_table(rows: list[JobRow]) -> str:
+    header = ("rule", "Batch job id", "status", "duration", "vCPU", "MiB", "GPU")
+    body = [
+        (
+            r.rule,
+            r.job_id,
+            r.status,
+            f"{r.seconds:.1f} s" if r.seconds is not None else "-",
+            r.vcpus,
+            r.memory,
+            r.gpus,
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=False)]
+    lines = [
+        "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True))
+        for row in [header, *body]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def save_bucket(s3: Any, bucket: str, state: Path) -> None:
+    """Copy the bucket to disk with each object's modification time, oldest first."""
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    manifest = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            target = state / "objects" / obj["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, obj["Key"], str(target))
+            manifest.append({"key": obj["Key"], "modified": obj["LastModified"].timestamp()})
+    manifest.sort(key=lambda m: m["modified"])
+    (state / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def restore_bucket(s3: Any, bucket: str, state: Path) -> int:
+    """Upload a saved bucket in its original order so relative mtimes are kept."""
+    manifest_path = state / "manifest.json"
+    if not manifest_path.exists():
+        return 0
+    manifest = json.loads(manifest_path.read_text())
+    last = None
+    for entry in manifest:
+        if last is not None and entry["modified"] > last:
+            time.sleep(0.002)  # keep a strict order even within one second
+        s3.upload_file(str(state / "objects" / entry["key"]), bucket, entry["key"])
+        last = entry["modified"]
+    return len(manifest)
+
+
+def upload_inputs(s3: Any, bucket: str, workdir: Path) -> list[str]:
+    """Put the workflow's input data into the bucket when missing or changed."""
+    uploaded = []
+    for path in sorted((workdir / "data").rglob("*")):
+        if not path.is_file():
+            continue
+        key = f"{PREFIX}/{path.relative_to(workdir).as_posix()}"
+        try:
+            current = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            current = None
+        if current != path.read_bytes():
+            s3.upload_file(str(path), bucket, key)
+            uploaded.append(key)
+    return uploaded
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def run_snakemake(workdir: Path, env: dict[str, str], log_path: Path) -> int:
+    """Run Snakemake with the local profile, echoing its progress lines."""
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/local"]
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as proc,
+    ):
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if PROGRESS.search(line):
+                _say("  " + line.rstrip())
+        return proc.wait()
+
+
+def run_demo(fresh: bool = False, workdir: str | None = None) -> int:
+    from .local import LOCAL_BUCKET, LOCAL_QUEUES, LocalEmulation
+
+    started = time.monotonic()
+    work = Path(workdir or "awsbatch-mpi-demo").resolve()
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    if not work.exists():
+        shutil.copytree(example_source(), work, ignore=shutil.ignore_patterns(".snakemake"))
+        _say(f"Copied the example workflow to {work}.")
+    with LocalEmulation() as emu:
+        _say(f"Local AWS emulation listening on {emu.endpoint_url} (Batch, S3, CloudWatch Logs).")
+        env = {**os.environ, **emu.client_env()}
+        session = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=emu.region,
+        )
+        s3 = session.client("s3", endpoint_url=emu.endpoint_url)
+        batch = session.client("batch", endpoint_url=emu.endpoint_url)
+        restored = restore_bucket(s3, LOCAL_BUCKET, work / STATE_DIR)
+        if restored:
+            _say(f"Restored {restored} objects of the previous demo run into the bucket.")
+        for key in upload_inputs(s3, LOCAL_BUCKET, work):
+            _say(f"Uploaded input s3://{LOCAL_BUCKET}/{key}.")
+        _say("Running Snakemake with --executor awsbatch-mpi (profile profiles/local)...")
+        code = run_snakemake(work, env, work / "demo.log")
+        rows = collect_rows(batch, tuple(LOCAL_QUEUES))
+        save_bucket(s3, LOCAL_BUCKET, work / STATE_DIR)
+        results = work / "results"
+        shutil.rmtree(results, ignore_errors=True)
+        saved = work / STATE_DIR / "objects" / PREFIX / "results"
+        if saved.exists():
+            shutil.copytree(saved, results)
+    print()
+    if rows:
+        print(format_table(rows))
+        print()
+    elif code == 0:
+        _say(
+            "Nothing needed to be done: all outputs are up to date. "
+            "Run `awsbatch-mpi demo --fresh` to run every job again."
+        )
+    elapsed = time.monotonic() - started
+    if code == 0:
+        _say(
+            f"Done in {elapsed:.0f} s. Results are in s3://{LOCAL_BUCKET}/{PREFIX}/results/ "
+            f"(emulated), copied to {results}."
+        )
+        report = results / "report.tsv"
+        if report.exists():
+            print(report.read_text())
+    else:
+        _say(
+            f"Snakemake failed (exit code {code}) after {elapsed:.0f} s; "
+            f"the full log is {work / 'demo.log'}."
+        )
+    return code

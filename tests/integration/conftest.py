@@ -1,0 +1,46 @@
+"""A local emulation shared by the integration tests, with the client pointed at it."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+
+from snakemake_executor_plugin_awsbatch_mpi.local import LocalEmulation
+
+
+@pytest.fixture(scope="session")
+def emulation():
+    with LocalEmulation() as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulated_env(emulation, monkeypatch):
+    """Point boto3 (plugin and S3 storage plugin) at the emulation, as a user would."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name.startswith("SNAKEMAKE_AWSBATCH_MPI_"):
+            monkeypatch.delenv(name)
+    for name, value in emulation.client_env().items():
+        monkeypatch.setenv(name, value)
+    return emulation
+
+
+@pytest.fixture
+def batch_client(emulated_env):
+    return boto3.client("batch")
+
+
+def jobs_with_tag(batch, key: str, value: str, queues=("local-cpu", "local-gpu")) -> list[dict]:
+    """All jobs in the emulation carrying a tag, fully described."""
+    ids = []
+    for queue in queues:
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING",
+                       "SUCCEEDED", "FAILED"):
+            ids += [j["jobId"] for j in
+                    batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]]
+    found = []
+    for start in range(0, len(ids), 100):
+        found += batch.describe_jobs(jobs=ids[start:start + 100])["jobs"]
+    return [j for j in found if (j.get("tags") or {}).get(key) == value]

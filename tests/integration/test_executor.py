@@ -1,0 +1,225 @@
+"""Snakemake itself, through the plugin, against the local emulation (real processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from snakemake.common.tests import TestWorkflowsMinioPlayStorageBase
+
+from snakemake_executor_plugin_awsbatch_mpi import ExecutorSettings
+from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
+from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
+
+from .conftest import jobs_with_tag
+
+pytestmark = pytest.mark.integration
+
+SENT: list[tuple[str, dict]] = []
+
+
+@pytest.fixture
+def record_requests(monkeypatch):
+    """Validate every request the plugin sends against botocore's model and Batch's limits."""
+    SENT.clear()
+    original = BatchClient._call
+    operations = {
+        "submit_job": "SubmitJob",
+        "register_job_definition": "RegisterJobDefinition",
+        "describe_jobs": "DescribeJobs",
+        "terminate_job": "TerminateJob",
+    }
+
+    def spy(self, operation, **kwargs):
+        if operation in operations:
+            problems = validate_request(operations[operation], kwargs)
+            assert problems == [], f"{operation}: {problems}"
+        SENT.append((operation, kwargs))
+        return original(self, operation, **kwargs)
+
+    monkeypatch.setattr(BatchClient, "_call", spy)
+    return SENT
+
+
+class TestWorkflows(TestWorkflowsMinioPlayStorageBase):
+    """Snakemake's own `simple` and `groups` workflows, plus assertions on what Batch got."""
+
+    __test__ = True
+
+    @pytest.fixture(autouse=True)
+    def _setup(self, emulated_env, record_requests):
+        self.emu = emulated_env
+        self.started = time.time() * 1000
+        yield
+        self.check_batch_requests()
+
+    def get_executor(self) -> str:
+        return "awsbatch-mpi"
+
+    def get_executor_settings(self):
+        return ExecutorSettings(job_queue="local-cpu", gpu_job_queue="local-gpu")
+
+    def get_assume_shared_fs(self) -> bool:
+        return False
+
+    @property
+    def endpoint_url(self):
+        return self.emu.endpoint_url
+
+    @property
+    def access_key(self):
+        return "testing"
+
+    @property
+    def secret_key(self):
+        return "testing-secret-of-the-submitter"
+
+    def get_remote_execution_settings(self):
+        from snakemake import settings
+
+        return settings.RemoteExecutionSettings(seconds_between_status_checks=1)
+
+    def check_batch_requests(self):
+        submits = [kw for op, kw in SENT if op == "submit_job"]
+        registers = [kw for op, kw in SENT if op == "register_job_definition"]
+        assert submits, "no job was submitted"
+        # one shape → at most one definition for the whole run
+        assert len(registers) <= 1
+        assert len({s["jobDefinition"] for s in submits}) == 1
+        for submit in submits:
+            text = repr(submit)
+            assert self.secret_key not in text, "the submitter's secret reached Batch"
+            assert submit["containerOverrides"]["command"][:2] == ["/bin/bash", "-c"]
+            tags = submit["tags"]
+            assert {"snakemake-run-id", "snakemake-rule", "snakemake-workflow"} <= set(tags)
+        by_rule = {s["tags"]["snakemake-rule"]: s for s in submits}
+        if "b" in by_rule:  # `simple`: rule b has threads: 2, rule c mem="5MB"
+            reqs = by_rule["b"]["containerOverrides"]["resourceRequirements"]
+            assert {"type": "VCPU", "value": "2"} in reqs
+            creqs = by_rule["c"]["containerOverrides"]["resourceRequirements"]
+            assert {"type": "MEMORY", "value": "256"} in creqs
+        batch = boto3.client("batch")
+        statuses = [
+            j["status"]
+            for j in jobs_with_tag(batch, "snakemake-run-id", submits[0]["tags"]["snakemake-run-id"])
+        ]
+        assert statuses and set(statuses) == {"SUCCEEDED"}
+
+
+def write_workflow(path: Path, snakefile: str) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "Snakefile").write_text(textwrap.dedent(snakefile))
+    return path
+
+
+def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "snakemake",
+        "--executor", "awsbatch-mpi",
+        "--awsbatch-mpi-job-queue", "local-cpu",
+        "--default-storage-provider", "s3",
+        "--default-storage-prefix", f"s3://{LOCAL_BUCKET}/{workdir.name}",
+        "--jobs", "4",
+        "--seconds-between-status-checks", "1",
+        "--latency-wait", "2",
+        *extra,
+    ]
+
+
+def test_failing_rule_reports_exit_code_and_log_tail(emulated_env, tmp_path):
+    work = write_workflow(tmp_path / "failing", """
+        rule fail:
+            output: "never.txt"
+            shell: "echo 'about to fail: bad input'; exit 3"
+    """)
+    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                         timeout=180)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "exit code 3" in out
+    assert "rule 'fail'" in out
+    assert "about to fail: bad input" in out  # the log tail
+    assert "console.aws.amazon.com/batch" in out
+    logs = list((work / ".snakemake/awsbatch-mpi/logs").glob("fail-*.log"))
+    assert len(logs) == 1 and "about to fail: bad input" in logs[0].read_text()
+
+
+def test_bad_resource_stops_before_any_submission(emulated_env, tmp_path, batch_client):
+    work = write_workflow(tmp_path / "badres", """
+        rule ok:
+            output: "ok.txt"
+            shell: "touch {output}"
+        rule bad:
+            input: "ok.txt"
+            output: "bad.txt"
+            resources: gpu="two"
+            shell: "touch {output}"
+    """)
+    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                         timeout=120)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Rule 'bad'" in out and "gpu='two'" in out and "whole number" in out
+    assert jobs_with_tag(batch_client, "snakemake-workflow", "badres") == []
+
+
+def test_ctrl_c_terminates_every_job(emulated_env, tmp_path, batch_client):
+    work = write_workflow(tmp_path / "cancelme", """
+        rule all:
+            input: expand("s{i}.txt", i=range(3))
+        rule sleepy:
+            output: "s{i}.txt"
+            shell: "sleep 300; touch {output}"
+    """)
+    proc = subprocess.Popen(snakemake_cmd(work), cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 90
+    running: list[dict] = []
+    while time.time() < deadline:
+        running = [j for j in jobs_with_tag(batch_client, "snakemake-workflow", "cancelme")
+                   if j["status"] == "RUNNING"]
+        if len(running) == 3:
+            break
+        time.sleep(0.5)
+    assert len(running) == 3, "jobs never started"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert "Terminated 3 AWS Batch job(s)" in out
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        states = {j["status"] for j in jobs_with_tag(batch_client, "snakemake-workflow",
+                                                     "cancelme")}
+        if states == {"FAILED"}:
+            break
+        time.sleep(0.5)
+    assert states == {"FAILED"}
+    assert emulated_env.running_containers() == 0
+
+
+def test_throttling_is_survived(emulated_env, tmp_path, monkeypatch):
+    """30 % of Batch API answers are throttling errors: the run still succeeds."""
+    from snakemake_executor_plugin_awsbatch_mpi.local import throttle_batch_api
+
+    work = write_workflow(tmp_path / "throttled", """
+        rule all:
+            input: expand("t{i}.txt", i=range(3))
+        rule t:
+            output: "t{i}.txt"
+            shell: "echo {wildcards.i} > {output}"
+    """)
+    with throttle_batch_api(emulated_env, fraction=0.3) as counter:
+        run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                             timeout=240, env=os.environ.copy())
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert counter["throttled"] > 0
+    s3 = boto3.client("s3")
+    body = s3.get_object(Bucket=LOCAL_BUCKET, Key="throttled/t2.txt")["Body"].read()
+    assert body == b"2\n"
