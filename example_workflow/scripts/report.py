@@ -47,7 +47,7 @@ def write_report(path: str, tables: list[str], embeddings: list[str]) -> int:
 
 def main(smk: Any) -> None:
     n = write_report(smk.output.tsv, list(smk.input.tables), list(smk.input.embeddings))
-    job_logger("report", list(smk.log))(f"{n} samples -> {smk.output.tsv}")
+    job_logger("report", list(smk.log))(f"wrote results/report.tsv with {n} samples")
 
 
 if __name__ == "__main__":
