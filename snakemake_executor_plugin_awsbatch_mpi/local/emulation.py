@@ -1,0 +1,387 @@
+"""Start and stop the local AWS emulation (moto server + local container runtime).
+
+The emulation is one moto server, in this process, listening on a loopback port. Clients
+(the executor plugin, Snakemake's S3 storage plugin, jobs themselves) reach it through plain
+boto3 with ``AWS_ENDPOINT_URL`` set, so the code under test is the same code that talks to
+AWS. Batch jobs run as local process groups (see :mod:`.runtime`), with moto's gaps patched
+(see :mod:`.patches`).
+
+moto keeps its state in process-wide globals and the patches are process-wide too, so only
+one emulation can run per process; :meth:`LocalEmulation.start` refuses a second one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._common import (
+    ALL_LOCAL_QUEUES,
+    CLIENT_ACCESS_KEY_ID,
+    CLIENT_SECRET_ACCESS_KEY,
+    LOCAL_BUCKET,
+    LOCAL_FARGATE_QUEUE,
+    EmulationError,
+)
+
+if TYPE_CHECKING:
+    from .runtime import LocalContainerRuntime
+
+logger = logging.getLogger(__name__)
+
+LOG_GROUP = "/aws/batch/job"
+STOPPED_REASON = "Local emulation stopped"
+
+_active_lock = threading.Lock()
+_active: LocalEmulation | None = None
+
+# queue name -> (compute environment name, instance types or None for Fargate)
+_COMPUTE: dict[str, tuple[str, list[str] | None]] = {
+    "local-cpu": ("local-cpu-ce", ["optimal"]),
+    "local-gpu": ("local-gpu-ce", ["g4dn"]),
+    "local-mpi": ("local-mpi-ce", ["c5n"]),
+    LOCAL_FARGATE_QUEUE: ("local-fargate-ce", None),
+}
+assert tuple(_COMPUTE) == ALL_LOCAL_QUEUES
+
+
+def _trust_policy(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def loopback_host(host: str) -> str:
+    """Return ``host`` as an address in 127.0.0.0/8, or refuse it.
+
+    The emulation accepts any credentials and runs arbitrary commands from SubmitJob, so it
+    must never be reachable from another machine.
+    """
+    candidate = "127.0.0.1" if host == "localhost" else host
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError as err:
+        raise EmulationError(
+            f"Refusing host {host!r}: the local emulation only listens on a loopback address "
+            "(127.0.0.0/8), because it runs any submitted command without authentication."
+        ) from err
+    if not (address.version == 4 and address in ipaddress.ip_network("127.0.0.0/8")):
+        raise EmulationError(
+            f"Refusing host {host!r}: the local emulation only listens on a loopback address "
+            "(127.0.0.0/8), because it runs any submitted command without authentication."
+        )
+    return str(address)
+
+
+def _make_server(host: str, port: int) -> Any:
+    """A moto server bound *now*, so a taken port raises here instead of hanging a thread.
+
+    (moto's ThreadedMotoServer binds inside its thread; when that fails, ``start()`` waits
+    for ever.)
+    """
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class _QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+        """Request lines go to our debug log, not to werkzeug's own stderr handler."""
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            logger.debug('"%s" %s %s', getattr(self, "requestline", ""), code, size)
+
+    class _BoundMotoServer(ThreadedMotoServer):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__(ip_address=host, port=port, verbose=False)
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(host, port, app, True, request_handler=_QuietHandler)
+
+        def start(self) -> None:
+            assert self._server is not None
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="local-aws-emulation", daemon=True
+            )
+            self._thread.start()
+            self._server_ready_event.set()
+
+        def stop(self) -> None:
+            super().stop()
+            self._server.server_close()
+
+    return _BoundMotoServer()
+
+
+class LocalEmulation:
+    """AWS Batch + S3 + CloudWatch Logs on loopback, with jobs as local processes.
+
+    ``start()`` creates what a plugin user would otherwise set up in AWS: IAM roles and an
+    instance profile, a VPC with a subnet and security group, one compute environment per
+    queue (managed EC2 for ``local-cpu``/``local-gpu``/``local-mpi``, Fargate for
+    ``local-fargate``), the ENABLED queues, the ``snakemake-local`` bucket and the
+    ``/aws/batch/job`` log group.
+    """
+
+    #: Seconds between SIGTERM and SIGKILL when a container is stopped.
+    stop_grace_seconds: float = 2.0
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        region: str = "us-east-1",
+        workdir: Path | None = None,
+    ):
+        self.port = port
+        self.host = host
+        self.region = region
+        self.workdir: Path | None = Path(workdir) if workdir is not None else None
+        self._owns_workdir = workdir is None
+        self.endpoint_url = ""
+        self.job_role_arn = ""
+        self.execution_role_arn = ""
+        self.service_role_arn = ""
+        self.instance_profile_arn = ""
+        self.bucket = LOCAL_BUCKET
+        self.log_group = LOG_GROUP
+        self.queue_arns: dict[str, str] = {}
+        self.compute_environment_names: dict[str, str] = {
+            queue: ce for queue, (ce, _) in _COMPUTE.items()
+        }
+        self.subnet_id = ""
+        self.security_group_id = ""
+        self._server: Any = None
+        self._runtime: LocalContainerRuntime | None = None
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> LocalEmulation:
+        global _active
+        if self._started:
+            return self
+        host = loopback_host(self.host)
+        try:
+            server = _make_server(host, self.port)
+        except OSError as err:
+            raise EmulationError(
+                f"Cannot listen on {host}:{self.port} ({err.strerror or err}): the port is "
+                "probably in use. Choose another one with --port N, or --port 0 for any free "
+                "port."
+            ) from err
+        with _active_lock:
+            if _active is not None:
+                server._server.server_close()
+                raise EmulationError(
+                    "Another LocalEmulation is already running in this process (moto's state "
+                    f"is process-wide): {_active.endpoint_url}. Stop it first."
+                )
+            _active = self
+        self._server = server
+        self._started = True
+        try:
+            self._start(server)
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("Local AWS emulation listening on %s", self.endpoint_url)
+        return self
+
+    def _start(self, server: Any) -> None:
+        from . import patches
+        from .runtime import LocalContainerRuntime
+
+        server.start()
+        bound_host, self.port = server.get_host_and_port()
+        self.endpoint_url = f"http://{bound_host}:{self.port}"
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="awsbatch-mpi-local-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._runtime = LocalContainerRuntime(
+            self.workdir / "containers",
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            stop_grace_seconds=self.stop_grace_seconds,
+        )
+        patches.install(self._runtime)
+        # Fresh moto state, the docker-backed Batch (not the "simple" one that runs nothing)
+        # and moto's default job state machine, whatever earlier users of moto left behind.
+        self._moto_api("reset", {})
+        self._moto_api("config", {"batch": {"use_docker": True}})
+        from moto.moto_api import state_manager
+
+        state_manager.unset_transition("batch::job")
+        self._create_resources()
+
+    def stop(self) -> None:
+        """Kill every container process group, stop the server, remove the patches."""
+        global _active
+        if not self._started:
+            return
+        from . import patches
+
+        try:
+            for job in patches.live_jobs():
+                job.terminate(STOPPED_REASON)
+            if self._runtime is not None:
+                self._runtime.shutdown()
+            for job in patches.live_jobs():
+                job.join(timeout=2)
+        finally:
+            try:
+                if self._server is not None:
+                    if self._server._thread is not None:
+                        self._server.stop()
+                    else:
+                        self._server._server.server_close()
+            finally:
+                patches.uninstall()
+                if self._owns_workdir and self.workdir is not None:
+                    shutil.rmtree(self.workdir, ignore_errors=True)
+                    self.workdir = None
+                self._started = False
+                self._server = None
+                with _active_lock:
+                    if _active is self:
+                        _active = None
+        logger.info("Local AWS emulation stopped")
+
+    def __enter__(self) -> LocalEmulation:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- for clients and tests -------------------------------------------------------------
+
+    def client_env(self) -> dict[str, str]:
+        """Environment a client shell needs to talk to the emulation with plain boto3."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": CLIENT_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": CLIENT_SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+    def running_containers(self) -> int:
+        """Local container processes still alive (0 after ``stop()``: no orphans)."""
+        return self._runtime.live_count() if self._runtime is not None else 0
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    def boto3_client(self, service: str) -> Any:
+        """A boto3 client for ``service`` pointed at the emulation with the client dummies."""
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=CLIENT_ACCESS_KEY_ID,
+            aws_secret_access_key=CLIENT_SECRET_ACCESS_KEY,
+            region_name=self.region,
+        ).client(service, endpoint_url=self.endpoint_url)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _moto_api(self, action: str, payload: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            f"{self.endpoint_url}/moto-api/{action}",
+            data=json.dumps(payload).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+    def _create_resources(self) -> None:
+        iam = self.boto3_client("iam")
+        ec2 = self.boto3_client("ec2")
+        batch = self.boto3_client("batch")
+        s3 = self.boto3_client("s3")
+        logs = self.boto3_client("logs")
+
+        self.service_role_arn = iam.create_role(
+            RoleName="local-batch-service-role",
+            AssumeRolePolicyDocument=_trust_policy("batch.amazonaws.com"),
+        )["Role"]["Arn"]
+        iam.create_role(
+            RoleName="local-ecs-instance-role",
+            AssumeRolePolicyDocument=_trust_policy("ec2.amazonaws.com"),
+        )
+        self.instance_profile_arn = iam.create_instance_profile(
+            InstanceProfileName="local-ecs-instance-profile"
+        )["InstanceProfile"]["Arn"]
+        iam.add_role_to_instance_profile(
+            InstanceProfileName="local-ecs-instance-profile", RoleName="local-ecs-instance-role"
+        )
+        self.job_role_arn = iam.create_role(
+            RoleName="local-batch-job-role",
+            AssumeRolePolicyDocument=_trust_policy("ecs-tasks.amazonaws.com"),
+        )["Role"]["Arn"]
+        self.execution_role_arn = iam.create_role(
+            RoleName="local-ecs-task-execution-role",
+            AssumeRolePolicyDocument=_trust_policy("ecs-tasks.amazonaws.com"),
+        )["Role"]["Arn"]
+
+        vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        self.subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24")["Subnet"][
+            "SubnetId"
+        ]
+        self.security_group_id = ec2.create_security_group(
+            GroupName="local-batch", Description="local AWS Batch emulation", VpcId=vpc_id
+        )["GroupId"]
+
+        for queue, (ce_name, instance_types) in _COMPUTE.items():
+            resources: dict[str, Any] = {
+                "maxvCpus": 256,
+                "subnets": [self.subnet_id],
+                "securityGroupIds": [self.security_group_id],
+            }
+            if instance_types is None:
+                resources["type"] = "FARGATE"
+            else:
+                resources.update(
+                    type="EC2",
+                    minvCpus=0,
+                    instanceTypes=instance_types,
+                    instanceRole=self.instance_profile_arn,
+                )
+            ce_arn = batch.create_compute_environment(
+                computeEnvironmentName=ce_name,
+                type="MANAGED",
+                state="ENABLED",
+                computeResources=resources,
+                serviceRole=self.service_role_arn,
+            )["computeEnvironmentArn"]
+            self.queue_arns[queue] = batch.create_job_queue(
+                jobQueueName=queue,
+                state="ENABLED",
+                priority=1,
+                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce_arn}],
+            )["jobQueueArn"]
+
+        if self.region == "us-east-1":
+            s3.create_bucket(Bucket=self.bucket)
+        else:
+            s3.create_bucket(
+                Bucket=self.bucket,
+                CreateBucketConfiguration={"LocationConstraint": self.region},
+            )
+        logs.create_log_group(logGroupName=self.log_group)

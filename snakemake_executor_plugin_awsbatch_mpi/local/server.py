@@ -1,0 +1,68 @@
+"""``awsbatch-mpi local``: run the emulation in the foreground until interrupted."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from ._common import ALL_LOCAL_QUEUES
+from .emulation import LocalEmulation
+
+logger = logging.getLogger(__name__)
+
+
+def describe_environment(emu: LocalEmulation) -> str:
+    """Shell lines (``export ...``) and notes a user needs to point a client at ``emu``.
+
+    Comment lines start with ``#``, so the text can be pasted or ``eval``-ed as is.
+    """
+    lines = ["# Local AWS emulation (AWS Batch, S3, CloudWatch Logs). In another shell:"]
+    lines += [f"export {name}={value}" for name, value in emu.client_env().items()]
+    lines += [
+        f"# Job queues: {' '.join(ALL_LOCAL_QUEUES)}",
+        f"# Bucket: s3://{emu.bucket}",
+        f"# Job role ARN: {emu.job_role_arn}",
+        f"# Logs: CloudWatch Logs group {emu.log_group}",
+        "# Jobs run as local processes with this machine's Python environment; "
+        "press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def serve_forever(
+    port: int,
+    on_ready: Callable[[LocalEmulation], None] | None = None,
+) -> None:
+    """Run the emulation on ``port`` until Ctrl-C or SIGTERM, then stop everything.
+
+    The environment lines are logged at INFO level; a caller that wants to print them itself
+    passes ``on_ready`` (called with the started emulation before blocking) and calls
+    :func:`describe_environment`.
+    """
+    stop = threading.Event()
+    previous: dict[int, object] = {}
+
+    def _request_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("Received signal %s; stopping the local emulation", signum)
+        stop.set()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        with LocalEmulation(port=port) as emu:
+            for line in describe_environment(emu).splitlines():
+                logger.info("%s", line)
+            if on_ready is not None:
+                on_ready(emu)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                logger.info("Interrupted; stopping the local emulation")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
