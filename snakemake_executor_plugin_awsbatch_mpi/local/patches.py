@@ -18,8 +18,9 @@ gap between moto and AWS Batch that a client of the plugin would trip over:
     * forwards output to CloudWatch Logs while the job runs, one stream per container
       (moto wrote all nodes into one stream, and only after the job ended);
     * records exit code, container reason and status reason on the job and its attempt.
-``Job.describe``
-    adds ``container.exitCode`` and ``container.reason`` (also in ``attempts[-1]``), a
+``Job.describe`` / ``Job.describe_short``
+    omit ``startedAt`` for jobs that never started (moto said 0), and add
+    ``container.exitCode`` and ``container.reason`` (also in ``attempts[-1]``), a
     ``statusReason`` for failed jobs, and the effective ``nodeProperties`` of multi-node jobs.
 ``Job._get_container_property``
     stops appending a duplicate ``AWS_BATCH_JOB_ID`` to the job's environment on every
@@ -120,6 +121,7 @@ def install(runtime: LocalContainerRuntime) -> None:
             (Job, "docker_client", property(_docker_client)),
             (Job, "run", _run_job),
             (Job, "describe", _describe),
+            (Job, "describe_short", _describe_short),
             (Job, "_get_container_property", _get_container_property),
             (Job, "status", property(_status_get, _status_set)),
             (Job, "terminate", _terminate),
@@ -495,6 +497,14 @@ def _get_container_property(self: Job, p: str, default: Any) -> Any:
     job_env = [e for e in job_env if e["name"] != "AWS_BATCH_JOB_ID"]
     job_env.append({"name": "AWS_BATCH_JOB_ID", "value": self.job_id})
     return job_env
+
+
+def _describe_short(self: Job) -> dict[str, Any]:
+    result = _original(Job, "describe_short")(self)
+    if self.job_started_at.year <= 1970:
+        # moto reports startedAt=0 for jobs that failed before starting; AWS omits it.
+        result.pop("startedAt", None)
+    return result
 
 
 def _effective_node_properties(job: Job) -> dict[str, Any]:

@@ -253,7 +253,7 @@ class _StartSpec:
 class LocalContainer:
     """One "container": a process group in a private working directory."""
 
-    def __init__(self, runtime: LocalContainerRuntime, spec: _StartSpec, workdir: Path):
+    def __init__(self, runtime: LocalContainerRuntime, spec: _StartSpec, root: Path):
         self._runtime = runtime
         self.id = uuid.uuid4().hex
         self.short_id = self.id[:12]
@@ -265,7 +265,8 @@ class LocalContainer:
         self.address = spec.address
         self.context = spec.context
         self.job = spec.job
-        self.workdir = workdir
+        self.root = root
+        self.workdir = root / "work"
         self.status = "created"
         self.exit_code: int | None = None
         self.start_error: str | None = None
@@ -482,7 +483,7 @@ class LocalContainer:
             self._exited.wait(5)
         if not self._removed:
             self._removed = True
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            shutil.rmtree(self.root, ignore_errors=True)
             self._runtime._forget(self)
 
     # -- beyond docker-py ------------------------------------------------------------------
@@ -618,8 +619,11 @@ class LocalContainerRuntime:
         else:
             address = "127.0.0.1"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="container-", dir=self.workdir))
-        env = self.build_environment(workdir, _env_dict(environment), context, address)
+        # <root>/work is the working directory and HOME, <root>/tmp is TMPDIR.
+        root = Path(tempfile.mkdtemp(prefix="container-", dir=self.workdir))
+        (root / "work").mkdir()
+        (root / "tmp").mkdir()
+        env = self.build_environment(root, _env_dict(environment), context, address)
         spec = _StartSpec(
             name=name or f"local-{uuid.uuid4().hex[:12]}",
             image=image,
@@ -630,7 +634,7 @@ class LocalContainerRuntime:
             job=job,
             labels=labels,
         )
-        container = LocalContainer(self, spec, workdir)
+        container = LocalContainer(self, spec, root)
         with self._lock:
             self._containers[container.id] = container
         container._start()
@@ -645,14 +649,12 @@ class LocalContainerRuntime:
 
     def build_environment(
         self,
-        workdir: Path,
+        root: Path,
         job_env: dict[str, str],
         context: JobContext | None,
         address: str,
     ) -> dict[str, str]:
         """Clean base, then the job's variables, then Batch's, then the job role's (winning)."""
-        tmp = workdir / "tmp"
-        tmp.mkdir(exist_ok=True)
         host_python_dir = str(Path(sys.executable).parent)
         path_parts = [host_python_dir]
         for part in os.environ.get("PATH", os.defpath).split(os.pathsep):
@@ -661,8 +663,8 @@ class LocalContainerRuntime:
         lang = os.environ.get("LANG") or "C.UTF-8"
         env: dict[str, str] = {
             "PATH": os.pathsep.join(path_parts),
-            "HOME": str(workdir),
-            "TMPDIR": str(tmp),
+            "HOME": str(root / "work"),
+            "TMPDIR": str(root / "tmp"),
             "LANG": lang,
             "LC_ALL": os.environ.get("LC_ALL") or lang,
         }
