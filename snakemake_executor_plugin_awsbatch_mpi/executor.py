@@ -7,6 +7,7 @@ reports to Snakemake and keeps the per-run state (warnings given, jobs Batch has
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -162,6 +163,9 @@ class Executor(RemoteExecutor):
                     "snakemake-rule": request.rule[:256],
                     "snakemake-workflow": self.workflow_name[:256],
                 },
+                # Authenticates the nodes of a multi-node job to each other; travels only in
+                # this job's own overrides.
+                mpi_secret=secrets.token_hex(32),
             )
         except ResourceError as err:
             raise WorkflowError(str(err)) from None

@@ -53,11 +53,27 @@ def container_properties(shape: JobShape) -> dict[str, Any]:
 
 def register_payload(shape: JobShape) -> dict[str, Any]:
     """RegisterJobDefinition request for a shape; the name is the hash of the body."""
-    body: dict[str, Any] = {
-        "type": "container",
-        "platformCapabilities": [shape.platform.value],
-        "containerProperties": container_properties(shape),
-    }
+    body: dict[str, Any]
+    if shape.multinode:
+        body = {
+            "type": "multinode",
+            "platformCapabilities": ["EC2"],
+            "nodeProperties": {
+                "numNodes": 1,
+                "mainNode": 0,
+                # An open range: SubmitJob's nodeOverrides.numNodes picks the node count, so
+                # one definition serves every MPI rule of this shape.
+                "nodeRangeProperties": [
+                    {"targetNodes": "0:", "container": container_properties(shape)}
+                ],
+            },
+        }
+    else:
+        body = {
+            "type": "container",
+            "platformCapabilities": [shape.platform.value],
+            "containerProperties": container_properties(shape),
+        }
     name = job_definition_name(body)
     return {
         "jobDefinitionName": name,
@@ -84,17 +100,26 @@ def submit_payload(
     spec: JobSpec, job_definition: str, depends_on: list[str] | None = None
 ) -> dict[str, Any]:
     """SubmitJob request for one job; `job_definition` is a name, name:revision or ARN."""
+    overrides: dict[str, Any] = {
+        "command": list(spec.command),
+        "environment": [{"name": k, "value": v} for k, v in spec.environment],
+        "resourceRequirements": resource_requirements(spec),
+    }
     payload: dict[str, Any] = {
         "jobName": spec.name,
         "jobQueue": spec.queue,
         "jobDefinition": job_definition,
-        "containerOverrides": {
-            "command": list(spec.command),
-            "environment": [{"name": k, "value": v} for k, v in spec.environment],
-            "resourceRequirements": resource_requirements(spec),
-        },
         "propagateTags": True,
     }
+    if spec.mpi is None:
+        payload["containerOverrides"] = overrides
+    else:
+        if spec.mpi.instance_type:
+            overrides["instanceType"] = spec.mpi.instance_type
+        payload["nodeOverrides"] = {
+            "numNodes": spec.mpi.nodes,
+            "nodePropertyOverrides": [{"targetNodes": "0:", "containerOverrides": overrides}],
+        }
     if spec.tags:
         payload["tags"] = dict(spec.tags)
     if spec.timeout_seconds:

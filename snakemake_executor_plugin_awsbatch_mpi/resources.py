@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .spec import JobShape, JobSize, JobSpec, Platform, QueueInfo, ResourceError
+from .spec import JobShape, JobSize, JobSpec, MpiLayout, Platform, QueueInfo, ResourceError
 
 # Snakemake's own test workflows ask for mem="5MB"; a Python process running Snakemake needs
 # far more. Requests below the floor are raised to it (never rejected, never shrunk).
@@ -19,6 +19,10 @@ MEMORY_FLOOR_MIB = 256
 DEFAULT_MEMORY_MIB = 2048
 MIN_TIMEOUT_SECONDS = 60
 MAX_PRIORITY = 9999
+MAX_NODES = 1000
+# The container entry point of every node of a multi-node job (see mpi/__main__.py).
+MPI_AGENT_COMMAND = ("/bin/bash", "-c", "exec python -m snakemake_executor_plugin_awsbatch_mpi.mpi")
+DEFAULT_JOIN_TIMEOUT_SECONDS = 600
 FARGATE_MIN_EPHEMERAL_GIB = 21
 FARGATE_MAX_EPHEMERAL_GIB = 200
 
@@ -32,6 +36,7 @@ FARGATE_SIZES: dict[float, tuple[int, int, int]] = {
     8.0: (16384, 61440, 4096),
     16.0: (32768, 122880, 8192),
 }
+
 
 @dataclass(frozen=True)
 class JobRequest:
@@ -159,6 +164,16 @@ def resolve_queue(request: JobRequest, settings: TranslationSettings) -> str:
     rule = request.rule
     if res.get("awsbatch_queue") not in (None, ""):
         return str(res["awsbatch_queue"])
+    if mpi_layout_of(request) is not None:
+        if not settings.multinode_job_queue:
+            raise ResourceError(
+                rule,
+                "mpi",
+                res.get("mpi"),
+                "multi-node MPI jobs need a queue: set --awsbatch-mpi-multinode-job-queue "
+                "(an EC2 on-demand queue) or resources: awsbatch_queue='<queue>'.",
+            )
+        return settings.multinode_job_queue
     manufacturer = res.get("gpu_manufacturer")
     if manufacturer not in (None, "") and str(manufacturer).lower() != "nvidia":
         raise ResourceError(
@@ -212,15 +227,124 @@ def _container_options(request: JobRequest) -> tuple[int | None, int | None, boo
     return priority, shm, privileged
 
 
-def _validate_mpi(request: JobRequest) -> None:
-    res = request.resources
-    if res.get("mpi") not in (None, "") or res.get("tasks") not in (None, "", 1):
+def _given(res: Mapping[str, object], name: str) -> bool:
+    return res.get(name) not in (None, "")
+
+
+def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
+    """Spread `tasks` over nodes the way the rule asks, or None for a non-MPI rule.
+
+    `nodes` and/or `tasks_per_node` fix the layout and must divide `tasks` exactly. With
+    neither, the rule's `threads` is the vCPU count of one node and as many nodes as needed
+    are used: with `cpus_per_task` c, each node runs threads // c tasks.
+    """
+    res, rule = request.resources, request.rule
+    has_mpi, has_tasks = _given(res, "mpi"), _given(res, "tasks")
+    if not has_mpi:
+        if has_tasks and _positive_int(rule, "tasks", res["tasks"]) > 1:
+            raise ResourceError(
+                rule,
+                "tasks",
+                res["tasks"],
+                "tasks > 1 needs an MPI launcher: add resources: mpi='mpirun' and call "
+                "{resources.mpi} -n {resources.tasks} in the shell command.",
+            )
+        for name in ("nodes", "tasks_per_node"):
+            if _given(res, name) and _positive_int(rule, name, res[name]) > 1:
+                raise ResourceError(
+                    rule,
+                    name,
+                    res[name],
+                    "several nodes need an MPI rule: add resources: mpi='mpirun' and tasks=N.",
+                )
+        return None
+    if not has_tasks:
         raise ResourceError(
-            request.rule,
-            "mpi" if res.get("mpi") not in (None, "") else "tasks",
-            res.get("mpi") or res.get("tasks"),
-            "multi-node MPI jobs are not available in this version of the plugin; remove the "
-            "mpi/tasks resources or run this rule elsewhere.",
+            rule,
+            "mpi",
+            res["mpi"],
+            "an MPI rule needs the number of ranks: add resources: tasks=N.",
+        )
+    tasks = _positive_int(rule, "tasks", res["tasks"])
+    cpus = (
+        _positive_int(rule, "cpus_per_task", res["cpus_per_task"])
+        if _given(res, "cpus_per_task")
+        else 1
+    )
+    nodes = _positive_int(rule, "nodes", res["nodes"]) if _given(res, "nodes") else None
+    per_node = (
+        _positive_int(rule, "tasks_per_node", res["tasks_per_node"])
+        if _given(res, "tasks_per_node")
+        else None
+    )
+    if per_node is not None:
+        if tasks % per_node:
+            raise ResourceError(
+                rule,
+                "tasks_per_node",
+                per_node,
+                f"tasks={tasks} is not a multiple of tasks_per_node={per_node}; make tasks a "
+                "multiple of it or drop tasks_per_node.",
+            )
+        if nodes is not None and nodes * per_node != tasks:
+            raise ResourceError(
+                rule,
+                "nodes",
+                nodes,
+                f"nodes={nodes} x tasks_per_node={per_node} must equal tasks={tasks}.",
+            )
+        nodes = tasks // per_node
+    elif nodes is not None:
+        if tasks % nodes:
+            raise ResourceError(
+                rule,
+                "nodes",
+                nodes,
+                f"tasks={tasks} cannot be spread evenly over {nodes} nodes; make tasks a "
+                "multiple of nodes or set tasks_per_node.",
+            )
+        per_node = tasks // nodes
+    else:
+        threads = _positive_int(rule, "threads", request.threads)
+        per_node = max(1, threads // cpus)
+        nodes = math.ceil(tasks / per_node)
+        per_node = min(per_node, tasks)
+    if nodes > MAX_NODES:
+        raise ResourceError(rule, "nodes", nodes, f"AWS Batch runs at most {MAX_NODES} nodes.")
+    gpus = gpus_of(request)
+    instance = res.get("awsbatch_instance_type")
+    return MpiLayout(
+        nodes=nodes,
+        tasks=tasks,
+        tasks_per_node=per_node,
+        cpus_per_task=cpus,
+        slots_per_node=gpus if gpus else per_node,
+        instance_type=str(instance) if instance not in (None, "") else None,
+    )
+
+
+def mpi_environment(
+    layout: MpiLayout, command: tuple[str, ...], secret: str, join_timeout: int
+) -> dict[str, str]:
+    """What the node agent reads: the Snakemake command to run, the layout, the job secret."""
+    return {
+        "AWSBATCH_MPI_COMMAND": command[-1],
+        "AWSBATCH_MPI_SECRET": secret,
+        "AWSBATCH_MPI_SLOTS": str(layout.slots_per_node),
+        "AWSBATCH_MPI_TASKS": str(layout.tasks),
+        "AWSBATCH_MPI_JOIN_TIMEOUT": str(join_timeout),
+    }
+
+
+def _check_multinode_queue(rule: str, queue: QueueInfo) -> None:
+    if queue.platform is Platform.FARGATE or queue.spot_only:
+        kind = "Fargate" if queue.platform is Platform.FARGATE else "Spot"
+        raise ResourceError(
+            rule,
+            "mpi",
+            queue.name,
+            f"queue '{queue.name}' runs on {kind}, where AWS Batch cannot run multi-node "
+            "jobs; use an EC2 on-demand queue (--awsbatch-mpi-multinode-job-queue).",
         )
 
 
@@ -232,14 +356,30 @@ def translate(
     environment: Mapping[str, str],
     name: str,
     run_tags: Mapping[str, str],
+    mpi_secret: str = "",
 ) -> JobSpec:
-    """Build the full `JobSpec`; raises `ResourceError` for anything Batch would refuse."""
+    """Build the full `JobSpec`; raises `ResourceError` for anything Batch would refuse.
+
+    For an MPI rule, `command` (Snakemake's job command) is handed to the node agent through
+    the environment, together with `mpi_secret`, and the agent becomes the command of every
+    node; sizes are per node.
+    """
     rule = request.rule
     res = request.resources
-    _validate_mpi(request)
+    layout = mpi_layout_of(request)
     warnings: list[str] = []
 
     vcpus: float = vcpus_of(request)
+    if layout is not None:
+        _check_multinode_queue(rule, queue)
+        vcpus = layout.tasks_per_node * layout.cpus_per_task
+        if len(mpi_secret) < 32:
+            raise ValueError("an MPI job needs a secret of at least 32 characters")
+        environment = {
+            **environment,
+            **mpi_environment(layout, command, mpi_secret, DEFAULT_JOIN_TIMEOUT_SECONDS),
+        }
+        command = MPI_AGENT_COMMAND
     memory = memory_mib_of(request, settings.default_memory_mib)
     gpus = gpus_of(request)
     timeout = timeout_of(request)
@@ -319,6 +459,7 @@ def translate(
         ),
         ephemeral_storage_gib=ephemeral_gib,
         assign_public_ip=settings.assign_public_ip and queue.platform is Platform.FARGATE,
+        multinode=layout is not None,
     )
     return JobSpec(
         rule=rule,
@@ -333,13 +474,14 @@ def translate(
         priority=priority,
         share=str(res["awsbatch_share"]) if res.get("awsbatch_share") not in (None, "") else None,
         tags=tuple(sorted(tags.items())),
+        mpi=layout,
         warnings=tuple(warnings),
     )
 
 
 def validate_request(request: JobRequest, settings: TranslationSettings) -> None:
     """Cheap checks that need no queue information (used to vet the whole DAG up front)."""
-    _validate_mpi(request)
+    mpi_layout_of(request)
     vcpus_of(request)
     memory_mib_of(request, settings.default_memory_mib)
     gpus_of(request)

@@ -27,8 +27,7 @@ class ResourceError(ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(
-            f"Rule '{rule}': resource '{resource}={value!r}' cannot be run on AWS Batch: "
-            f"{allowed}"
+            f"Rule '{rule}': resource '{resource}={value!r}' cannot be run on AWS Batch: {allowed}"
         )
 
 
@@ -58,6 +57,9 @@ class JobShape:
     # Fargate only: ephemeral storage cannot be overridden at submit time.
     ephemeral_storage_gib: int | None = None
     assign_public_ip: bool = False
+    # Multi-node parallel jobs get a `multinode` definition with an open node range ("0:"),
+    # so one definition serves every node count.
+    multinode: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,19 @@ class JobSize:
     vcpus: float
     memory_mib: int
     gpus: int = 0
+
+
+@dataclass(frozen=True)
+class MpiLayout:
+    """How an MPI rule's tasks are spread over the nodes of one multi-node parallel job."""
+
+    nodes: int
+    tasks: int
+    tasks_per_node: int
+    cpus_per_task: int
+    # Ranks each node offers in the hostfile: tasks per node, or GPUs per node for GPU jobs.
+    slots_per_node: int
+    instance_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,4 +101,5 @@ class JobSpec:
     share: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     depends_on: tuple[str, ...] = ()
+    mpi: MpiLayout | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)

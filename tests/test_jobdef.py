@@ -118,3 +118,50 @@ def test_validation_catches_limits():
     problems = " ".join(validate_request("SubmitJob", sub))
     assert "30 KiB" in problems and "pattern" in problems and "dependsOn" in problems
     assert validate_request("SubmitJob", {"jobName": "x"})  # missing required members
+
+
+def mpi_spec(**resources):
+    settings = TranslationSettings(
+        job_queue="cpu", default_image="img", multinode_job_queue="mpi-q"
+    )
+    return translate(
+        JobRequest("sim", 1, {"mpi": "mpirun", **resources}),
+        settings,
+        QueueInfo("mpi-q"),
+        ("/bin/bash", "-c", "python -m snakemake"),
+        {},
+        "sim",
+        {"snakemake-rule": "sim"},
+        mpi_secret="x" * 64,
+    )
+
+
+def test_multinode_payloads_are_valid_and_open_ended():
+    small = mpi_spec(tasks=4, nodes=2)
+    big = mpi_spec(tasks=64, nodes=16, mem_mb=8000, awsbatch_instance_type="c5n.18xlarge")
+    reg = register_payload(small.shape)
+    assert reg == register_payload(big.shape)  # one definition for every node count
+    assert reg["type"] == "multinode"
+    props = reg["nodeProperties"]
+    assert props["mainNode"] == 0
+    assert props["nodeRangeProperties"][0]["targetNodes"] == "0:"
+    assert validate_request("RegisterJobDefinition", reg) == []
+    sub = submit_payload(big, "jd")
+    assert "containerOverrides" not in sub
+    node = sub["nodeOverrides"]
+    assert node["numNodes"] == 16
+    over = node["nodePropertyOverrides"][0]["containerOverrides"]
+    assert over["instanceType"] == "c5n.18xlarge"
+    assert {"type": "VCPU", "value": "4"} in over["resourceRequirements"]
+    assert validate_request("SubmitJob", sub) == []
+
+
+def test_mpi_secret_only_in_the_jobs_own_overrides():
+    spec = mpi_spec(tasks=2, nodes=2)
+    secret = "x" * 64
+    reg = register_payload(spec.shape)
+    sub = submit_payload(spec, "jd")
+    assert secret not in repr(reg)
+    assert secret not in repr(sub["tags"]) and secret not in sub["jobName"]
+    env = sub["nodeOverrides"]["nodePropertyOverrides"][0]["containerOverrides"]["environment"]
+    assert {"name": "AWSBATCH_MPI_SECRET", "value": secret} in env

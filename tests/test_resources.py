@@ -157,7 +157,13 @@ def test_fargate_disk_and_rejections():
         ({"awsbatch_priority": -1}, "awsbatch_priority"),
         ({"awsbatch_shm_mb": 0}, "awsbatch_shm_mb"),
         ({"awsbatch_privileged": "maybe"}, "awsbatch_privileged"),
-        ({"mpi": "mpirun", "tasks": 4}, "mpi"),
+        ({"mpi": "mpirun"}, "mpi"),
+        ({"tasks": 4}, "tasks"),
+        ({"mpi": "mpirun", "tasks": 6, "nodes": 4}, "nodes"),
+        ({"mpi": "mpirun", "tasks": 6, "tasks_per_node": 4}, "tasks_per_node"),
+        ({"mpi": "mpirun", "tasks": 6, "nodes": 2, "tasks_per_node": 2}, "nodes"),
+        ({"mpi": "mpirun", "tasks": 2000, "tasks_per_node": 1}, "nodes"),
+        ({"mpi": "mpirun", "tasks": 4, "nodes": 0}, "nodes"),
         ({"runtime": 0}, "runtime"),
     ],
 )
@@ -172,3 +178,70 @@ def test_parse_tags():
     assert parse_tags("a=1 b=2,c=") == {"a": "1", "b": "2", "c": ""}
     with pytest.raises(ValueError, match="not KEY=VALUE"):
         parse_tags("novalue")
+
+
+MPI_SETTINGS = TranslationSettings(
+    job_queue="cpu", default_image="img", multinode_job_queue="mpi-q"
+)
+SECRET = "s" * 64
+
+
+def mpi_spec(threads=1, queue=QueueInfo("mpi-q"), **resources):
+    return translate(
+        JobRequest("sim", threads, resources),
+        MPI_SETTINGS,
+        queue,
+        ("/bin/bash", "-c", "python -m snakemake --mode remote"),
+        {"A": "1"},
+        "sim",
+        {},
+        mpi_secret=SECRET,
+    )
+
+
+@pytest.mark.parametrize(
+    "threads, resources, expected",
+    [
+        (1, {"tasks": 16, "nodes": 4}, (4, 4)),
+        (1, {"tasks": 6, "tasks_per_node": 2}, (3, 2)),
+        (1, {"tasks": 6, "tasks_per_node": 3, "nodes": 2}, (2, 3)),
+        (4, {"tasks": 16}, (4, 4)),  # threads = vCPUs of one node
+        (4, {"tasks": 8, "cpus_per_task": 2}, (4, 2)),
+        (8, {"tasks": 4}, (1, 4)),
+        (1, {"tasks": 3}, (3, 1)),
+    ],
+)
+def test_mpi_layout(threads, resources, expected):
+    spec = mpi_spec(threads=threads, mpi="mpirun", **resources)
+    assert (spec.mpi.nodes, spec.mpi.tasks_per_node) == expected
+    assert spec.size.vcpus == spec.mpi.tasks_per_node * spec.mpi.cpus_per_task
+    assert spec.queue == "mpi-q" and spec.shape.multinode
+
+
+def test_mpi_job_runs_the_agent_with_the_command_in_its_environment():
+    spec = mpi_spec(mpi="mpirun", tasks=4, nodes=2, mem_mb=4000, gpu=2,
+                    awsbatch_instance_type="p3.8xlarge")
+    env = dict(spec.environment)
+    assert spec.command[-1].endswith("-m snakemake_executor_plugin_awsbatch_mpi.mpi")
+    assert env["AWSBATCH_MPI_COMMAND"] == "python -m snakemake --mode remote"
+    assert env["AWSBATCH_MPI_SECRET"] == SECRET
+    assert env["AWSBATCH_MPI_TASKS"] == "4"
+    assert env["AWSBATCH_MPI_SLOTS"] == "2"  # GPUs per node
+    assert env["A"] == "1"
+    assert spec.size.memory_mib == 3815 and spec.size.gpus == 2
+    assert spec.mpi.instance_type == "p3.8xlarge"
+
+
+def test_mpi_queue_routing_and_refusals():
+    no_queue = TranslationSettings(job_queue="cpu", default_image="img")
+    with pytest.raises(ResourceError, match="--awsbatch-mpi-multinode-job-queue"):
+        resolve_queue(req(mpi="mpirun", tasks=2), no_queue)
+    assert resolve_queue(req(mpi="mpirun", tasks=2), MPI_SETTINGS) == "mpi-q"
+    with pytest.raises(ResourceError, match="Fargate.*multi-node"):
+        mpi_spec(queue=QueueInfo("fg", Platform.FARGATE), mpi="mpirun", tasks=2)
+    with pytest.raises(ResourceError, match="Spot.*multi-node"):
+        mpi_spec(queue=QueueInfo("spot", spot_only=True), mpi="mpirun", tasks=2)
+
+
+def test_tasks_one_without_mpi_is_an_ordinary_job():
+    assert spec_of(req(tasks=1)).mpi is None
