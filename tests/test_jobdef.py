@@ -5,7 +5,11 @@ from snakemake_executor_plugin_awsbatch_mpi.jobdef import (
     resource_requirements,
     submit_payload,
 )
-from snakemake_executor_plugin_awsbatch_mpi.resources import JobRequest, TranslationSettings, translate
+from snakemake_executor_plugin_awsbatch_mpi.resources import (
+    JobRequest,
+    TranslationSettings,
+    translate,
+)
 from snakemake_executor_plugin_awsbatch_mpi.spec import JobShape, Platform, QueueInfo
 from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 
@@ -18,7 +22,10 @@ SETTINGS = TranslationSettings(
 )
 
 
-def make_spec(resources, queue=QueueInfo("cpu"), threads=1, wildcards=None):
+CPU_QUEUE = QueueInfo("cpu")
+
+
+def make_spec(resources, queue=CPU_QUEUE, threads=1, wildcards=None):
     return translate(
         JobRequest("r", threads, resources, wildcards or {}),
         SETTINGS,

@@ -186,7 +186,10 @@ MPI_SETTINGS = TranslationSettings(
 SECRET = "s" * 64
 
 
-def mpi_spec(threads=1, queue=QueueInfo("mpi-q"), **resources):
+MPI_QUEUE = QueueInfo("mpi-q")
+
+
+def mpi_spec(threads=1, queue=MPI_QUEUE, **resources):
     return translate(
         JobRequest("sim", threads, resources),
         MPI_SETTINGS,

@@ -107,10 +107,8 @@ class TestWorkflows(TestWorkflowsMinioPlayStorageBase):
             creqs = by_rule["c"]["containerOverrides"]["resourceRequirements"]
             assert {"type": "MEMORY", "value": "256"} in creqs
         batch = boto3.client("batch")
-        statuses = [
-            j["status"]
-            for j in jobs_with_tag(batch, "snakemake-run-id", submits[0]["tags"]["snakemake-run-id"])
-        ]
+        run_id = submits[0]["tags"]["snakemake-run-id"]
+        statuses = [j["status"] for j in jobs_with_tag(batch, "snakemake-run-id", run_id)]
         assert statuses and set(statuses) == {"SUCCEEDED"}
 
 
