@@ -198,7 +198,11 @@ class Executor(RemoteExecutor):
             ) from err
         self.logger.debug(f"Submitted {spec.name} as Batch job {job_id} to {spec.queue}.")
         self.report_job_submission(
-            SubmittedJobInfo(job, external_jobid=job_id, aux={"rule": spec.rule})
+            SubmittedJobInfo(
+                job,
+                external_jobid=job_id,
+                aux={"rule": spec.rule, "nodes": spec.mpi.nodes if spec.mpi else None},
+            )
         )
 
     # Status ------------------------------------------------------------------------------
@@ -253,24 +257,53 @@ class Executor(RemoteExecutor):
                 self._report_failure(info, description)
 
     def _report_failure(self, info: SubmittedJobInfo, description: dict[str, Any]) -> None:
+        """Report a failed job with Batch's reasons and the tail of its log(s).
+
+        A multi-node job has one log stream per node; every node's tail is kept, and the
+        message names the nodes that failed.
+        """
         rule = info.aux.get("rule", "?")
         fail = failure(description)
         message = failure_message(rule, fail, self.batch.region, self.settings.log_group)
+        streams: list[tuple[str, str]] = []  # (label, stream)
+        nodes = info.aux.get("nodes") or (description.get("nodeProperties") or {}).get(
+            "numNodes"
+        )
+        if nodes:
+            node_ids = [f"{fail.job_id}#{i}" for i in range(int(nodes))]
+            try:
+                node_descs = self.batch.describe(node_ids)
+            except (ClientError, BotoCoreError):
+                node_descs = {}
+            failed_nodes = []
+            for index, node_id in enumerate(node_ids):
+                node = failure(node_descs.get(node_id, {}))
+                if node.exit_code not in (None, 0):
+                    failed_nodes.append(f"node {index} (exit code {node.exit_code})")
+                if node.log_stream:
+                    streams.append((f"node{index}", node.log_stream))
+            if failed_nodes:
+                message += "\nFailed nodes: " + ", ".join(failed_nodes) + "."
+        if not streams and fail.log_stream:
+            streams.append(("", fail.log_stream))
         aux_logs = []
-        if fail.log_stream:
+        for label, stream in streams:
             try:
                 lines = self.batch.log_tail(
-                    self.settings.log_group, fail.log_stream, self.settings.log_tail_lines
+                    self.settings.log_group, stream, self.settings.log_tail_lines
                 )
             except (ClientError, BotoCoreError) as err:
-                lines = []
-                message += f"\n(The log could not be read: {err}.)"
-            if lines:
-                LOG_DIR.mkdir(parents=True, exist_ok=True)
-                path = LOG_DIR / f"{rule}-{fail.job_id}.log"
-                path.write_text("\n".join(lines) + "\n")
-                aux_logs.append(str(path))
-                message += "\nLast lines of the log:\n    " + "\n    ".join(lines[-15:])
+                message += f"\n(The log {stream} could not be read: {err}.)"
+                continue
+            if not lines:
+                continue
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+            suffix = f"-{label}" if label else ""
+            path = LOG_DIR / f"{rule}-{fail.job_id}{suffix}.log"
+            path.write_text("\n".join(lines) + "\n")
+            aux_logs.append(str(path))
+            title = f"Last lines of the log of {label}" if label else "Last lines of the log"
+            message += f"\n{title}:\n    " + "\n    ".join(lines[-15:])
         self.report_job_error(info, msg=message + "\n", aux_logs=aux_logs)
 
     # Cancel ------------------------------------------------------------------------------
