@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import shutil
+import socket
 import tempfile
 import threading
 import urllib.request
@@ -87,6 +88,23 @@ def loopback_host(host: str) -> str:
             "(127.0.0.0/8), because it runs any submitted command without authentication."
         )
     return str(address)
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None.
+
+    Checked before moto/werkzeug try, because werkzeug prints to stderr and calls
+    ``sys.exit`` when the port is taken.
+    """
+    if port == 0:
+        return None
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            return err.strerror or str(err)
+    return None
 
 
 def _make_server(host: str, port: int) -> Any:
@@ -179,14 +197,18 @@ class LocalEmulation:
         if self._started:
             return self
         host = loopback_host(self.host)
-        try:
-            server = _make_server(host, self.port)
-        except OSError as err:
+        problem = _port_problem(host, self.port)
+        server = None
+        if problem is None:
+            try:
+                server = _make_server(host, self.port)
+            except (OSError, SystemExit) as err:  # werkzeug exits when it cannot bind
+                problem = str(err)
+        if server is None:
             raise EmulationError(
-                f"Cannot listen on {host}:{self.port} ({err.strerror or err}): the port is "
-                "probably in use. Choose another one with --port N, or --port 0 for any free "
-                "port."
-            ) from err
+                f"Cannot listen on {host}:{self.port} ({problem}): the port is probably in "
+                "use. Choose another one with --port N, or --port 0 for any free port."
+            )
         with _active_lock:
             if _active is not None:
                 server._server.server_close()

@@ -25,3 +25,9 @@ def emulation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEmulati
 def aws(emulation: LocalEmulation) -> Aws:
     """boto3 clients as a submitter would make them, with a distinctive secret key."""
     return Aws.connect(emulation, secret=SUBMITTER_SECRET)
+
+
+@pytest.fixture(scope="session")
+def shell_def(aws: Aws) -> str:
+    """A plain container job definition; tests put their script in containerOverrides."""
+    return aws.register("local-test-shell")

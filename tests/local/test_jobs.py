@@ -19,11 +19,6 @@ from snakemake_executor_plugin_awsbatch_mpi.local import (
 from ._helpers import PRINT_ENV, SUBMITTER_SECRET, Aws, process_gone, wait_until
 
 
-@pytest.fixture(scope="module")
-def shell_def(aws: Aws) -> str:
-    return aws.register("local-test-shell")
-
-
 def test_job_runs_through_lifecycle_and_logs_reach_cloudwatch(aws: Aws, shell_def: str) -> None:
     seen: list[str] = []
     job_id = aws.submit_shell(

@@ -1,0 +1,164 @@
+"""Starting, refusing and stopping the emulation; the container runtime on its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.core.parse import default_timestamp_parser
+
+from snakemake_executor_plugin_awsbatch_mpi.local import (
+    ALL_LOCAL_QUEUES,
+    LOCAL_BUCKET,
+    EmulationError,
+    LocalEmulation,
+)
+from snakemake_executor_plugin_awsbatch_mpi.local.emulation import loopback_host
+from snakemake_executor_plugin_awsbatch_mpi.local.runtime import LocalContainerRuntime
+
+from ._helpers import IMAGE, Aws, process_gone, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_emulation_creates_queues_bucket_and_roles(aws: Aws, emulation: LocalEmulation) -> None:
+    queues = aws.batch.describe_job_queues(jobQueues=list(ALL_LOCAL_QUEUES))["jobQueues"]
+    assert sorted(q["jobQueueName"] for q in queues) == sorted(ALL_LOCAL_QUEUES)
+    assert all(q["state"] == "ENABLED" for q in queues)
+    environments = aws.batch.describe_compute_environments()["computeEnvironments"]
+    types = {ce["computeEnvironmentName"]: ce["computeResources"]["type"] for ce in environments}
+    assert types["local-fargate-ce"] == "FARGATE"
+    assert types["local-cpu-ce"] == types["local-mpi-ce"] == "EC2"
+    aws.s3.head_bucket(Bucket=LOCAL_BUCKET)
+    assert emulation.job_role_arn.startswith("arn:aws:iam::")
+    assert emulation.client_env() == {
+        "AWS_ENDPOINT_URL": emulation.endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def test_port_in_use_is_a_clear_error(emulation: LocalEmulation) -> None:
+    with pytest.raises(EmulationError, match="--port"):
+        LocalEmulation(port=emulation.port).start()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        with pytest.raises(EmulationError, match="--port"):
+            LocalEmulation(port=taken.getsockname()[1]).start()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::1", "example.com"])
+def test_non_loopback_hosts_are_refused(host: str) -> None:
+    with pytest.raises(EmulationError, match="loopback"):
+        LocalEmulation(host=host).start()
+
+
+def test_loopback_hosts_are_accepted() -> None:
+    assert loopback_host("localhost") == "127.0.0.1"
+    assert loopback_host("127.3.2.1") == "127.3.2.1"
+
+
+def test_a_second_emulation_in_the_same_process_is_refused(
+    aws: Aws, emulation: LocalEmulation
+) -> None:
+    with pytest.raises(EmulationError, match="already running"):
+        LocalEmulation().start()
+    assert aws.batch.describe_job_queues()["jobQueues"]  # the first one is unharmed
+
+
+def test_runtime_speaks_the_docker_dialect_moto_parses(tmp_path: Path) -> None:
+    runtime = LocalContainerRuntime(tmp_path, "http://127.0.0.1:1", "us-east-1")
+    container = runtime.containers.run(
+        image="any",
+        command=["/bin/sh", "-c", "echo out; echo err >&2; pwd; exit 4"],
+        environment={"AWS_SECRET_ACCESS_KEY": "leak"},
+        detach=True,
+    )
+    assert container.wait(timeout=10) == {"StatusCode": 4, "Error": None}
+    container.reload()
+    assert container.status == "exited"
+    assert container.attrs["NetworkSettings"]["IPAddress"] == "127.0.0.1"
+    stdout = container.logs(stdout=True, stderr=False, timestamps=True).decode().splitlines()
+    stamp, message = stdout[0].split(" ", 1)
+    assert message == "out"
+    assert abs(default_timestamp_parser(stamp).timestamp() - time.time()) < 60 + abs(time.timezone)
+    assert container.logs(stdout=False, stderr=True).decode() == "err\n"
+    assert container.environment["AWS_SECRET_ACCESS_KEY"] == "local-job-role-secret"
+    root = container.root
+    assert root.exists()
+    container.remove()
+    assert not root.exists()
+    runtime.shutdown()
+
+
+def test_serve_forever_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    """A separate process, because moto's state allows one emulation per process."""
+    script = (
+        "import json, logging\n"
+        "from snakemake_executor_plugin_awsbatch_mpi.local.server import serve_forever\n"
+        "started = []\n"
+        "def ready(emu):\n"
+        "    started.append(emu)\n"
+        "    print(json.dumps(emu.client_env()), flush=True)\n"
+        "serve_forever(0, on_ready=ready)\n"
+        "print(json.dumps({'running': started[0].running_containers()}), flush=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    server = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        client_env = json.loads(server.stdout.readline())
+        batch = boto3.client(
+            "batch",
+            endpoint_url=client_env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=client_env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=client_env["AWS_SECRET_ACCESS_KEY"],
+            region_name=client_env["AWS_DEFAULT_REGION"],
+        )
+        pid_file = tmp_path / "pids"
+        batch.register_job_definition(
+            jobDefinitionName="long",
+            type="container",
+            containerProperties={
+                "image": IMAGE,
+                "command": [
+                    "/bin/bash",
+                    "-c",
+                    f"sleep 300 & echo $! >> {pid_file}; echo $$ >> {pid_file}; wait",
+                ],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "512"},
+                ],
+            },
+        )
+        for name in ("long-1", "long-2"):
+            batch.submit_job(jobName=name, jobQueue="local-cpu", jobDefinition="long")
+        assert wait_until(
+            lambda: pid_file.exists() and len(pid_file.read_text().split()) == 4, timeout=15
+        )
+        pids = [int(pid) for pid in pid_file.read_text().split()]
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+        assert json.loads(server.stdout.readline()) == {"running": 0}
+        assert all(process_gone(pid) for pid in pids)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
