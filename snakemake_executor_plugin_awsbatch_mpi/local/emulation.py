@@ -6,12 +6,16 @@ boto3 with ``AWS_ENDPOINT_URL`` set, so the code under test is the same code tha
 AWS. Batch jobs run as local process groups (see :mod:`.runtime`), with moto's gaps patched
 (see :mod:`.patches`).
 
-moto keeps its state in process-wide globals and the patches are process-wide too, so only
-one emulation can run per process; :meth:`LocalEmulation.start` refuses a second one.
+moto keeps its state in process-wide globals and the patches are process-wide too. A second
+emulation started in the same process therefore listens on its own port but *shares* the
+first one's state, AWS resources and container runtime (a test suite and a fixture of another
+suite can both start one). The last ``stop()`` in the process kills the containers and
+removes the patches.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import logging
@@ -20,6 +24,7 @@ import socket
 import tempfile
 import threading
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +45,31 @@ logger = logging.getLogger(__name__)
 LOG_GROUP = "/aws/batch/job"
 STOPPED_REASON = "Local emulation stopped"
 
-_active_lock = threading.Lock()
-_active: LocalEmulation | None = None
+# Attributes of a LocalEmulation that describe the (shared) AWS resources.
+_SHARED_ATTRIBUTES = (
+    "job_role_arn",
+    "execution_role_arn",
+    "service_role_arn",
+    "instance_profile_arn",
+    "queue_arns",
+    "subnet_id",
+    "security_group_id",
+)
+
+
+@dataclass
+class _SharedState:
+    """What every LocalEmulation running in this process shares: moto's state is global."""
+
+    runtime: LocalContainerRuntime
+    region: str
+    resources: dict[str, Any]
+    members: list[LocalEmulation] = field(default_factory=list)
+    cleanup: list[Path] = field(default_factory=list)
+
+
+_shared_lock = threading.RLock()
+_shared: _SharedState | None = None
 
 # queue name -> (compute environment name, instance types or None for Fargate)
 _COMPUTE: dict[str, tuple[str, list[str] | None]] = {
@@ -193,7 +221,12 @@ class LocalEmulation:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> LocalEmulation:
-        global _active
+        """Listen, patch moto, create the AWS resources; returns self.
+
+        A second emulation started in the same process gets its own port but shares the
+        first one's moto state, resources and container runtime (moto's state is global).
+        """
+        global _shared
         if self._started:
             return self
         host = loopback_host(self.host)
@@ -209,82 +242,112 @@ class LocalEmulation:
                 f"Cannot listen on {host}:{self.port} ({problem}): the port is probably in "
                 "use. Choose another one with --port N, or --port 0 for any free port."
             )
-        with _active_lock:
-            if _active is not None:
+        with _shared_lock:
+            if _shared is not None and _shared.region != self.region:
                 server._server.server_close()
                 raise EmulationError(
-                    "Another LocalEmulation is already running in this process (moto's state "
-                    f"is process-wide): {_active.endpoint_url}. Stop it first."
+                    f"An emulation for region {_shared.region} already runs in this process; "
+                    f"emulations in one process share moto's state and cannot use {self.region}."
                 )
-            _active = self
-        self._server = server
-        self._started = True
-        try:
-            self._start(server)
-        except BaseException:
-            self.stop()
-            raise
+            self._server = server
+            self._started = True
+            try:
+                server.start()
+                bound_host, self.port = server.get_host_and_port()
+                self.endpoint_url = f"http://{bound_host}:{self.port}"
+                if _shared is None:
+                    _shared = self._start_first()
+                else:
+                    self._runtime = _shared.runtime
+                    vars(self).update(copy.deepcopy(_shared.resources))
+                _shared.members.append(self)
+            except BaseException:
+                self._stop_server()
+                self._started = False
+                raise
         logger.info("Local AWS emulation listening on %s", self.endpoint_url)
         return self
 
-    def _start(self, server: Any) -> None:
+    def _start_first(self) -> _SharedState:
         from . import patches
         from .runtime import LocalContainerRuntime
 
-        server.start()
-        bound_host, self.port = server.get_host_and_port()
-        self.endpoint_url = f"http://{bound_host}:{self.port}"
+        cleanup: list[Path] = []
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="awsbatch-mpi-local-"))
+            cleanup.append(self.workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._runtime = LocalContainerRuntime(
+        runtime = LocalContainerRuntime(
             self.workdir / "containers",
             endpoint_url=self.endpoint_url,
             region=self.region,
             stop_grace_seconds=self.stop_grace_seconds,
         )
-        patches.install(self._runtime)
-        # Fresh moto state, the docker-backed Batch (not the "simple" one that runs nothing)
-        # and moto's default job state machine, whatever earlier users of moto left behind.
-        self._moto_api("reset", {})
-        self._moto_api("config", {"batch": {"use_docker": True}})
-        from moto.moto_api import state_manager
+        self._runtime = runtime
+        patches.install(runtime)
+        try:
+            # Fresh moto state, the docker-backed Batch (not the "simple" one that runs
+            # nothing) and moto's default job state machine, whatever earlier users left.
+            self._moto_api("reset", {})
+            self._moto_api("config", {"batch": {"use_docker": True}})
+            from moto.moto_api import state_manager
 
-        state_manager.unset_transition("batch::job")
-        self._create_resources()
+            state_manager.unset_transition("batch::job")
+            self._create_resources()
+        except BaseException:
+            runtime.shutdown()
+            patches.uninstall()
+            for path in cleanup:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        resources = {name: copy.deepcopy(getattr(self, name)) for name in _SHARED_ATTRIBUTES}
+        return _SharedState(
+            runtime=runtime, region=self.region, resources=resources, cleanup=cleanup
+        )
 
     def stop(self) -> None:
-        """Kill every container process group, stop the server, remove the patches."""
-        global _active
+        """Stop this emulation's server; the last one in the process also kills every
+        container process group and removes the patches. Idempotent."""
+        global _shared
         if not self._started:
             return
         from . import patches
 
-        try:
-            for job in patches.live_jobs():
-                job.terminate(STOPPED_REASON)
-            if self._runtime is not None:
-                self._runtime.shutdown()
-            for job in patches.live_jobs():
-                job.join(timeout=2)
-        finally:
+        with _shared_lock:
+            shared = _shared
+            if shared is not None and self in shared.members:
+                shared.members.remove(self)
+            last = shared is not None and not shared.members
             try:
-                if self._server is not None:
-                    if self._server._thread is not None:
-                        self._server.stop()
-                    else:
-                        self._server._server.server_close()
+                if last:
+                    assert shared is not None
+                    for job in patches.live_jobs():
+                        job.terminate(STOPPED_REASON)
+                    shared.runtime.shutdown()
+                    for job in patches.live_jobs():
+                        job.join(timeout=2)
+                elif shared is not None and shared.runtime.endpoint_url == self.endpoint_url:
+                    # Jobs started from now on must reach a server that still listens.
+                    shared.runtime.endpoint_url = shared.members[0].endpoint_url
             finally:
-                patches.uninstall()
-                if self._owns_workdir and self.workdir is not None:
-                    shutil.rmtree(self.workdir, ignore_errors=True)
-                    self.workdir = None
+                self._stop_server()
                 self._started = False
-                self._server = None
-                with _active_lock:
-                    if _active is self:
-                        _active = None
-        logger.info("Local AWS emulation stopped")
+                if last:
+                    assert shared is not None
+                    patches.uninstall()
+                    for path in shared.cleanup:
+                        shutil.rmtree(path, ignore_errors=True)
+                    _shared = None
+        logger.info("Local AWS emulation on %s stopped", self.endpoint_url)
+
+    def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        if server._thread is not None:
+            server.stop()
+        else:
+            server._server.server_close()
 
     def __enter__(self) -> LocalEmulation:
         return self.start()

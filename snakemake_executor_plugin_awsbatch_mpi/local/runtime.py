@@ -209,21 +209,17 @@ class AddressAllocator:
         return f"127.{self.FIRST_OCTET + block // 256}.{block % 256}.{2 + node_index}"
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, read from /proc.
+def _live_process_groups() -> dict[int, list[int]] | None:
+    """Live (non-zombie) processes by process group, read from /proc; None if no /proc.
 
     ``killpg(pgid, 0)`` would also count zombies, and orphaned zombies can linger for ever
     when PID 1 does not reap (common in containers), which would make every killed container
     look alive.
     """
     proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: fall back to the signal probe
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    members = []
+    if not proc.is_dir():
+        return None
+    groups: dict[int, list[int]] = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -233,9 +229,21 @@ def _group_members(pgid: int) -> list[int]:
             continue
         # "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
         fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        if len(fields) >= 3 and fields[0] != "Z":
+            groups.setdefault(int(fields[2]), []).append(int(entry.name))
+    return groups
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live processes of one process group (see :func:`_live_process_groups`)."""
+    groups = _live_process_groups()
+    if groups is not None:
+        return groups.get(pgid, [])
+    try:  # not Linux: fall back to the signal probe
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return []
+    return [pgid]
 
 
 @dataclass
@@ -579,6 +587,7 @@ class LocalContainerRuntime:
         self.addresses = AddressAllocator()
         self._lock = threading.Lock()
         self._containers: dict[str, LocalContainer] = {}
+        self._pgids: set[int] = set()
         self._warned_images: set[str] = set()
         self._closed = False
 
@@ -590,8 +599,21 @@ class LocalContainerRuntime:
             return list(self._containers.values())
 
     def live_count(self) -> int:
-        """How many containers still have a live process (zombies do not count)."""
-        return sum(1 for container in self.all_containers() if container.is_alive())
+        """How many containers ever started here still have a live process.
+
+        Counts process groups, not registered containers, so a container that was removed
+        while something of it survived still counts: this is what proves "no orphans".
+        """
+        with self._lock:
+            pgids = set(self._pgids)
+        groups = _live_process_groups()
+        if groups is None:
+            alive = {pgid for pgid in pgids if _group_members(pgid)}
+        else:
+            alive = pgids & groups.keys()
+        with self._lock:
+            self._pgids -= pgids - alive
+        return len(alive)
 
     def node_address(self, job_id: str, node_index: int) -> str:
         return self.addresses.address(job_id, node_index)
@@ -638,6 +660,9 @@ class LocalContainerRuntime:
         with self._lock:
             self._containers[container.id] = container
         container._start()
+        if container.pid is not None:
+            with self._lock:
+                self._pgids.add(container.pid)
         logger.debug(
             "Started local container %s (pid %s) for %s: %s",
             container.name,

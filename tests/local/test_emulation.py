@@ -66,12 +66,22 @@ def test_loopback_hosts_are_accepted() -> None:
     assert loopback_host("127.3.2.1") == "127.3.2.1"
 
 
-def test_a_second_emulation_in_the_same_process_is_refused(
-    aws: Aws, emulation: LocalEmulation
+def test_a_second_emulation_in_the_same_process_shares_the_first(
+    aws: Aws, emulation: LocalEmulation, shell_def: str
 ) -> None:
-    with pytest.raises(EmulationError, match="already running"):
-        LocalEmulation().start()
-    assert aws.batch.describe_job_queues()["jobQueues"]  # the first one is unharmed
+    with LocalEmulation() as second:
+        assert second.endpoint_url != emulation.endpoint_url
+        assert second.job_role_arn == emulation.job_role_arn
+        other = Aws.connect(second, secret="other")
+        job_id = other.submit_shell("via-second", shell_def, "true")
+        assert aws.wait(job_id)["status"] == "SUCCEEDED"  # one state behind both
+        with pytest.raises(EmulationError, match="region"):
+            LocalEmulation(region="eu-west-1").start()
+    # Stopping the second leaves the first (and its jobs' endpoint) working.
+    head_bucket = f"import boto3; boto3.client('s3').head_bucket(Bucket='{LOCAL_BUCKET}')"
+    reach_s3 = f'python -c "{head_bucket}"'
+    job = aws.wait(aws.submit_shell("after-second", shell_def, reach_s3))
+    assert job["status"] == "SUCCEEDED", aws.log_messages(job["container"]["logStreamName"])
 
 
 def test_runtime_speaks_the_docker_dialect_moto_parses(tmp_path: Path) -> None:
