@@ -32,7 +32,7 @@ from .resources import (
     validate_request,
 )
 from .spec import JobSpec, Platform, ResourceError
-from .status import Outcome, failure, failure_message, outcome
+from .status import Outcome, command_exit_code, failure, failure_message, outcome
 
 # A job Batch does not return for this many consecutive checks is reported as failed.
 MAX_MISSING_CHECKS = 5
@@ -297,6 +297,9 @@ class Executor(RemoteExecutor):
                 continue
             if not lines:
                 continue
+            code = command_exit_code(lines)
+            if code is not None and not label:
+                message += f"\nInside the job, the rule's command exited with code {code}."
             LOG_DIR.mkdir(parents=True, exist_ok=True)
             suffix = f"-{label}" if label else ""
             path = LOG_DIR / f"{rule}-{fail.job_id}{suffix}.log"

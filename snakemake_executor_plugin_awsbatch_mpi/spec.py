@@ -27,7 +27,7 @@ class ResourceError(ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(
-            f"Rule '{rule}': resource '{resource}={value!r}' cannot be run on AWS Batch: {allowed}"
+            f"Rule '{rule}': resource {resource}={value!r} cannot be run on AWS Batch: {allowed}"
         )
 
 

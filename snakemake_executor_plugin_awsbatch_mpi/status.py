@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -64,6 +65,21 @@ def failure(description: dict[str, Any]) -> Failure:
         exit_code=exit_code,
         log_stream=container.get("logStreamName") or last.get("logStreamName"),
     )
+
+
+_COMMAND_EXIT = re.compile(r"returned non-zero exit status (\d+)")
+
+
+def command_exit_code(log_lines: list[str]) -> int | None:
+    """The exit code of the rule's own command, as Snakemake logged it inside the job.
+
+    Batch only sees the exit code of the Snakemake process (1 for any failure).
+    """
+    for line in reversed(log_lines):
+        match = _COMMAND_EXIT.search(line)
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def console_url(region: str, job_id: str) -> str:

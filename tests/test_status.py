@@ -40,3 +40,11 @@ def test_oom_hint():
         {"jobId": "j", "attempts": [{"container": {"reason": "OutOfMemoryError: killed"}}]}
     )
     assert "raise mem_mb" in failure_message("r", fail, "us-east-1", "/g")
+
+
+def test_command_exit_code_from_snakemake_log():
+    from snakemake_executor_plugin_awsbatch_mpi.status import command_exit_code
+
+    lines = ["x", "Command 'set -euo pipefail; exit 3' returned non-zero exit status 3.", "y"]
+    assert command_exit_code(lines) == 3
+    assert command_exit_code(["nothing"]) is None

@@ -42,6 +42,10 @@ def serve_forever(
     passes ``on_ready`` (called with the started emulation before blocking) and calls
     :func:`describe_environment`.
     """
+    if not logging.getLogger().handlers:
+        # This is the foreground command's entry point: without a configured handler the
+        # export lines (INFO) would be swallowed.
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     stop = threading.Event()
     previous: dict[int, object] = {}
 

@@ -83,9 +83,9 @@ class TestWorkflows(TestWorkflowsMinioPlayStorageBase):
         return "testing-secret-of-the-submitter"
 
     def get_remote_execution_settings(self):
-        from snakemake import settings
+        from snakemake.settings.types import RemoteExecutionSettings
 
-        return settings.RemoteExecutionSettings(seconds_between_status_checks=1)
+        return RemoteExecutionSettings(seconds_between_status_checks=1)
 
     def check_batch_requests(self):
         submits = [kw for op, kw in SENT if op == "submit_job"]
@@ -102,8 +102,10 @@ class TestWorkflows(TestWorkflowsMinioPlayStorageBase):
             assert {"snakemake-run-id", "snakemake-rule", "snakemake-workflow"} <= set(tags)
         by_rule = {s["tags"]["snakemake-rule"]: s for s in submits}
         if "b" in by_rule:  # `simple`: rule b has threads: 2, rule c mem="5MB"
+            # The test base runs with --cores 1, which caps every job's threads at 1
+            # (Snakemake's semantics); test_simple_workflow_cli checks the uncapped 2 vCPU.
             reqs = by_rule["b"]["containerOverrides"]["resourceRequirements"]
-            assert {"type": "VCPU", "value": "2"} in reqs
+            assert {"type": "VCPU", "value": "1"} in reqs
             creqs = by_rule["c"]["containerOverrides"]["resourceRequirements"]
             assert {"type": "MEMORY", "value": "256"} in creqs
         batch = boto3.client("batch")
@@ -132,6 +134,32 @@ def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
     ]
 
 
+def test_simple_workflow_cli(emulated_env, tmp_path, record_requests):
+    """Snakemake's `simple` workflow from the command line: sizes reach Batch unchanged."""
+    import shutil
+
+    from snakemake.common.tests import testcases
+
+    work = tmp_path / "simplecli"
+    shutil.copytree(Path(testcases.__file__).parent / "simple", work)
+    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    batch = boto3.client("batch")
+    jobs = {j["tags"]["snakemake-rule"]: j
+            for j in jobs_with_tag(batch, "snakemake-workflow", "simplecli")}
+    assert set(jobs) == {"a", "b", "c", "d"}
+    assert {j["status"] for j in jobs.values()} == {"SUCCEEDED"}
+    reqs = {r["type"]: r["value"] for r in jobs["b"]["container"]["resourceRequirements"]}
+    assert reqs["VCPU"] == "2"
+    creqs = {r["type"]: r["value"] for r in jobs["c"]["container"]["resourceRequirements"]}
+    assert creqs["MEMORY"] == "256"  # mem="5MB" raised to the floor
+    s3 = boto3.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=LOCAL_BUCKET,
+                                                  Prefix="simplecli/")["Contents"]}
+    assert {"simplecli/test3.out", "simplecli/res/somedir2/subdir.out"} <= keys
+
+
 def test_failing_rule_reports_exit_code_and_log_tail(emulated_env, tmp_path):
     work = write_workflow(tmp_path / "failing", """
         rule fail:
@@ -142,9 +170,11 @@ def test_failing_rule_reports_exit_code_and_log_tail(emulated_env, tmp_path):
                          timeout=180)
     out = run.stdout + run.stderr
     assert run.returncode != 0
-    assert "exit code 3" in out
+    # Batch sees Snakemake's exit code (1); the rule's own code comes from the log
+    assert "exit code 1" in out
+    assert "the rule's command exited with code 3" in out
     assert "rule 'fail'" in out
-    assert "about to fail: bad input" in out  # the log tail
+    assert "returned non-zero exit status 3" in out  # the log tail
     assert "console.aws.amazon.com/batch" in out
     logs = list((work / ".snakemake/awsbatch-mpi/logs").glob("fail-*.log"))
     assert len(logs) == 1 and "about to fail: bad input" in logs[0].read_text()
@@ -152,6 +182,8 @@ def test_failing_rule_reports_exit_code_and_log_tail(emulated_env, tmp_path):
 
 def test_bad_resource_stops_before_any_submission(emulated_env, tmp_path, batch_client):
     work = write_workflow(tmp_path / "badres", """
+        rule all:
+            input: "bad.txt"
         rule ok:
             output: "ok.txt"
             shell: "touch {output}"
@@ -204,7 +236,7 @@ def test_ctrl_c_terminates_every_job(emulated_env, tmp_path, batch_client):
 
 def test_throttling_is_survived(emulated_env, tmp_path, monkeypatch):
     """30 % of Batch API answers are throttling errors: the run still succeeds."""
-    from snakemake_executor_plugin_awsbatch_mpi.local import throttle_batch_api
+    from snakemake_executor_plugin_awsbatch_mpi.local.faults import throttle_batch_api
 
     work = write_workflow(tmp_path / "throttled", """
         rule all:
