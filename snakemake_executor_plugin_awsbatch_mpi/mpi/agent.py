@@ -1,0 +1,582 @@
+"""The node agent: rendezvous, then run the job (main node) or serve the main node (children).
+
+See the package docstring for the whole flow and ``protocol`` for the wire format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import (
+    DEFAULT_JOIN_TIMEOUT,
+    DEFAULT_PORT,
+    ENV_BIN_DIR,
+    ENV_COMMAND,
+    ENV_DIR,
+    ENV_HOSTFILE,
+    ENV_HOSTFILE_MPICH,
+    ENV_JOIN_TIMEOUT,
+    ENV_JOINED_AT,
+    ENV_LOCAL_NODE_ADDRESS,
+    ENV_MAIN_ADDRESS,
+    ENV_MAIN_NODE_INDEX,
+    ENV_NODE_INDEX,
+    ENV_NODES,
+    ENV_NUM_NODES,
+    ENV_PORT,
+    ENV_SECRET,
+    ENV_SLOTS,
+    ENV_STATUS_FILE,
+    ENV_SYNC_ROOT,
+    ENV_TASKS,
+    EXIT_CONFIG,
+    EXIT_JOIN_TIMEOUT,
+    _log,
+)
+from .hostfile import NodeInfo, ordered, write_hostfiles
+from .protocol import AuthError, Channel, ProtocolError, RemoteError, connect, secret_key
+from .server import NodeService, ProcessTable, exit_code, terminate_group
+
+BACKOFF_START = 0.05
+BACKOFF_MAX = 1.0
+START_ACK_TIMEOUT = 10.0
+SHIM_NAMES = ("mpirun", "mpiexec")
+RSH_NAME = "awsbatch-mpi-rsh"
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a valid node of a multi-node job."""
+
+
+class Terminated(Exception):
+    """SIGTERM/SIGINT arrived before there was a command to pass it on to."""
+
+
+@dataclass(frozen=True)
+class Config:
+    node_index: int
+    main_index: int
+    num_nodes: int
+    secret: bytes = field(repr=False)
+    port: int
+    slots: int
+    tasks: int
+    join_timeout: float
+    command: str
+    local_address: str | None
+    main_address: str | None
+    sync_root: str | None
+
+    @property
+    def is_main(self) -> bool:
+        return self.node_index == self.main_index
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        def integer(name: str, default: int | None = None, minimum: int = 0) -> int:
+            raw = env.get(name, "")
+            if raw == "":
+                if default is None:
+                    raise ConfigError(f"{name} is not set")
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not an integer") from None
+            if value < minimum:
+                raise ConfigError(f"{name}={value} is below {minimum}")
+            return value
+
+        try:
+            secret = secret_key(env.get(ENV_SECRET, ""))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        num_nodes = integer(ENV_NUM_NODES, 1, minimum=1)
+        node_index = integer(ENV_NODE_INDEX, 0)
+        main_index = integer(ENV_MAIN_NODE_INDEX, 0)
+        if node_index >= num_nodes or main_index >= num_nodes:
+            raise ConfigError(
+                f"node index {node_index} / main node index {main_index} outside 0..{num_nodes - 1}"
+            )
+        slots = integer(ENV_SLOTS, 1, minimum=1)
+        try:
+            join_timeout = float(env.get(ENV_JOIN_TIMEOUT) or DEFAULT_JOIN_TIMEOUT)
+        except ValueError:
+            raise ConfigError(f"{ENV_JOIN_TIMEOUT} is not a number") from None
+        command = env.get(ENV_COMMAND, "")
+        main_address = env.get(ENV_MAIN_ADDRESS) or None
+        if node_index == main_index and not command:
+            raise ConfigError(f"{ENV_COMMAND} is not set on the main node")
+        if node_index != main_index and not main_address:
+            raise ConfigError(f"{ENV_MAIN_ADDRESS} is not set on a child node")
+        return cls(
+            node_index=node_index,
+            main_index=main_index,
+            num_nodes=num_nodes,
+            secret=secret,
+            port=integer(ENV_PORT, DEFAULT_PORT, minimum=1),
+            slots=slots,
+            tasks=integer(ENV_TASKS, slots * num_nodes, minimum=1),
+            join_timeout=join_timeout,
+            command=command,
+            local_address=env.get(ENV_LOCAL_NODE_ADDRESS) or None,
+            main_address=main_address,
+            sync_root=env.get(ENV_SYNC_ROOT) or None,
+        )
+
+
+def listen(address: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address, port))
+    sock.listen(256)
+    return sock
+
+
+def own_address_towards(peer: str) -> str:
+    """The local address the kernel would use to reach peer (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect((peer, 9))
+        return str(sock.getsockname()[0])
+
+
+def write_shims(bin_dir: Path) -> None:
+    """mpirun/mpiexec shims and the rsh agent script, all run by this node's Python.
+
+    They start the tools through ``_bootstrap`` rather than ``python -m``: importing the
+    plugin package would import Snakemake (half a second per call, and per remote launch).
+    """
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    python = shlex.quote(sys.executable)
+    bootstrap = shlex.quote(str(Path(__file__).with_name("_bootstrap.py")))
+    scripts = {name: f"launch {name}" for name in SHIM_NAMES}
+    scripts[RSH_NAME] = "rsh"
+    for name, tool in scripts.items():
+        path = bin_dir / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(
+            "#!/bin/sh\n"
+            "# Written by the awsbatch-mpi node agent (snakemake-executor-plugin-awsbatch-mpi).\n"
+            f'exec {python} {bootstrap} {tool} "$@"\n'
+        )
+        tmp.chmod(0o755)
+        tmp.replace(path)
+
+
+# -- main node -----------------------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    info: NodeInfo
+    channel: Channel
+    joined_after: float
+
+
+class Rendezvous:
+    """Collects the children's joins (called from the service's connection threads)."""
+
+    def __init__(self, config: Config, bin_dir: Path, started: float):
+        self.config = config
+        self.bin_dir = bin_dir
+        self.started = started
+        self.expected = set(range(config.num_nodes)) - {config.main_index}
+        self.members: dict[int, Member] = {}
+        self.main_address: str | None = None
+        self.closed = False
+        self.cond = threading.Condition()
+        self.acks: set[int] = set()
+
+    def missing(self) -> list[int]:
+        return sorted(self.expected - set(self.members))
+
+    def handle_join(self, channel: Channel, message: dict[str, Any]) -> None:
+        log = _log.get()
+        try:
+            info = NodeInfo(
+                node_index=int(message["node_index"]),
+                address=str(message["address"]),
+                slots=int(message["slots"]),
+                hostname=str(message.get("hostname", "")),
+            )
+        except (KeyError, TypeError, ValueError):
+            channel.send_json({"op": "error", "message": "malformed join"})
+            channel.close()
+            return
+        with self.cond:
+            problem = None
+            if self.closed:
+                problem = "the job is no longer accepting nodes"
+            elif info.node_index not in self.expected:
+                problem = f"node index {info.node_index} is not a child of this job"
+            elif info.node_index in self.members:
+                problem = f"node {info.node_index} already joined"
+            if problem:
+                log.warning("refused join from %s: %s", channel.peer, problem)
+                channel.send_json({"op": "error", "message": problem})
+                channel.close()
+                return
+            elapsed = time.monotonic() - self.started
+            self.members[info.node_index] = Member(info, channel, elapsed)
+            if self.main_address is None:
+                self.main_address = str(channel.sock.getsockname()[0])
+            channel.send_json({"op": "welcome", "bin_dir": str(self.bin_dir)})
+            log.info(
+                "node %d joined from %s (%s, %d slots) after %.2f s [%d/%d] %s",
+                info.node_index,
+                info.address,
+                info.hostname,
+                info.slots,
+                elapsed,
+                len(self.members) + 1,
+                self.config.num_nodes,
+                _log.stamp(),
+            )
+            self.cond.notify_all()
+        self._watch(info.node_index, channel)
+
+    def _watch(self, node_index: int, channel: Channel) -> None:
+        """Read the control connection until it closes; a closed one means the node is gone."""
+        try:
+            while True:
+                message = channel.recv_json()
+                if message["op"] == "started":
+                    with self.cond:
+                        self.acks.add(node_index)
+                        self.cond.notify_all()
+        except (OSError, EOFError, ProtocolError, ValueError):
+            pass
+        with self.cond:
+            if not self.closed:
+                _log.get().warning("node %d closed its control connection", node_index)
+
+    def wait_all(self, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: not self.missing(), timeout)
+
+    def wait_acks(self, timeout: float) -> list[int]:
+        with self.cond:
+            self.cond.wait_for(lambda: self.acks >= set(self.members), timeout)
+            return sorted(set(self.members) - self.acks)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        with self.cond:
+            members = list(self.members.values())
+        for member in members:
+            try:
+                member.channel.send_json(message)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            members = list(self.members.values())
+        for member in members:
+            member.channel.close()
+
+
+def read_status(path: Path) -> list[int]:
+    """Exit codes the launcher shim recorded, in launch order."""
+    codes = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            codes.append(int(json.loads(line)["code"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return codes
+
+
+def job_exit_code(command_code: int, launcher_codes: list[int]) -> int:
+    """The command's exit code, or the last failed launcher's when the command failed.
+
+    Snakemake exits 1 whatever went wrong; when mpirun failed, its code (often the failing
+    rank's) says more. A command that succeeded despite a failed launch (``mpirun ... ||
+    true``) chose to tolerate it, so it stays a success.
+    """
+    failed = [code for code in launcher_codes if code != 0]
+    if command_code != 0 and failed:
+        return failed[-1]
+    return command_code
+
+
+class Signals:
+    """SIGTERM/SIGINT handling: pass the signal on to the command and the remote commands."""
+
+    def __init__(self, processes: ProcessTable):
+        self.processes = processes
+        self.command: subprocess.Popen[bytes] | None = None
+        self.received: int | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+        _log.get().warning("received %s; stopping", signal.Signals(signum).name)
+        self.processes.signal_all(signal.SIGTERM)
+        if self.command is None:
+            raise Terminated()
+
+
+def run_main(config: Config) -> int:
+    log = _log.get()
+    started = time.monotonic()
+    processes = ProcessTable()
+    processes.start_reaper()
+    signals = Signals(processes)
+    signals.install()
+    workdir = Path(tempfile.mkdtemp(prefix="awsbatch-mpi-"))
+    bin_dir = workdir / "bin"
+    rendezvous = Rendezvous(config, bin_dir, started)
+    service = NodeService(
+        config.node_index,
+        config.secret,
+        processes,
+        join_handler=rendezvous.handle_join,
+    )
+    try:
+        write_shims(bin_dir)
+        bind = config.local_address or "0.0.0.0"
+        try:
+            service.start(listen(bind, config.port))
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", bind, config.port, exc)
+            return EXIT_CONFIG
+        log.info(
+            "main node of %d, listening on %s:%d; waiting up to %.0f s for %d children %s",
+            config.num_nodes,
+            bind,
+            config.port,
+            config.join_timeout,
+            config.num_nodes - 1,
+            _log.stamp(),
+        )
+        if not rendezvous.wait_all(config.join_timeout):
+            missing = rendezvous.missing()
+            log.error(
+                "nodes %s did not join within %.0f s (%s); failing the job",
+                ", ".join(map(str, missing)),
+                config.join_timeout,
+                ENV_JOIN_TIMEOUT,
+            )
+            rendezvous.broadcast(
+                {"op": "abort", "reason": f"nodes {missing} did not join in time"}
+            )
+            return EXIT_JOIN_TIMEOUT
+        joined_at = time.time()
+        log.info(
+            "all %d nodes joined in %.2f s %s",
+            config.num_nodes,
+            time.monotonic() - started,
+            _log.stamp(joined_at),
+        )
+        address = config.local_address or rendezvous.main_address or "127.0.0.1"
+        me = NodeInfo(config.node_index, address, config.slots, socket.gethostname())
+        nodes = ordered([me, *(m.info for m in rendezvous.members.values())], config.main_index)
+        files = write_hostfiles(workdir, nodes)
+        log.info(
+            "hostfile %s: %s",
+            files.openmpi,
+            ", ".join(f"{n.address} slots={n.slots}" for n in nodes),
+        )
+        if config.num_nodes > 1:
+            rendezvous.broadcast({"op": "start"})
+            late = rendezvous.wait_acks(START_ACK_TIMEOUT)
+            if late:
+                log.warning("nodes %s did not confirm the start", late)
+        status_file = workdir / "status"
+        env = dict(os.environ)
+        env.update(
+            {
+                ENV_HOSTFILE: str(files.openmpi),
+                ENV_HOSTFILE_MPICH: str(files.mpich),
+                ENV_NODES: ",".join(n.address for n in nodes),
+                ENV_DIR: str(workdir),
+                ENV_BIN_DIR: str(bin_dir),
+                ENV_STATUS_FILE: str(status_file),
+                ENV_JOINED_AT: f"{joined_at:.3f}",
+                ENV_PORT: str(config.port),
+                ENV_TASKS: str(config.tasks),
+                "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', os.defpath)}",
+            }
+        )
+        log.info("running the job command %s", _log.stamp())
+        proc = processes.spawn(
+            ["/bin/bash", "-c", config.command], env=env, start_new_session=True
+        )
+        signals.command = proc
+        command_code = exit_code(proc.wait())
+        launcher_codes = read_status(status_file)
+        code = job_exit_code(command_code, launcher_codes)
+        if code != command_code:
+            log.error(
+                "job command exited with %d after mpirun failed with %d: exiting with %d",
+                command_code,
+                code,
+                code,
+            )
+        else:
+            log.info("job command exited with %d %s", command_code, _log.stamp())
+        return code
+    except Terminated:
+        return 128 + (signals.received or signal.SIGTERM)
+    finally:
+        rendezvous.broadcast({"op": "done"})
+        rendezvous.close()
+        service.stop()
+        for proc in list(processes.processes):
+            if proc.poll() is None:
+                terminate_group(proc, grace=2.0)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- children ------------------------------------------------------------------------------
+
+
+def join_main(config: Config, address: str, deadline: float) -> tuple[Channel, dict[str, Any]]:
+    """Connect to the main node and join, retrying while it is not up yet.
+
+    Backoff starts at 50 ms and doubles up to 1 s: the main node usually starts first, so
+    the first attempt or two succeed, and nothing waits a fixed time.
+    """
+    log = _log.get()
+    assert config.main_address is not None
+    delay = BACKOFF_START
+    attempts = 0
+    last_error: Exception | None = None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(
+                f"main node {config.main_address}:{config.port} did not answer within "
+                f"{config.join_timeout:.0f} s ({attempts} attempts; last error: {last_error})"
+            )
+        attempts += 1
+        try:
+            channel = connect(config.main_address, config.port, config.secret, min(remaining, 10))
+        except (OSError, EOFError, ProtocolError) as exc:
+            last_error = exc
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 2, BACKOFF_MAX)
+            continue
+        try:
+            channel.send_json(
+                {
+                    "op": "join",
+                    "node_index": config.node_index,
+                    "address": address,
+                    "slots": config.slots,
+                    "hostname": socket.gethostname(),
+                }
+            )
+            reply = channel.recv_json()
+        except BaseException:
+            channel.close()
+            raise
+        if reply["op"] == "error":
+            channel.close()
+            raise RemoteError(str(reply.get("message")))
+        if reply["op"] != "welcome":
+            channel.close()
+            raise ProtocolError(f"unexpected reply {reply['op']!r} to join")
+        channel.sock.settimeout(None)
+        log.info(
+            "joined main node %s:%d after %d attempt(s) %s",
+            config.main_address,
+            config.port,
+            attempts,
+            _log.stamp(),
+        )
+        return channel, reply
+
+
+def run_child(config: Config) -> int:
+    log = _log.get()
+    started = time.monotonic()
+    deadline = started + config.join_timeout
+    processes = ProcessTable()
+    processes.start_reaper()
+    signals = Signals(processes)
+    signals.install()
+    assert config.main_address is not None
+    address = config.local_address or own_address_towards(config.main_address)
+    service = NodeService(config.node_index, config.secret, processes, config.sync_root)
+    created_bin: Path | None = None
+    try:
+        bind = config.local_address or "0.0.0.0"
+        try:
+            service.start(listen(bind, config.port))
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", bind, config.port, exc)
+            return EXIT_CONFIG
+        try:
+            channel, welcome = join_main(config, address, deadline)
+        except AuthError as exc:
+            log.error("%s: this node's AWSBATCH_MPI_SECRET differs from the main node's", exc)
+            return 1
+        except (TimeoutError, RemoteError, ProtocolError, OSError, EOFError) as exc:
+            log.error("could not join the main node: %s", exc)
+            return 1
+        # The rsh agent must exist at the same path here: Open MPI's daemons launch further
+        # daemons with it (tree spawn). On a shared filesystem the main node made it already.
+        bin_dir = Path(str(welcome["bin_dir"]))
+        if not bin_dir.exists():
+            created = bin_dir if bin_dir.parent.exists() else bin_dir.parent
+            write_shims(bin_dir)
+            created_bin = created
+        try:
+            while True:
+                message = channel.recv_json()
+                op = message["op"]
+                if op == "start":
+                    channel.send_json({"op": "started"})
+                elif op == "done":
+                    log.info("main node is done; exiting")
+                    return 0
+                elif op == "abort":
+                    log.error("main node aborted the job: %s", message.get("reason"))
+                    return 1
+        except (OSError, EOFError, ProtocolError, ValueError) as exc:
+            log.info("main node closed the control connection (%s); exiting", exc or "EOF")
+            return 0
+    except Terminated:
+        return 128 + (signals.received or signal.SIGTERM)
+    finally:
+        service.stop()
+        for proc in list(processes.processes):
+            if proc.poll() is None:
+                terminate_group(proc, grace=2.0)
+        if created_bin is not None:
+            shutil.rmtree(created_bin, ignore_errors=True)
+
+
+def main() -> int:
+    log = _log.setup()
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        log.error("invalid configuration: %s", exc)
+        return EXIT_CONFIG
+    if config.is_main:
+        return run_main(config)
+    return run_child(config)

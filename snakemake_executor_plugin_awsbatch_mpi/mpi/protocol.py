@@ -1,0 +1,220 @@
+"""Authenticated message channel between the node agents, their launcher shim and rsh agent.
+
+Why not plain JSON over TCP: the agents run commands on request, so anything that can reach
+the port could otherwise run code in the job. Every node knows the per-job secret
+(``AWSBATCH_MPI_SECRET``); nothing else does.
+
+Handshake (one per TCP connection)::
+
+    server -> client:  MAGIC (8 bytes) + server nonce (32 random bytes)
+    client -> server:  client nonce (32 random bytes)
+    key = HMAC-SHA256(secret, LABEL + server nonce + client nonce)
+
+Every frame after that is ``length (4 bytes, big endian) | mac (32 bytes) | payload`` with
+``mac = HMAC-SHA256(key, direction + sequence number (8 bytes) + payload)``; the payload's
+first byte says what it is (``J`` JSON, ``O``/``E`` stdout/stderr, ``I`` stdin, ``D`` data).
+A recorded conversation cannot be replayed: the server picks a fresh nonce for every
+connection, so the key, and with it every MAC, differs; the client nonce does the same for
+the other direction (a fake server cannot replay a recorded server). The sequence numbers stop
+frames from being dropped, reordered or reflected within one connection.
+
+A server that sees a bad MAC answers with the 4-byte ``REJECT`` marker (it cannot
+authenticate anything to a peer that lacks the secret) and closes, so a misconfigured peer
+fails fast with a clear message instead of retrying until its timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+MAGIC = b"AWSBMPI1"
+LABEL = b"awsbatch-mpi/1 session\0"
+NONCE_BYTES = 32
+MAC_BYTES = 32
+MIN_SECRET_BYTES = 32
+MAX_FRAME = 8 << 20
+REJECT = 0xFFFFFFFF
+HANDSHAKE_TIMEOUT = 10.0
+
+KIND_JSON = b"J"
+KIND_STDOUT = b"O"
+KIND_STDERR = b"E"
+KIND_STDIN = b"I"
+KIND_DATA = b"D"
+
+CLIENT = b"C"
+SERVER = b"S"
+
+_HEADER = struct.Struct(">I")
+
+
+class ProtocolError(ConnectionError):
+    """The peer broke the framing rules or closed the connection mid-frame."""
+
+
+class AuthError(ProtocolError):
+    """A frame failed authentication, or the peer rejected ours (secrets differ)."""
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key for a secret string; refuses short secrets (they could be guessed)."""
+    key = secret.encode()
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"AWSBATCH_MPI_SECRET is missing or shorter than {MIN_SECRET_BYTES} characters"
+        )
+    return key
+
+
+def session_key(secret: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
+    return hmac.new(secret, LABEL + server_nonce + client_nonce, hashlib.sha256).digest()
+
+
+def frame_mac(key: bytes, direction: bytes, seq: int, payload: bytes) -> bytes:
+    return hmac.new(key, direction + seq.to_bytes(8, "big") + payload, hashlib.sha256).digest()
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """Read exactly n bytes; EOFError on a clean close before the first byte."""
+    chunks = bytearray()
+    while len(chunks) < n:
+        chunk = sock.recv(n - len(chunks))
+        if not chunk:
+            if not chunks:
+                raise EOFError("connection closed")
+            raise ProtocolError("connection closed in the middle of a frame")
+        chunks += chunk
+    return bytes(chunks)
+
+
+@dataclass
+class Channel:
+    """One authenticated, ordered message stream over a connected socket.
+
+    ``send`` is thread-safe (the exec service writes stdout and stderr from two threads);
+    ``recv`` is meant for one reading thread.
+    """
+
+    sock: socket.socket
+    key: bytes
+    send_dir: bytes
+    recv_dir: bytes
+    peer: str = ""
+    _send_seq: int = 0
+    _recv_seq: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, kind: bytes, data: bytes = b"") -> None:
+        payload = kind + data
+        if len(payload) > MAX_FRAME:
+            raise ValueError(f"frame of {len(payload)} bytes exceeds {MAX_FRAME}")
+        with self._lock:
+            mac = frame_mac(self.key, self.send_dir, self._send_seq, payload)
+            self._send_seq += 1
+            self.sock.sendall(_HEADER.pack(len(payload)) + mac + payload)
+
+    def send_json(self, message: dict[str, Any]) -> None:
+        self.send(KIND_JSON, json.dumps(message, separators=(",", ":")).encode())
+
+    def recv(self) -> tuple[bytes, bytes]:
+        """Next frame as (kind, data). EOFError when the peer closed between frames."""
+        (length,) = _HEADER.unpack(recv_exact(self.sock, _HEADER.size))
+        if length == REJECT:
+            raise AuthError(f"{self.peer or 'peer'} rejected our authentication")
+        if not 1 <= length <= MAX_FRAME:
+            raise ProtocolError(f"bad frame length {length}")
+        mac = recv_exact(self.sock, MAC_BYTES)
+        payload = recv_exact(self.sock, length)
+        expected = frame_mac(self.key, self.recv_dir, self._recv_seq, payload)
+        if not hmac.compare_digest(mac, expected):
+            raise AuthError(f"message from {self.peer or 'peer'} failed authentication")
+        self._recv_seq += 1
+        return payload[:1], payload[1:]
+
+    def recv_json(self) -> dict[str, Any]:
+        kind, data = self.recv()
+        if kind != KIND_JSON:
+            raise ProtocolError(f"expected a JSON message, got frame kind {kind!r}")
+        message = json.loads(data)
+        if not isinstance(message, dict) or not isinstance(message.get("op"), str):
+            raise ProtocolError("message without an op")
+        return message
+
+    def reject(self) -> None:
+        """Tell an unauthenticated peer it failed (best effort), then close."""
+        try:
+            self.sock.sendall(_HEADER.pack(REJECT))
+        except OSError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def _peer_name(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "?"
+
+
+def server_handshake(sock: socket.socket, secret: bytes) -> Channel:
+    """Server side: send a fresh nonce, read the client's. Frames are checked by recv()."""
+    sock.settimeout(HANDSHAKE_TIMEOUT)
+    server_nonce = os.urandom(NONCE_BYTES)
+    sock.sendall(MAGIC + server_nonce)
+    client_nonce = recv_exact(sock, NONCE_BYTES)
+    key = session_key(secret, server_nonce, client_nonce)
+    return Channel(sock, key, SERVER, CLIENT, peer=_peer_name(sock))
+
+
+def client_handshake(sock: socket.socket, secret: bytes) -> Channel:
+    """Client side of the handshake (see the module docstring)."""
+    sock.settimeout(HANDSHAKE_TIMEOUT)
+    hello = recv_exact(sock, len(MAGIC) + NONCE_BYTES)
+    if not hello.startswith(MAGIC):
+        raise ProtocolError(f"{_peer_name(sock)} is not an awsbatch-mpi node agent")
+    client_nonce = os.urandom(NONCE_BYTES)
+    sock.sendall(client_nonce)
+    key = session_key(secret, hello[len(MAGIC) :], client_nonce)
+    return Channel(sock, key, CLIENT, SERVER, peer=_peer_name(sock))
+
+
+def connect(host: str, port: int, secret: bytes, timeout: float = HANDSHAKE_TIMEOUT) -> Channel:
+    """Open an authenticated client channel to the agent at host:port."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        channel = client_handshake(sock, secret)
+    except BaseException:
+        sock.close()
+        raise
+    return channel
+
+
+def request(channel: Channel, message: dict[str, Any]) -> dict[str, Any]:
+    """Send one message and return the reply; raise on an error reply."""
+    channel.send_json(message)
+    reply = channel.recv_json()
+    if reply["op"] == "error":
+        raise RemoteError(str(reply.get("message", "unknown error")))
+    return reply
+
+
+class RemoteError(RuntimeError):
+    """The agent answered a request with an error message."""

@@ -1,0 +1,210 @@
+"""Run node agents as real processes on loopback "nodes" (127.0.0.2, .3, ...), no Batch.
+
+Each node gets the environment AWS Batch and the plugin would give it, plus
+AWSBATCH_MPI_LOCAL_NODE_ADDRESS (its own loopback address), as in the local emulation.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+AGENT = [sys.executable, "-m", "snakemake_executor_plugin_awsbatch_mpi.mpi"]
+HELLO_C = r"""
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Prints rank, size and the node index of the process; with FAIL_RANK=r, rank r prints a
+   message and exits with FAIL_CODE (default 7) while the others wait in a barrier. */
+int main(int argc, char **argv) {
+    int rank, size, sum = 0;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    const char *node = getenv("AWS_BATCH_JOB_NODE_INDEX");
+    const char *fail = getenv("FAIL_RANK");
+    if (fail && atoi(fail) == rank) {
+        const char *code = getenv("FAIL_CODE");
+        fprintf(stderr, "rank %d on node %s: simulated failure\n", rank, node ? node : "?");
+        fflush(stderr);
+        exit(code ? atoi(code) : 7);
+    }
+    MPI_Allreduce(&rank, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    printf("hello rank=%d size=%d node=%s sum=%d\n", rank, size, node ? node : "?", sum);
+    fflush(stdout);
+    MPI_Finalize();
+    return 0;
+}
+"""
+
+
+def strip_env(env: dict[str, str]) -> dict[str, str]:
+    """The test runner's environment without anything that could leak into the nodes."""
+    return {
+        k: v
+        for k, v in env.items()
+        if not k.startswith(("AWS_BATCH_", "AWSBATCH_MPI_", "OMPI_", "PRTE_", "PMIX_"))
+    }
+
+
+def free_port(addresses: list[str]) -> int:
+    """A port that is free on every given address (each node binds its own)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((addresses[0], 0))
+            port = probe.getsockname()[1]
+        try:
+            for address in addresses[1:]:
+                with socket.socket() as other:
+                    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    other.bind((address, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class Node:
+    index: int
+    address: str
+    proc: subprocess.Popen[str]
+    cwd: Path
+    out: str = ""
+    err: str = ""
+
+    @property
+    def code(self) -> int | None:
+        return self.proc.returncode
+
+
+@dataclass
+class Cluster:
+    """Starts node agents; everything started is killed at teardown."""
+
+    tmp: Path
+    num_nodes: int = 3
+    slots: int = 2
+    tasks: int | None = None
+    secret: str = field(default_factory=lambda: secrets.token_hex(32))
+    join_timeout: float = 20.0
+    first_octet: int = 2
+    nodes: dict[int, Node] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.port = free_port([self.address(i) for i in range(self.num_nodes)])
+
+    def address(self, index: int) -> str:
+        return f"127.0.0.{self.first_octet + index}"
+
+    def env(self, index: int, command: str = "", **extra: str) -> dict[str, str]:
+        env = strip_env(dict(os.environ))
+        env.update(
+            {
+                "AWS_BATCH_JOB_NODE_INDEX": str(index),
+                "AWS_BATCH_JOB_MAIN_NODE_INDEX": "0",
+                "AWS_BATCH_JOB_NUM_NODES": str(self.num_nodes),
+                "AWSBATCH_MPI_SECRET": self.secret,
+                "AWSBATCH_MPI_SLOTS": str(self.slots),
+                "AWSBATCH_MPI_TASKS": str(self.tasks or self.slots * self.num_nodes),
+                "AWSBATCH_MPI_JOIN_TIMEOUT": str(self.join_timeout),
+                "AWSBATCH_MPI_PORT": str(self.port),
+                "AWSBATCH_MPI_LOCAL_NODE_ADDRESS": self.address(index),
+            }
+        )
+        if index == 0:
+            env["AWSBATCH_MPI_COMMAND"] = command
+        else:
+            env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = self.address(0)
+        env.update(extra)
+        return env
+
+    def start(self, index: int, command: str = "", cwd: Path | None = None, **extra: str) -> Node:
+        cwd = cwd or self.tmp / f"node{index}"
+        cwd.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            AGENT,
+            cwd=cwd,
+            env=self.env(index, command, **extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        node = Node(index, self.address(index), proc, cwd)
+        self.nodes[index] = node
+        return node
+
+    def wait(self, timeout: float = 40.0) -> dict[int, Node]:
+        deadline = time.monotonic() + timeout
+        for node in self.nodes.values():
+            try:
+                node.out, node.err = node.proc.communicate(
+                    timeout=max(0.1, deadline - time.monotonic())
+                )
+            except subprocess.TimeoutExpired:
+                self.kill()
+                node.out, node.err = node.proc.communicate()
+                raise AssertionError(
+                    f"node {node.index} did not exit in time\n--- stderr:\n{node.err}"
+                ) from None
+        return self.nodes
+
+    def kill(self) -> None:
+        for node in self.nodes.values():
+            if node.proc.poll() is None:
+                try:
+                    os.killpg(node.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- node {n.index} (exit {n.code}) stdout:\n{n.out}\n--- stderr:\n{n.err}"
+            for n in self.nodes.values()
+        )
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    clusters: list[Cluster] = []
+
+    def make(**kwargs) -> Cluster:
+        cluster = Cluster(tmp_path / f"c{len(clusters)}", **kwargs)
+        cluster.tmp.mkdir()
+        clusters.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        cluster.kill()
+
+
+needs_mpi = pytest.mark.skipif(
+    not (shutil.which("mpirun") and shutil.which("mpicc")),
+    reason="needs Open MPI's mpirun and mpicc (apt-get install openmpi-bin libopenmpi-dev)",
+)
+
+
+@pytest.fixture(scope="session")
+def hello(tmp_path_factory) -> Path:
+    """The test MPI program, compiled once per session."""
+    if not (shutil.which("mpirun") and shutil.which("mpicc")):
+        pytest.skip("needs Open MPI's mpirun and mpicc (apt-get install openmpi-bin libopenmpi-dev)")
+    directory = tmp_path_factory.mktemp("hello")
+    source = directory / "hello.c"
+    source.write_text(HELLO_C)
+    subprocess.run(["mpicc", "-o", str(directory / "hello"), str(source)], check=True)
+    return directory / "hello"
