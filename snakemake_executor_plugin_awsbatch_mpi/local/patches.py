@@ -21,7 +21,9 @@ gap between moto and AWS Batch that a client of the plugin would trip over:
 ``Job.describe`` / ``Job.describe_short``
     omit ``startedAt`` for jobs that never started (moto said 0), and add
     ``container.exitCode`` and ``container.reason`` (also in ``attempts[-1]``), a
-    ``statusReason`` for failed jobs, and the effective ``nodeProperties`` of multi-node jobs.
+    ``statusReason`` for failed jobs, the effective ``nodeProperties`` of multi-node jobs,
+    and for container jobs the definition's container properties (image, roles, ...) and
+    the effective ``resourceRequirements`` (definition merged with containerOverrides).
 ``Job._get_container_property``
     stops appending a duplicate ``AWS_BATCH_JOB_ID`` to the job's environment on every
     DescribeJobs (moto mutated the overrides list in place).
@@ -513,9 +515,44 @@ def _effective_node_properties(job: Job) -> dict[str, Any]:
     return node_properties
 
 
+def _merged_requirements(
+    base: list[dict[str, str]], override: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    """containerOverrides.resourceRequirements replace the definition's, type by type."""
+    merged = {r["type"]: dict(r) for r in base}
+    for requirement in override:
+        merged[requirement["type"]] = dict(requirement)
+    return list(merged.values())
+
+
+def _complete_container_details(job: Job, container: dict[str, Any]) -> None:
+    """Add what AWS's DescribeJobs shows and moto leaves out: the definition's container
+    properties (image, roles, mount points, ...) and the effective resourceRequirements."""
+    properties = job.job_definition.container_properties or {}
+    for key, value in properties.items():
+        container.setdefault(key, copy.deepcopy(value))
+    overrides = job.container_overrides or {}
+    requirements = _merged_requirements(
+        properties.get("resourceRequirements", []) or [],
+        overrides.get("resourceRequirements", []) or [],
+    )
+    if requirements:
+        container["resourceRequirements"] = requirements
+    by_type = {r["type"]: r["value"] for r in requirements}
+    if "VCPU" in by_type:
+        vcpus = float(by_type["VCPU"])
+        container["vcpus"] = int(vcpus) if vcpus.is_integer() else vcpus
+    if "MEMORY" in by_type:
+        container["memory"] = int(float(by_type["MEMORY"]))
+    if overrides.get("instanceType"):
+        container["instanceType"] = overrides["instanceType"]
+
+
 def _describe(self: Job) -> dict[str, Any]:
     result = _original(Job, "describe")(self)
     failed = result.get("status") == JobStatus.FAILED.value
+    if "container" in result and self.job_definition.container_properties is not None:
+        _complete_container_details(self, result["container"])
     if self.job_definition.type == "multinode" and self.job_definition.node_properties:
         result["nodeProperties"] = _effective_node_properties(self)
     if self.job_stopped and self.exit_code is not None and not self._child_jobs:

@@ -177,17 +177,25 @@ def test_missing_executable_fails_instead_of_hanging(aws: Aws, shell_def: str) -
     assert any("no-such-tool-xyz" in message for message in messages)
 
 
-def test_describe_does_not_grow_the_environment(aws: Aws, shell_def: str) -> None:
+def test_describe_is_stable_and_complete(aws: Aws, shell_def: str) -> None:
     job_id = aws.submit_shell(
-        "env-stable",
+        "describe-stable",
         shell_def,
         "true",
-        containerOverrides={"environment": [{"name": "ONE", "value": "1"}]},
+        containerOverrides={
+            "environment": [{"name": "ONE", "value": "1"}],
+            "resourceRequirements": [{"type": "VCPU", "value": "2"}],
+        },
     )
     for _ in range(3):
-        environment = aws.describe(job_id)["container"]["environment"]
-    names = [entry["name"] for entry in environment]
+        container = aws.describe(job_id)["container"]
+    # moto appended another AWS_BATCH_JOB_ID on every DescribeJobs.
+    names = [entry["name"] for entry in container["environment"]]
     assert sorted(names) == ["AWS_BATCH_JOB_ID", "ONE"]
+    # The definition merged with the overrides, as AWS shows it.
+    requirements = {r["type"]: r["value"] for r in container["resourceRequirements"]}
+    assert requirements == {"VCPU": "2", "MEMORY": "512"}
+    assert container["image"].endswith("python:3.11-slim")
     aws.wait(job_id)
 
 
