@@ -152,13 +152,11 @@ def launcher_options(args: Sequence[str], values: Mapping[str, int]) -> set[str]
         elif arg.startswith("-") and arg != "-":
             name, eq, value = arg.partition("=")
             seen.add(name)
-            if name == "--map-by" and value.startswith("ppr"):
-                seen.add("--ppr")
             if not eq:
-                if name in ("--map-by", "-map-by") and i < len(args):
-                    if args[i].startswith("ppr"):
-                        seen.add("--ppr")
+                value = args[i] if i < len(args) else ""
                 i += values.get(name, 0)
+            if name in ("--map-by", "-map-by") and value.startswith("ppr"):
+                seen.add("--ppr")  # processes per resource: the count is implied
         else:
             in_program = True
     return seen

@@ -134,6 +134,12 @@ class Cluster:
     def start(self, index: int, command: str = "", cwd: Path | None = None, **extra: str) -> Node:
         cwd = cwd or self.tmp / f"node{index}"
         cwd.mkdir(parents=True, exist_ok=True)
+        # Private TMPDIR per node, as in the emulation (and on Batch, where /tmp is per
+        # container): Open MPI daemons on nodes that share a hostname would otherwise race
+        # creating the same session directory.
+        tmpdir = self.tmp / f"node{index}-tmp"
+        tmpdir.mkdir(exist_ok=True)
+        extra.setdefault("TMPDIR", str(tmpdir))
         proc = subprocess.Popen(
             AGENT,
             cwd=cwd,
