@@ -379,9 +379,7 @@ def run_main(config: Config) -> int:
                 config.join_timeout,
                 ENV_JOIN_TIMEOUT,
             )
-            rendezvous.broadcast(
-                {"op": "abort", "reason": f"nodes {missing} did not join in time"}
-            )
+            rendezvous.broadcast({"op": "abort", "reason": f"nodes {missing} did not join in time"})
             return EXIT_JOIN_TIMEOUT
         joined_at = time.time()
         log.info(
@@ -421,9 +419,7 @@ def run_main(config: Config) -> int:
             }
         )
         log.info("running the job command %s", _log.stamp())
-        proc = processes.spawn(
-            ["/bin/bash", "-c", config.command], env=env, start_new_session=True
-        )
+        proc = processes.spawn(["/bin/bash", "-c", config.command], env=env, start_new_session=True)
         signals.command = proc
         command_code = exit_code(proc.wait())
         launcher_codes = read_status(status_file)

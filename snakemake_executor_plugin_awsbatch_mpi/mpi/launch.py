@@ -71,48 +71,48 @@ SYNC_WORKERS = 16
 OPENMPI_VALUES: dict[str, int] = {
     **dict.fromkeys(("-mca", "--mca", "-gmca", "--gmca", "--prtemca", "--pmixmca"), 2),
     **dict.fromkeys(
-        (
-            "-am", "--am", "-app", "--app", "--bind-to", "-bind-to", "-c", "-np", "--np",
-            "-n", "--n", "-N", "-cf", "--cartofile", "-cpu-list", "--cpu-list", "-cpu-set",
-            "--cpu-set", "-cpus-per-proc", "--cpus-per-proc", "-cpus-per-rank",
-            "--cpus-per-rank", "-debugger", "--debugger", "-default-hostfile",
-            "--default-hostfile", "-H", "-host", "--host", "-hnp", "--hnp", "-hostfile",
-            "--hostfile", "-launch-agent", "--launch-agent", "-machinefile", "--machinefile",
-            "--map-by", "-map-by", "-max-restarts", "--max-restarts", "-max-vm-size",
-            "--max-vm-size", "-npernode", "--npernode", "-npersocket", "--npersocket",
-            "-ompi-server", "--ompi-server", "-output-filename", "--output-filename", "-path",
-            "--path", "-personality", "--personality", "--ppr", "-ppr", "--prefix", "-prefix",
-            "--preload-files", "-preload-files", "--rank-by", "-rank-by", "-report-events",
-            "--report-events", "-report-pid", "--report-pid", "-report-uri", "--report-uri",
-            "-rf", "--rankfile", "-stdin", "--stdin", "-timeout", "--timeout", "-tune",
-            "--tune", "-wd", "--wd", "-wdir", "--wdir", "-x", "-xml-file", "--xml-file",
-            "-xterm", "--xterm", "--output", "--display", "--runtime-options", "--pset",
-            "--stream-buffering", "--pmix-prefix", "--dvm", "--dvm-uri",
-        ),
+        """
+            -am --am -app --app --bind-to -bind-to -c -np --np -n --n -N -cf --cartofile
+            -cpu-list --cpu-list -cpu-set --cpu-set -cpus-per-proc --cpus-per-proc
+            -cpus-per-rank --cpus-per-rank -debugger --debugger -default-hostfile
+            --default-hostfile -H -host --host -hnp --hnp -hostfile --hostfile -launch-agent
+            --launch-agent -machinefile --machinefile --map-by -map-by -max-restarts
+            --max-restarts -max-vm-size --max-vm-size -npernode --npernode -npersocket
+            --npersocket -ompi-server --ompi-server -output-filename --output-filename -path
+            --path -personality --personality --ppr -ppr --prefix -prefix --preload-files
+            -preload-files --rank-by -rank-by -report-events --report-events -report-pid
+            --report-pid -report-uri --report-uri -rf --rankfile -stdin --stdin -timeout
+            --timeout -tune --tune -wd --wd -wdir --wdir -x -xml-file --xml-file -xterm
+            --xterm --output --display --runtime-options --pset --stream-buffering
+            --pmix-prefix --dvm --dvm-uri
+        """.split(),
         1,
     ),
 }
-OPENMPI_HOSTS = {
-    "-H", "-host", "--host", "-hostfile", "--hostfile", "-machinefile", "--machinefile",
-    "-default-hostfile", "--default-hostfile", "-app", "--app", "-rf", "--rankfile",
-}
-OPENMPI_COUNTS = {
-    "-n", "--n", "-np", "--np", "-c", "-N", "-npernode", "--npernode", "-npersocket",
-    "--npersocket", "--ppr", "-ppr", "-app", "--app",
-}
+OPENMPI_HOSTS = set(
+    """
+    -H -host --host -hostfile --hostfile -machinefile --machinefile -default-hostfile
+    --default-hostfile -app --app -rf --rankfile
+    """.split()
+)
+OPENMPI_COUNTS = set(
+    """
+    -n --n -np --np -c -N -npernode --npernode -npersocket --npersocket --ppr -ppr -app
+    --app
+    """.split()
+)
 
 HYDRA_VALUES: dict[str, int] = {
     **dict.fromkeys(("-genv", "-env"), 2),
     **dict.fromkeys(
-        (
-            "-n", "-np", "-f", "-hostfile", "-machinefile", "-mfile", "-hosts", "-host",
-            "-ppn", "-wdir", "-configfile", "-genvlist", "-envlist", "-bootstrap",
-            "-bootstrap-exec", "-launcher", "-launcher-exec", "-rmk", "-demux", "-iface",
-            "-nameserver", "-prepend-pattern", "-outfile-pattern", "-errfile-pattern",
-            "-bind-to", "-map-by", "-membind", "-topolib", "-ckpointlib", "-ckpoint-prefix",
-            "-ckpoint-num", "-ckpoint-interval", "-tmpdir", "-usize", "-gpus-per-proc",
-            "-gpu-subdevs-per-proc", "-localhost", "-binding", "-print-rank-map",
-        ),
+        """
+            -n -np -f -hostfile -machinefile -mfile -hosts -host -ppn -wdir -configfile
+            -genvlist -envlist -bootstrap -bootstrap-exec -launcher -launcher-exec -rmk
+            -demux -iface -nameserver -prepend-pattern -outfile-pattern -errfile-pattern
+            -bind-to -map-by -membind -topolib -ckpointlib -ckpoint-prefix -ckpoint-num
+            -ckpoint-interval -tmpdir -usize -gpus-per-proc -gpu-subdevs-per-proc -localhost
+            -binding -print-rank-map
+        """.split(),
         1,
     ),
 }

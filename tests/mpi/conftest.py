@@ -208,7 +208,9 @@ needs_mpi = pytest.mark.skipif(
 def hello(tmp_path_factory) -> Path:
     """The test MPI program, compiled once per session."""
     if not (shutil.which("mpirun") and shutil.which("mpicc")):
-        pytest.skip("needs Open MPI's mpirun and mpicc (apt-get install openmpi-bin libopenmpi-dev)")
+        pytest.skip(
+            "needs Open MPI's mpirun and mpicc (apt-get install openmpi-bin libopenmpi-dev)"
+        )
     directory = tmp_path_factory.mktemp("hello")
     source = directory / "hello.c"
     source.write_text(HELLO_C)

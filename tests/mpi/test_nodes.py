@@ -45,7 +45,9 @@ def test_three_nodes_two_slots_each(cluster_factory, hello):
     assert all(nodes[i].code == 0 for i in (1, 2)), cluster.logs()
     # Timing lines a benchmark can parse; -n was given, so the shim did not add one.
     assert re.search(r"all 3 nodes joined in [\d.]+ s t=\d+\.\d+", main.err)
-    start = re.search(r"adding: (.*) t=\d+\.\d+ \(([\d.]+) s after the last node joined\)", main.err)
+    start = re.search(
+        r"adding: (.*) t=\d+\.\d+ \(([\d.]+) s after the last node joined\)", main.err
+    )
     assert start, main.err
     assert "-n 6" not in start[1]
     assert float(start[2]) < 1.0, "bootstrap overhead above 1 s"
