@@ -253,3 +253,30 @@ def test_throttling_is_survived(emulated_env, tmp_path, monkeypatch):
     s3 = boto3.client("s3")
     body = s3.get_object(Bucket=LOCAL_BUCKET, Key="throttled/t2.txt")["Body"].read()
     assert body == b"2\n"
+
+
+def test_job_forgotten_by_batch_ends_as_error(emulated_env, tmp_path, batch_client):
+    """A job that Batch stops returning is reported after a bounded number of checks."""
+    from moto.batch.models import batch_backends
+
+    work = write_workflow(tmp_path / "forgotten", """
+        rule lost:
+            output: "lost.txt"
+            shell: "sleep 60; touch {output}"
+    """)
+    proc = subprocess.Popen(snakemake_cmd(work), cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    jobs: list[dict] = []
+    while time.time() < deadline and not jobs:
+        jobs = jobs_with_tag(batch_client, "snakemake-workflow", "forgotten")
+        time.sleep(0.3)
+    assert jobs, "the job was never submitted"
+    job_id = jobs[0]["jobId"]
+    batch_client.terminate_job(jobId=job_id, reason="test cleanup")
+    for backend in batch_backends.values():
+        for region_backend in backend.values():
+            region_backend._jobs.pop(job_id, None)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert f"AWS Batch no longer knows job {job_id}" in out
