@@ -371,6 +371,12 @@ class LocalEmulation:
         return self._runtime.live_count() if self._runtime is not None else 0
 
     @property
+    def job_endpoint_url(self) -> str:
+        """The ``AWS_ENDPOINT_URL`` jobs receive: this emulation's, or, when several share
+        the process, that of the one started first (all serve the same state)."""
+        return self._runtime.endpoint_url if self._runtime is not None else self.endpoint_url
+
+    @property
     def running(self) -> bool:
         return self._started
 

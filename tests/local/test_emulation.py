@@ -72,6 +72,7 @@ def test_a_second_emulation_in_the_same_process_shares_the_first(
     with LocalEmulation() as second:
         assert second.endpoint_url != emulation.endpoint_url
         assert second.job_role_arn == emulation.job_role_arn
+        assert second.job_endpoint_url == emulation.job_endpoint_url
         other = Aws.connect(second, secret="other")
         job_id = other.submit_shell("via-second", shell_def, "true")
         assert aws.wait(job_id)["status"] == "SUCCEEDED"  # one state behind both

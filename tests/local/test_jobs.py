@@ -137,7 +137,7 @@ def test_job_gets_role_credentials_not_the_submitters(
     assert env["AWS_ACCESS_KEY_ID"] == JOB_ROLE_ACCESS_KEY_ID
     assert env["AWS_SECRET_ACCESS_KEY"] == JOB_ROLE_SECRET_ACCESS_KEY
     assert SUBMITTER_SECRET not in env.values()
-    assert env["AWS_ENDPOINT_URL"] == emulation.endpoint_url
+    assert env["AWS_ENDPOINT_URL"] == emulation.job_endpoint_url
     assert env["AWS_DEFAULT_REGION"] == emulation.region
     assert env["AWS_BATCH_JOB_ID"] == job_id
     assert env["AWS_BATCH_JOB_ATTEMPT"] == "1"
