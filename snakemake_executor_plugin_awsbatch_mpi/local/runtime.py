@@ -559,7 +559,7 @@ class LocalContainerCollection:
         container.remove()
         return output
 
-    def list(self, all: bool = False, **_: Any) -> list[LocalContainer]:  # noqa: A002
+    def list(self, all: bool = False, **_: Any) -> list[LocalContainer]:
         return [c for c in self._runtime.all_containers() if all or c.status == "running"]
 
     def get(self, container_id: str) -> LocalContainer:
