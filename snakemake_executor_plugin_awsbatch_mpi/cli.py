@@ -25,9 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "local":
-        from .local.server import serve_forever
+        from .local import EmulationError
+        from .local.server import describe_environment, serve_forever
 
-        serve_forever(args.port)
+        try:
+            serve_forever(
+                args.port, on_ready=lambda emu: print(describe_environment(emu), flush=True)
+            )
+        except EmulationError as err:
+            print(f"awsbatch-mpi local: {err}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "demo":
         from .demo import run_demo

@@ -1,0 +1,49 @@
+"""`awsbatch-mpi demo` end to end: the example workflow on the emulation, outputs checked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_example_workflow import config, expected, expected_report  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def run_demo(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_plugin_awsbatch_mpi.cli", "demo",
+         "--workdir", str(workdir), *args],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+
+
+def test_demo_runs_the_example_on_the_emulation(tmp_path, expected):  # noqa: F811
+    work = tmp_path / "demo"
+    first = run_demo(work)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    out = first.stdout
+    # summary table: every Batch job, sized from its rule
+    rows = [line.split() for line in out.splitlines() if "SUCCEEDED" in line]
+    by_rule: dict[str, list[list[str]]] = {}
+    for row in rows:
+        by_rule.setdefault(row[0], []).append(row)
+    assert {r: len(v) for r, v in by_rule.items()} == {
+        "split": 1, "count_kmers": 3, "embed": 3, "report": 1
+    }
+    # columns: rule, id, status, duration, "s", vCPU, MiB, GPU
+    assert all(row[5:] == ["2", "977", "0"] for row in by_rule["count_kmers"])
+    assert all(row[5:] == ["1", "1954", "1"] for row in by_rule["embed"])
+    assert "s3://snakemake-local/demo/results/" in out
+    # the results, by content
+    assert (work / "results" / "report.tsv").read_text() == expected_report(expected)
+    # a second run has nothing to do
+    second = run_demo(work)
+    assert second.returncode == 0
+    assert "Nothing needed to be done" in second.stdout
+    assert "--fresh" in second.stdout
