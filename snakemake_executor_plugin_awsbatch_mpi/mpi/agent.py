@@ -177,6 +177,19 @@ def write_shims(bin_dir: Path) -> None:
         tmp.replace(path)
 
 
+def shim_functions(bin_dir: Path) -> dict[str, str]:
+    """Exported bash functions that route ``mpirun``/``mpiexec`` to the shims.
+
+    PATH alone is not enough: Snakemake activates a rule's conda environment inside the
+    command, which puts the environment's own ``mpirun`` first on PATH. Bash looks up
+    functions before PATH, and every bash started by the command inherits them.
+    """
+    return {
+        f"BASH_FUNC_{name}%%": f'() {{  {shlex.quote(str(bin_dir / name))} "$@"\n}}'
+        for name in SHIM_NAMES
+    }
+
+
 # -- main node -----------------------------------------------------------------------------
 
 
@@ -416,6 +429,7 @@ def run_main(config: Config) -> int:
                 ENV_PORT: str(config.port),
                 ENV_TASKS: str(config.tasks),
                 "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', os.defpath)}",
+                **shim_functions(bin_dir),
             }
         )
         log.info("running the job command %s", _log.stamp())

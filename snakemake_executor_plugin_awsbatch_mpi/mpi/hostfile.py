@@ -12,6 +12,7 @@ from pathlib import Path
 NODES_FILE = "nodes.json"
 HOSTFILE = "hostfile"
 HOSTFILE_MPICH = "hostfile.mpich"
+LOOPBACK_CIDR = "127.0.0.0/8"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def covering_cidr(addresses: Sequence[str]) -> str:
         raise ValueError("no node addresses")
     ips = [ipaddress.IPv4Address(a) for a in addresses]
     if all(ip.is_loopback for ip in ips):
-        return "127.0.0.0/8"
+        return LOOPBACK_CIDR
     values = [int(ip) for ip in ips]
     differing = 0
     for value in values[1:]:

@@ -47,7 +47,14 @@ from . import (
     ENV_TASKS,
     _log,
 )
-from .hostfile import NODES_FILE, NodeInfo, covering_cidr, read_nodes, shared_hostname
+from .hostfile import (
+    LOOPBACK_CIDR,
+    NODES_FILE,
+    NodeInfo,
+    covering_cidr,
+    read_nodes,
+    shared_hostname,
+)
 from .protocol import connect, request, secret_key
 from .sync import TreeStats, send_tree
 
@@ -227,7 +234,12 @@ def build_launch(
             _default(env, updates, "OMPI_MCA_btl", "self,tcp")
         if "OMPI_MCA_btl_tcp_if_exclude" not in env:
             _default(env, updates, "OMPI_MCA_btl_tcp_if_include", cidr)
-        if f"{runtime}oob_tcp_if_exclude" not in env:
+        # PRRTE's out-of-band transport never uses loopback interfaces, even when told to;
+        # with loopback "nodes" (local emulation) it must keep its default choice.
+        loopback_only = cidr == LOOPBACK_CIDR
+        if f"{runtime}oob_tcp_if_exclude" not in env and not (
+            flavour == OPENMPI5 and loopback_only
+        ):
             _default(env, updates, f"{runtime}oob_tcp_if_include", cidr)
         _default(env, updates, "PMIX_MCA_gds", "hash")
         if is_root:
@@ -245,6 +257,23 @@ def build_launch(
             extra += ["-launcher", "ssh", "-launcher-exec", rsh_agent]
     added = list(extra) + [f"{k}={v}" for k, v in updates.items()]
     return LaunchPlan([launcher, *extra, *user_args], updates, added)
+
+
+def launcher_env(env: Mapping[str, str], bin_dir: str) -> dict[str, str]:
+    """The real launcher's environment, without the shims.
+
+    Some launchers are scripts that call ``mpiexec`` by name (Intel MPI's ``mpirun``); found
+    through PATH or the exported bash functions, that would be the shim again, which would
+    add its arguments a second time.
+    """
+    clean = {k: v for k, v in env.items() if k not in ("BASH_FUNC_mpirun%%", "BASH_FUNC_mpiexec%%")}
+    skip = os.path.realpath(bin_dir)
+    clean["PATH"] = os.pathsep.join(
+        part
+        for part in env.get("PATH", os.defpath).split(os.pathsep)
+        if not part or os.path.realpath(part) != skip
+    )
+    return clean
 
 
 # -- working directory replication ---------------------------------------------------------
@@ -423,6 +452,7 @@ def main(args: list[str], name: str = "mpirun") -> int:
         os.geteuid() == 0,
     )
     env.update(plan.env)
+    env = launcher_env(env, bin_dir)
     now = time.time()
     overhead = ""
     if env.get(ENV_JOINED_AT):

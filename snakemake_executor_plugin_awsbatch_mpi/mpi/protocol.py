@@ -12,7 +12,7 @@ Handshake (one per TCP connection)::
 
 Every frame after that is ``length (4 bytes, big endian) | mac (32 bytes) | payload`` with
 ``mac = HMAC-SHA256(key, direction + sequence number (8 bytes) + payload)``; the payload's
-first byte says what it is (``J`` JSON, ``O``/``E`` stdout/stderr, ``I`` stdin, ``D`` data).
+first byte says what it is (``J`` JSON, ``O``/``E`` stdout/stderr, ``D`` data).
 A recorded conversation cannot be replayed: the server picks a fresh nonce for every
 connection, so the key, and with it every MAC, differs; the client nonce does the same for
 the other direction (a fake server cannot replay a recorded server). The sequence numbers stop
@@ -47,7 +47,6 @@ HANDSHAKE_TIMEOUT = 10.0
 KIND_JSON = b"J"
 KIND_STDOUT = b"O"
 KIND_STDERR = b"E"
-KIND_STDIN = b"I"
 KIND_DATA = b"D"
 
 CLIENT = b"C"

@@ -7,6 +7,9 @@ directory, streams its stdout/stderr back and exits with its exit code, like ssh
 the connection fails). Killing this script closes the connection, and the node agent then
 kills the remote command's process group.
 
+Standard input is not forwarded (as with ``ssh -n``): MPI daemons never read it, and
+reading it here would steal the input that mpirun forwards to rank 0.
+
 Like ``ssh -o SendEnv``, it passes the MPI runtime's own settings (``OMPI_MCA_*``,
 ``PRTE_MCA_*``, ``PMIX_MCA_*``, the run-as-root switches) to the remote command; everything
 else comes from the remote node's environment.
@@ -17,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,10 +27,8 @@ from . import DEFAULT_PORT, ENV_PORT, ENV_SECRET, _log
 from .protocol import (
     KIND_JSON,
     KIND_STDERR,
-    KIND_STDIN,
     KIND_STDOUT,
     AuthError,
-    Channel,
     ProtocolError,
     connect,
     secret_key,
@@ -50,13 +50,11 @@ CONNECT_TIMEOUT = 30.0
 class RshCall:
     host: str
     command: str
-    stdin: bool = True
 
 
 def parse_args(argv: Sequence[str]) -> RshCall:
     """``[ssh options] [user@]HOST COMMAND...`` -> what to run where (ssh's rules)."""
     i = 0
-    stdin = True
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
@@ -65,20 +63,18 @@ def parse_args(argv: Sequence[str]) -> RshCall:
         if not arg.startswith("-") or arg == "-":
             break
         i += 1
-        for j, flag in enumerate(arg[1:], start=1):
+        for j, flag in enumerate(arg[1:], start=1):  # -xnT, -p22, -p 22
             if flag in SSH_OPTIONS_WITH_VALUE:
                 if j == len(arg) - 1:
                     i += 1  # the value is the next argument
                 break
-            if flag == "n":
-                stdin = False
     if i >= len(argv):
         raise ValueError("no host given")
     host = argv[i].rpartition("@")[2]
     command = " ".join(argv[i + 1 :])
     if not command.strip():
         raise ValueError("no command given (interactive logins are not supported)")
-    return RshCall(host, command, stdin)
+    return RshCall(host, command)
 
 
 def forwarded_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -90,18 +86,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _forward_stdin(channel: Channel) -> None:
-    try:
-        while chunk := os.read(0, 65536):
-            channel.send(KIND_STDIN, chunk)
-    except OSError:
-        pass
-    try:
-        channel.send(KIND_STDIN, b"")
-    except OSError:
-        pass
 
 
 def main(argv: list[str]) -> int:
@@ -128,10 +112,6 @@ def main(argv: list[str]) -> int:
                 "env": forwarded_env(env),
             }
         )
-        if call.stdin:
-            threading.Thread(target=_forward_stdin, args=(channel,), daemon=True).start()
-        else:
-            channel.send(KIND_STDIN, b"")
         while True:
             kind, data = channel.recv()
             if kind == KIND_STDOUT:

@@ -5,7 +5,8 @@ One thread per connection; the first authenticated message names the request:
 - ``join`` (main node only): a child reports itself; the connection then stays open as the
   child's control connection (``start``/``done``/``abort`` go down it).
 - ``exec``: run a command with ``/bin/bash -c`` like sshd would, in the requested working
-  directory if it exists, streaming stdout/stderr back and ending with its exit code. The
+  directory if it exists, with stdin from /dev/null, streaming stdout/stderr back and
+  ending with its exit code. The
   command runs in its own process group, killed when the connection drops (the rsh agent
   was killed) or the node agent shuts down.
 - ``sync``: receive a working directory (``sync``), unless the requested path already is the
@@ -29,7 +30,6 @@ from typing import Any
 from . import _log
 from .protocol import (
     KIND_STDERR,
-    KIND_STDIN,
     KIND_STDOUT,
     AuthError,
     Channel,
@@ -218,7 +218,7 @@ class NodeService:
                 ["/bin/bash", "-c", command],
                 cwd=cwd,
                 env=env,
-                stdin=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
@@ -236,19 +236,10 @@ class NodeService:
                 pass
 
         def watch_client() -> None:
-            """Forward stdin; a dropped connection means the rsh agent died: kill the group."""
-            assert proc.stdin is not None
-            stdin_open = True
+            """A dropped connection means the rsh agent died: kill the command's group."""
             try:
                 while True:
-                    kind, data = channel.recv()
-                    if kind == KIND_STDIN and stdin_open:
-                        if data:
-                            proc.stdin.write(data)
-                            proc.stdin.flush()
-                        else:
-                            proc.stdin.close()
-                            stdin_open = False
+                    channel.recv()
             except (OSError, EOFError, ProtocolError, ValueError):
                 pass
             if not finished.is_set():

@@ -144,6 +144,7 @@ class Cluster:
             AGENT,
             cwd=cwd,
             env=self.env(index, command, **extra),
+            stdin=subprocess.DEVNULL,  # as in a Batch container
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

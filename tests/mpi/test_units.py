@@ -199,18 +199,18 @@ def test_find_real_launcher_skips_shims(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("argv", "host", "command", "stdin"),
+    ("argv", "host", "command"),
     [
-        (["127.0.0.3", "orted", "-mca", "x", "y"], "127.0.0.3", "orted -mca x y", True),
-        (["-x", "node1", "/bin/proxy --port 3"], "node1", "/bin/proxy --port 3", True),
-        (["-q", "-o", "StrictHostKeyChecking=no", "-p", "22", "h", "ls"], "h", "ls", True),
-        (["-oBatchMode=yes", "-n", "user@h", "echo", "hi"], "h", "echo hi", False),
-        (["-xnT", "h", "true"], "h", "true", False),
-        (["--", "h", "true"], "h", "true", True),
+        (["127.0.0.3", "orted", "-mca", "x", "y"], "127.0.0.3", "orted -mca x y"),
+        (["-x", "node1", "/bin/proxy --port 3"], "node1", "/bin/proxy --port 3"),
+        (["-q", "-o", "StrictHostKeyChecking=no", "-p", "22", "h", "ls"], "h", "ls"),
+        (["-oBatchMode=yes", "-n", "user@h", "echo", "hi"], "h", "echo hi"),
+        (["-xnT", "h", "true"], "h", "true"),
+        (["--", "h", "true"], "h", "true"),
     ],
 )
-def test_rsh_parses_ssh_style_arguments(argv, host, command, stdin):
-    assert rsh.parse_args(argv) == rsh.RshCall(host, command, stdin)
+def test_rsh_parses_ssh_style_arguments(argv, host, command):
+    assert rsh.parse_args(argv) == rsh.RshCall(host, command)
 
 
 def test_rsh_requires_host_and_command():
