@@ -54,6 +54,7 @@ from .server import NodeService, ProcessTable, exit_code, terminate_group
 BACKOFF_START = 0.05
 BACKOFF_MAX = 1.0
 START_ACK_TIMEOUT = 10.0
+LAUNCH_GRACE = 10.0  # for a launch still winding up when the command has ended
 SHIM_NAMES = ("mpirun", "mpiexec")
 RSH_NAME = "awsbatch-mpi-rsh"
 
@@ -303,19 +304,40 @@ class Rendezvous:
             member.channel.close()
 
 
-def read_status(path: Path) -> list[int]:
-    """Exit codes the launcher shim recorded, in launch order."""
-    codes = []
+@dataclass
+class LaunchStatus:
+    codes: list[int] = field(default_factory=list)  # exit codes, in order
+    pending: set[int] = field(default_factory=set)  # pids of launches without an exit record
+
+
+def read_status(path: Path) -> LaunchStatus:
+    """What the launcher shims recorded (see ``launch.record_status``)."""
+    status = LaunchStatus()
     try:
         lines = path.read_text().splitlines()
     except OSError:
-        return []
+        return status
     for line in lines:
         try:
-            codes.append(int(json.loads(line)["code"]))
+            record = json.loads(line)
+            if record["event"] == "start":
+                status.pending.add(int(record["pid"]))
+            elif record["event"] == "exit":
+                status.pending.discard(int(record["pid"]))
+                status.codes.append(int(record["code"]))
         except (ValueError, KeyError, TypeError):
             continue
-    return codes
+    return status
+
+
+def wait_for_launches(path: Path, timeout: float) -> LaunchStatus:
+    """The status once every started launch has recorded its exit (or timeout passed)."""
+    deadline = time.monotonic() + timeout
+    status = read_status(path)
+    while status.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = read_status(path)
+    return status
 
 
 def job_exit_code(command_code: int, launcher_codes: list[int]) -> int:
@@ -436,8 +458,10 @@ def run_main(config: Config) -> int:
         proc = processes.spawn(["/bin/bash", "-c", config.command], env=env, start_new_session=True)
         signals.command = proc
         command_code = exit_code(proc.wait())
-        launcher_codes = read_status(status_file)
-        code = job_exit_code(command_code, launcher_codes)
+        status = wait_for_launches(status_file, LAUNCH_GRACE if command_code else 0.0)
+        if status.pending:
+            log.warning("a launcher (pid %s) did not record its exit code", status.pending)
+        code = job_exit_code(command_code, status.codes)
         if code != command_code:
             log.error(
                 "job command exited with %d after mpirun failed with %d: exiting with %d",

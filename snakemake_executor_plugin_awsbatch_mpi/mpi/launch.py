@@ -351,13 +351,19 @@ def replicate_workdir(
 # -- main ----------------------------------------------------------------------------------
 
 
-def record_status(path: str | None, code: int, launcher: str, flavour: str) -> None:
+def record_status(path: str | None, event: str, **fields: object) -> None:
+    """Append a ``start`` or ``exit`` record for this launch to the agent's status file.
+
+    The start record lets the agent wait for a launch still being wound up when the command
+    ends first (a launcher that signals its process group on failure can kill the shell
+    before the shim has written the exit code).
+    """
     if not path:
         return
-    line = json.dumps({"code": code, "launcher": launcher, "flavour": flavour, "t": time.time()})
+    record = {"event": event, "pid": os.getpid(), "t": round(time.time(), 3), **fields}
     try:
         with open(path, "a") as handle:
-            handle.write(line + "\n")
+            handle.write(json.dumps(record) + "\n")
     except OSError as exc:
         _log.get().warning("cannot record the launcher's exit code in %s: %s", path, exc)
 
@@ -398,10 +404,11 @@ def main(args: list[str], name: str = "mpirun") -> int:
     except (OSError, subprocess.TimeoutExpired):
         flavour = UNKNOWN
     status_file = env.get(ENV_STATUS_FILE)
+    record_status(status_file, "start", launcher=real)
     if flavour == UNKNOWN:
         log.warning("%s --version is not Open MPI or MPICH hydra; running it unchanged", real)
         code = run([real, *args], env)
-        record_status(status_file, code, real, flavour)
+        record_status(status_file, "exit", code=code, launcher=real)
         return code
     nodes = read_nodes(Path(agent_dir) / NODES_FILE)
     me = env.get(ENV_NODE_INDEX, "")
@@ -415,7 +422,7 @@ def main(args: list[str], name: str = "mpirun") -> int:
             results = replicate_workdir(cwd, children, port, secret, [Path(agent_dir)])
         except Exception as exc:  # any failure means ranks would miss their inputs
             log.error("could not copy the working directory %s to the other nodes: %s", cwd, exc)
-            record_status(status_file, 1, real, flavour)
+            record_status(status_file, "exit", code=1, launcher=real)
             return 1
         copied = [r for r in results if not r.shared]
         shared = [r for r in results if r.shared]
@@ -467,7 +474,7 @@ def main(args: list[str], name: str = "mpirun") -> int:
         overhead,
     )
     code = run(plan.argv, env)
-    record_status(status_file, code, real, flavour)
+    record_status(status_file, "exit", code=code, launcher=real)
     if code != 0:
         log.error("%s exited with %d", name, code)
     return code

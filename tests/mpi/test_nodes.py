@@ -165,8 +165,11 @@ def test_hostfiles_and_environment(cluster_factory):
     cluster = cluster_factory(num_nodes=3, slots=4)
     command = (
         'cat "$AWSBATCH_MPI_HOSTFILE"; cat "$AWSBATCH_MPI_HOSTFILE_MPICH"; '
-        'echo "nodes=$AWSBATCH_MPI_NODES"; command -v mpirun; '
-        'stat -c %a "$(dirname "$AWSBATCH_MPI_HOSTFILE")"'
+        'echo "nodes=$AWSBATCH_MPI_NODES"; type -P mpirun; '
+        'stat -c %a "$(dirname "$AWSBATCH_MPI_HOSTFILE")"; '
+        # A rule's conda environment puts its own mpirun first on PATH: the exported bash
+        # functions still lead to the shims.
+        'PATH="$PWD/fake:$PATH"; type -t mpirun; bash -c "type -t mpiexec"'
     )
     for index in (2, 1):  # join order must not matter
         cluster.start(index)
@@ -185,6 +188,7 @@ def test_hostfiles_and_environment(cluster_factory):
     ]
     assert lines[7].endswith("/bin/mpirun") and "awsbatch-mpi-" in lines[7]  # the shim
     assert lines[8] == "700"  # private directory
+    assert lines[9:] == ["function", "function"]
 
 
 @needs_mpi

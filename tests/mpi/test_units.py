@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -154,7 +155,10 @@ def test_openmpi5_plan():
     result = plan(launch.OPENMPI5, ["./hello"], root=True)
     assert result.argv[1:5] == ["--hostfile", "/tmp/x/hostfile", "-n", "6"]
     assert result.env["PRTE_MCA_plm_ssh_agent"] == "/tmp/x/bin/awsbatch-mpi-rsh"
-    assert result.env["PRTE_MCA_oob_tcp_if_include"] == "127.0.0.0/8"
+    # PRRTE refuses loopback for its own traffic; on real networks it is restricted too.
+    assert "PRTE_MCA_oob_tcp_if_include" not in result.env
+    aws = plan(launch.OPENMPI5, ["./hello"], nodes=NODES)
+    assert aws.env["PRTE_MCA_oob_tcp_if_include"] == "10.0.0.0/22"
     assert result.env["PRTE_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
     assert "OMPI_MCA_plm_rsh_agent" not in result.env
 
@@ -289,9 +293,16 @@ def test_job_exit_code(command, launchers, expected):
 
 def test_read_status(tmp_path: Path):
     status = tmp_path / "status"
-    launch.record_status(str(status), 0, "/usr/bin/mpirun", launch.OPENMPI4)
-    launch.record_status(str(status), 7, "/usr/bin/mpirun", launch.OPENMPI4)
+    launch.record_status(str(status), "start", launcher="/usr/bin/mpirun")
+    launch.record_status(str(status), "exit", code=0, launcher="/usr/bin/mpirun")
     with open(status, "a") as handle:
         handle.write("garbage\n")
-    assert agent.read_status(status) == [0, 7]
-    assert agent.read_status(tmp_path / "missing") == []
+        handle.write('{"event": "start", "pid": 4242}\n{"event": "exit", "pid": 4242, "code": 7}\n')
+        handle.write('{"event": "start", "pid": 4343}\n')
+    result = agent.read_status(status)
+    assert result.codes == [0, 7]
+    assert result.pending == {4343}
+    assert agent.read_status(tmp_path / "missing") == agent.LaunchStatus()
+    started = time.monotonic()
+    assert agent.wait_for_launches(status, 0.2).pending == {4343}
+    assert time.monotonic() - started >= 0.2
