@@ -296,11 +296,16 @@ class Rendezvous:
             except OSError:
                 pass
 
-    def close(self) -> None:
+    def finish(self, message: dict[str, Any]) -> None:
+        """Send the children their last message and close; no more joins are accepted."""
         with self.cond:
-            self.closed = True
+            self.closed = True  # from here on, closed control connections are expected
             members = list(self.members.values())
         for member in members:
+            try:
+                member.channel.send_json(message)
+            except OSError:
+                pass
             member.channel.close()
 
 
@@ -414,7 +419,7 @@ def run_main(config: Config) -> int:
                 config.join_timeout,
                 ENV_JOIN_TIMEOUT,
             )
-            rendezvous.broadcast({"op": "abort", "reason": f"nodes {missing} did not join in time"})
+            rendezvous.finish({"op": "abort", "reason": f"nodes {missing} did not join in time"})
             return EXIT_JOIN_TIMEOUT
         joined_at = time.time()
         log.info(
@@ -475,8 +480,7 @@ def run_main(config: Config) -> int:
     except Terminated:
         return 128 + (signals.received or signal.SIGTERM)
     finally:
-        rendezvous.broadcast({"op": "done"})
-        rendezvous.close()
+        rendezvous.finish({"op": "done"})
         service.stop()
         for proc in list(processes.processes):
             if proc.poll() is None:

@@ -275,3 +275,34 @@ def test_terminating_the_main_node_stops_the_command(cluster_factory, signal_nam
     pid = int((work / "cmd.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def connect_when_up(address: tuple[str, int], secret: bytes) -> protocol.Channel:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return protocol.connect(*address, secret)
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_duplicate_and_unknown_nodes_are_refused(cluster_factory):
+    cluster = cluster_factory(num_nodes=3, join_timeout=2)
+    cluster.start(0, "echo should-not-run")
+    secret = secret_key(cluster.secret)
+    address = (cluster.address(0), cluster.port)
+
+    def join(index: int) -> dict:
+        channel = connect_when_up(address, secret)
+        channel.send_json({"op": "join", "node_index": index, "address": "127.0.0.9", "slots": 1})
+        return channel.recv_json()
+
+    assert join(1)["op"] == "welcome"
+    assert join(1) == {"op": "error", "message": "node 1 already joined"}
+    assert join(0)["message"] == "node index 0 is not a child of this job"
+    assert join(7)["message"] == "node index 7 is not a child of this job"
+    main = cluster.wait()[0]
+    assert main.code == 124
+    assert "nodes 2 did not join" in main.err
+    assert "should-not-run" not in main.out

@@ -306,3 +306,8 @@ def test_read_status(tmp_path: Path):
     started = time.monotonic()
     assert agent.wait_for_launches(status, 0.2).pending == {4343}
     assert time.monotonic() - started >= 0.2
+
+
+def test_own_address_towards_a_peer():
+    """On AWS a child learns the address it advertises from the route to the main node."""
+    assert agent.own_address_towards("127.0.0.1") == "127.0.0.1"
