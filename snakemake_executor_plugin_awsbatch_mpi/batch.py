@@ -211,6 +211,14 @@ class BatchClient:
                 failed.append(f"{job_id}: {err}")
         return stopped, failed
 
+    # S3 (array command maps) -------------------------------------------------------------
+
+    def put_object(self, url: str, body: bytes) -> None:
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        session = self._session or boto3.session.Session(region_name=self.region)
+        session.client("s3", config=make_config(5)).put_object(Bucket=bucket, Key=key, Body=body)
+        self.calls["s3_put_object"] += 1
+
     # Logs --------------------------------------------------------------------------------
 
     def log_tail(self, group: str, stream: str, lines: int) -> list[str]:

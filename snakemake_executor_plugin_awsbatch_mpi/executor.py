@@ -20,9 +20,11 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
+from .arrays import array_spec, command_map, group_for_arrays
 from .batch import BatchClient, BatchSetupError
+from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .environment import filter_environment
-from .jobdef import register_payload, submit_payload
+from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .naming import job_name
 from .resources import (
     JobRequest,
@@ -79,16 +81,36 @@ class Executor(RemoteExecutor):
             default_memory_mib=settings.default_memory_mib,
             tags=settings.tags or {},
             assign_public_ip=settings.assign_public_ip,
+            mpi_join_timeout=settings.mpi_join_timeout,
         )
         self.workflow_name = Path(self.workflow.workdir_init).name or "workflow"
         self._warned: set[str] = set()
         self._missing: Counter[str] = Counter()
         self._describe_failures = 0
+        self.producers = ProducerMap()
+        self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
+        if self.immediate_submit:
+            self._keep_source_archive()
         self._validate_dag()
         self.logger.info(
             f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
             f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}."
         )
+
+    def _keep_source_archive(self) -> None:
+        """Under --immediate-submit, keep the uploaded workflow sources in S3.
+
+        Snakemake 9 removes the source archive when scheduling ends, but with
+        --immediate-submit that is when the jobs have only been queued in Batch: they would
+        all fail to deploy the sources (and the S3 plugin even deletes the emptied bucket).
+        """
+        if hasattr(self.workflow, "cleanup_source_archive"):
+            self.workflow.cleanup_source_archive = lambda: None
+            self.logger.info(
+                "--immediate-submit: the workflow source archive stays under the storage "
+                "prefix so that jobs queued in Batch can still deploy it; delete "
+                "snakemake-workflow-sources.*.tar.xz there once the run is over."
+            )
 
     # Validation --------------------------------------------------------------------------
 
@@ -107,7 +129,9 @@ class Executor(RemoteExecutor):
             for single in job.jobs if job.is_group() else [job]:
                 try:
                     resources = single.rule.expand_resources(
-                        single.wildcards_dict, single.input, single.attempt,
+                        single.wildcards_dict,
+                        single.input,
+                        single.attempt,
                         skip_evaluation={"tmpdir"},
                     )
                 except Exception:  # noqa: BLE001 - evaluated again at submission
@@ -181,14 +205,76 @@ class Executor(RemoteExecutor):
             )
         return spec
 
+    def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
+        """Submit jobs that became ready together; same-rule jobs may go as one array job."""
+        pending = []
+        for job in jobs:
+            self.run_job_pre(job)
+            if not self._resume(job):
+                pending.append((job, self.build_spec(job)))
+        arrays, singles = group_for_arrays(pending, self.settings.array_jobs)
+        for members in arrays:
+            self._submit_array(members)
+        for job, spec in singles:
+            self._submit(job, spec)
+
     def run_job(self, job: JobExecutorInterface) -> None:
-        spec = self.build_spec(job)
+        if not self._resume(job):
+            self._submit(job, self.build_spec(job))
+
+    def _resume(self, job: JobExecutorInterface) -> bool:
+        """Pick up a job an earlier client submitted (same command, restarted) if still alive."""
+        previous = self.dag.incomplete_external_jobid(job)
+        if not previous:
+            return False
         try:
-            if spec.job_definition:
-                definition = self.batch.resolve_job_definition(spec.job_definition)
-            else:
-                definition = self.batch.ensure_job_definition(register_payload(spec.shape))
-            job_id = self.batch.submit(submit_payload(spec, definition))
+            description = self.batch.describe([previous]).get(previous)
+        except (ClientError, BotoCoreError):
+            return False
+        if description is None or description.get("status") == "FAILED":
+            return False
+        request = job_request(job)
+        self.logger.info(
+            f"Rule '{request.rule}': picking up Batch job {previous} "
+            f"({description.get('status')}) from an earlier run instead of submitting it again."
+        )
+        self.producers.record(self._paths(job.output), previous.split(":")[0])
+        nodes = (description.get("nodeProperties") or {}).get("numNodes")
+        self.report_job_submission(
+            SubmittedJobInfo(
+                job, external_jobid=previous, aux={"rule": request.rule, "nodes": nodes}
+            )
+        )
+        return True
+
+    @staticmethod
+    def _paths(files: Any) -> list[str]:
+        return [str(f) for f in files]
+
+    def _definition_for(self, spec: JobSpec) -> str:
+        if spec.job_definition:
+            return self.batch.resolve_job_definition(spec.job_definition)
+        return self.batch.ensure_job_definition(register_payload(spec.shape))
+
+    def _depends_on(self, jobs: list[JobExecutorInterface], spec: JobSpec) -> list[str]:
+        """Upstream Batch jobs of `jobs` under --immediate-submit (else Snakemake waits)."""
+        if not self.immediate_submit:
+            return []
+        inputs = [path for job in jobs for path in self._paths(job.input)]
+        upstream = self.producers.upstream(inputs)
+        if len(upstream) <= MAX_DEPENDS_ON:
+            return upstream
+        definition = self.batch.ensure_job_definition(register_payload(barrier_shape(spec.shape)))
+
+        def submit_barrier(ids: list[str], index: int) -> str:
+            return self.batch.submit(barrier_payload(spec, definition, ids, index))
+
+        return reduce_dependencies(upstream, submit_barrier)
+
+    def _submit_guarded(self, spec: JobSpec, make_payload: Any) -> str:
+        """Submit with errors turned into messages that name the rule and the next step."""
+        try:
+            return self.batch.submit(make_payload(self._definition_for(spec)))
         except BatchSetupError as err:
             raise WorkflowError(f"Rule '{spec.rule}': {err}") from None
         except (ClientError, BotoCoreError) as err:
@@ -196,6 +282,13 @@ class Executor(RemoteExecutor):
                 f"Submitting rule '{spec.rule}' to queue '{spec.queue}' failed: {err}. "
                 "Check the queue and your permissions with `awsbatch-mpi doctor`."
             ) from err
+
+    def _submit(self, job: JobExecutorInterface, spec: JobSpec) -> None:
+        depends_on = self._depends_on([job], spec)
+        job_id = self._submit_guarded(
+            spec, lambda definition: submit_payload(spec, definition, depends_on)
+        )
+        self.producers.record(self._paths(job.output), job_id)
         self.logger.debug(f"Submitted {spec.name} as Batch job {job_id} to {spec.queue}.")
         self.report_job_submission(
             SubmittedJobInfo(
@@ -204,6 +297,35 @@ class Executor(RemoteExecutor):
                 aux={"rule": spec.rule, "nodes": spec.mpi.nodes if spec.mpi else None},
             )
         )
+
+    def _submit_array(self, members: list[tuple[JobExecutorInterface, JobSpec]]) -> None:
+        """One array job for same-shape jobs; child i runs job i's command from S3."""
+        specs = [spec for _, spec in members]
+        prefix = self.workflow.storage_settings.default_storage_prefix.rstrip("/")
+        url = f"{prefix}/.awsbatch-mpi/arrays/{self.run_id}/{uuid.uuid4().hex}.json"
+        try:
+            self.batch.put_object(url, command_map(specs))
+        except (ClientError, BotoCoreError) as err:
+            raise WorkflowError(
+                f"Could not store the command map of an array job of rule '{specs[0].rule}' "
+                f"at {url}: {err}. Check that the default storage prefix is writable."
+            ) from err
+        parent = array_spec(specs[0], url, len(specs))
+        depends_on = self._depends_on([job for job, _ in members], parent)
+        parent_id = self._submit_guarded(
+            parent,
+            lambda definition: submit_payload(parent, definition, depends_on, len(specs)),
+        )
+        self.logger.info(
+            f"Submitted {len(specs)} jobs of rule '{parent.rule}' as array job {parent_id}."
+        )
+        for index, (job, spec) in enumerate(members):
+            self.producers.record(self._paths(job.output), parent_id)
+            self.report_job_submission(
+                SubmittedJobInfo(
+                    job, external_jobid=f"{parent_id}:{index}", aux={"rule": spec.rule}
+                )
+            )
 
     # Status ------------------------------------------------------------------------------
 
@@ -266,9 +388,7 @@ class Executor(RemoteExecutor):
         fail = failure(description)
         message = failure_message(rule, fail, self.batch.region, self.settings.log_group)
         streams: list[tuple[str, str]] = []  # (label, stream)
-        nodes = info.aux.get("nodes") or (description.get("nodeProperties") or {}).get(
-            "numNodes"
-        )
+        nodes = info.aux.get("nodes") or (description.get("nodeProperties") or {}).get("numNodes")
         if nodes:
             node_ids = [f"{fail.job_id}#{i}" for i in range(int(nodes))]
             try:

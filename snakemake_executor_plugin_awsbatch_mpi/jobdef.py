@@ -8,6 +8,7 @@ one per job. Sizes, command and environment travel in `containerOverrides`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .naming import job_definition_name
@@ -97,9 +98,15 @@ def resource_requirements(spec: JobSpec) -> list[dict[str, str]]:
 
 
 def submit_payload(
-    spec: JobSpec, job_definition: str, depends_on: list[str] | None = None
+    spec: JobSpec,
+    job_definition: str,
+    depends_on: list[str] | None = None,
+    array_size: int | None = None,
 ) -> dict[str, Any]:
-    """SubmitJob request for one job; `job_definition` is a name, name:revision or ARN."""
+    """SubmitJob request for one job (or an array of `array_size` children).
+
+    `job_definition` is a name, name:revision or ARN.
+    """
     overrides: dict[str, Any] = {
         "command": list(spec.command),
         "environment": [{"name": k, "value": v} for k, v in spec.environment],
@@ -128,7 +135,40 @@ def submit_payload(
         payload["schedulingPriorityOverride"] = spec.priority
     if spec.share:
         payload["shareIdentifier"] = spec.share
+    if array_size:
+        payload["arrayProperties"] = {"size": array_size}
     ids = list(depends_on if depends_on is not None else spec.depends_on)
     if ids:
         payload["dependsOn"] = [{"jobId": i} for i in ids]
+    return payload
+
+
+def barrier_shape(shape: JobShape) -> JobShape:
+    """Fan-in barriers are plain container jobs, also for multi-node dependents."""
+    return replace(shape, multinode=False, privileged=False, shm_mib=None)
+
+
+def barrier_payload(
+    spec: JobSpec, job_definition: str, depends_on: list[str], index: int
+) -> dict[str, Any]:
+    """A no-op job that succeeds once all of `depends_on` (<= 20) succeeded."""
+    fargate = spec.shape.platform is Platform.FARGATE
+    payload: dict[str, Any] = {
+        "jobName": f"{spec.name[:110]}-fanin{index}",
+        "jobQueue": spec.queue,
+        "jobDefinition": job_definition,
+        "containerOverrides": {
+            "command": ["/bin/bash", "-c", "true"],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "0.25" if fargate else "1"},
+                {"type": "MEMORY", "value": "512" if fargate else "256"},
+            ],
+        },
+        "dependsOn": [{"jobId": i} for i in depends_on],
+        "propagateTags": True,
+    }
+    if spec.tags:
+        payload["tags"] = {**dict(spec.tags), "snakemake-barrier": "true"}
+    if spec.share:
+        payload["shareIdentifier"] = spec.share
     return payload

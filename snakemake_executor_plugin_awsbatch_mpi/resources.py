@@ -64,6 +64,7 @@ class TranslationSettings:
     default_memory_mib: int = DEFAULT_MEMORY_MIB
     tags: Mapping[str, str] = field(default_factory=dict)
     assign_public_ip: bool = False
+    mpi_join_timeout: int = DEFAULT_JOIN_TIMEOUT_SECONDS
 
 
 def _positive_int(rule: str, name: str, value: object, minimum: int = 1) -> int:
@@ -377,7 +378,7 @@ def translate(
             raise ValueError("an MPI job needs a secret of at least 32 characters")
         environment = {
             **environment,
-            **mpi_environment(layout, command, mpi_secret, DEFAULT_JOIN_TIMEOUT_SECONDS),
+            **mpi_environment(layout, command, mpi_secret, settings.mpi_join_timeout),
         }
         command = MPI_AGENT_COMMAND
     memory = memory_mib_of(request, settings.default_memory_mib)

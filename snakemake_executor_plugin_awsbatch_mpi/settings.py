@@ -29,6 +29,10 @@ def _parse_tags(text: str) -> dict[str, str]:
     return parse_tags(text, "--awsbatch-mpi-tags")
 
 
+def _parse_rule_list(text: str) -> list[str]:
+    return [rule for rule in text.replace(",", " ").split() if rule]
+
+
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
     job_queue: Optional[str] = field(
@@ -122,6 +126,24 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=40,
         metadata={
             "help": "Lines of CloudWatch log shown for a failed job.",
+            "type": int,
+        },
+    )
+    array_jobs: Optional[list] = field(
+        default=None,
+        metadata={
+            "help": "Submit same-rule jobs that become ready together as one Batch array "
+            "job: 'all' or a comma-separated list of rules.",
+            "env_var": True,
+            "parse_func": _parse_rule_list,
+            "unparse_func": lambda rules: ",".join(rules or []),
+        },
+    )
+    mpi_join_timeout: int = field(
+        default=600,
+        metadata={
+            "help": "Seconds the main node of a multi-node MPI job waits for the other "
+            "nodes before failing the job and naming the missing ones.",
             "type": int,
         },
     )

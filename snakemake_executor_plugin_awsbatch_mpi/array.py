@@ -1,0 +1,38 @@
+"""Entry point of array-job children: run this child's Snakemake command.
+
+`python -m snakemake_executor_plugin_awsbatch_mpi.array s3://bucket/key.json` reads the command
+map written by the executor, picks the entry of `AWS_BATCH_JOB_ARRAY_INDEX` and replaces itself
+with `/bin/bash -c <command>`, so the child's exit code is the command's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import boto3
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not argv[0].startswith("s3://"):
+        sys.stderr.write("usage: python -m snakemake_executor_plugin_awsbatch_mpi.array s3://...\n")
+        return 2
+    index = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
+    if index is None:
+        sys.stderr.write("AWS_BATCH_JOB_ARRAY_INDEX is not set: this is not an array child.\n")
+        return 2
+    bucket, _, key = argv[0][5:].partition("/")
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    commands = json.loads(body)
+    if index not in commands:
+        sys.stderr.write(f"The command map {argv[0]} has no entry {index}.\n")
+        return 2
+    sys.stdout.write(f"[awsbatch-mpi] array child {index}: running its Snakemake job\n")
+    sys.stdout.flush()
+    os.execv("/bin/bash", ["/bin/bash", "-c", commands[index]])
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
