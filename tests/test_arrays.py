@@ -1,0 +1,65 @@
+import json
+
+from snakemake_executor_plugin_awsbatch_mpi.arrays import (
+    array_spec,
+    command_map,
+    group_for_arrays,
+)
+from snakemake_executor_plugin_awsbatch_mpi.jobdef import submit_payload
+from snakemake_executor_plugin_awsbatch_mpi.resources import (
+    JobRequest,
+    TranslationSettings,
+    translate,
+)
+from snakemake_executor_plugin_awsbatch_mpi.spec import QueueInfo
+from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
+
+SETTINGS = TranslationSettings(job_queue="cpu", default_image="img", multinode_job_queue="m")
+
+
+def spec(rule="r", i=0, **resources):
+    return translate(
+        JobRequest(rule, 1, resources, {"i": str(i)}),
+        SETTINGS,
+        QueueInfo("m" if "mpi" in resources else "cpu"),
+        ("/bin/bash", "-c", f"python -m snakemake job{i}"),
+        {},
+        f"{rule}-{i}",
+        {"snakemake-rule": rule},
+        mpi_secret="s" * 64,
+    )
+
+
+def test_grouping_by_rule_and_shape():
+    items = [(f"a{i}", spec("a", i)) for i in range(5)]
+    items += [(f"big{i}", spec("a", i, mem_mb=9000)) for i in range(2)]
+    items += [("b0", spec("b", 0))]
+    items += [(f"m{i}", spec("m", i, mpi="mpirun", tasks=2)) for i in range(3)]
+    arrays, singles = group_for_arrays(items, ["all"])
+    assert sorted(len(g) for g in arrays) == [2, 5]
+    assert {job for job, _ in singles} == {"b0", "m0", "m1", "m2"}  # lone rule, MPI jobs
+
+
+def test_only_selected_rules():
+    items = [(f"a{i}", spec("a", i)) for i in range(3)] + [
+        (f"b{i}", spec("b", i)) for i in range(3)
+    ]
+    arrays, singles = group_for_arrays(items, ["b"])
+    assert [[job for job, _ in g] for g in arrays] == [["b0", "b1", "b2"]]
+    assert len(singles) == 3
+    assert group_for_arrays(items, None)[0] == []
+
+
+def test_command_map_and_array_payload():
+    specs = [spec("a", i) for i in range(50)]
+    commands = json.loads(command_map(specs))
+    assert commands["0"] == "python -m snakemake job0" and commands["49"].endswith("job49")
+    parent = array_spec(specs[0], "s3://bucket/run/.awsbatch-mpi/arrays/x.json", 50)
+    payload = submit_payload(parent, "jd", depends_on=["up"], array_size=50)
+    assert payload["arrayProperties"] == {"size": 50}
+    assert "python -m snakemake" not in payload["containerOverrides"]["command"][-1]
+    assert (
+        "s3://bucket/run/.awsbatch-mpi/arrays/x.json"
+        in payload["containerOverrides"]["command"][-1]
+    )
+    assert validate_request("SubmitJob", payload) == []
