@@ -7,7 +7,9 @@ shims run this file instead; it registers a bare stand-in for the parent package
 ``__path__``), so just this subpackage and the standard library get imported.
 
 Usage (written into the shims by the agent): ``python _bootstrap.py launch mpirun ARGS...``
-or ``python _bootstrap.py rsh ARGS...``.
+or ``python _bootstrap.py rsh ARGS...``; ``python _bootstrap.py agent`` runs the node agent
+itself the same way (what ``python -m snakemake_executor_plugin_awsbatch_mpi.mpi`` does,
+minus the package import).
 """
 
 import importlib
@@ -30,6 +32,9 @@ def _run() -> int:
     if tool == "launch":
         launch = importlib.import_module(f"{package}.mpi.launch")
         return launch.main(args[1:], name=args[0])
+    if tool == "agent":
+        agent = importlib.import_module(f"{package}.mpi.agent")
+        return agent.main()
     if tool == "rsh":
         rsh = importlib.import_module(f"{package}.mpi.rsh")
         return rsh.main(args)

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 
-AGENT = [sys.executable, "-m", "snakemake_executor_plugin_awsbatch_mpi.mpi"]
+from snakemake_executor_plugin_awsbatch_mpi import mpi
+
+# Through _bootstrap, so these tests do not depend on the rest of the plugin importing
+# (Snakemake, boto3); test_contract_entry_point runs the real container command.
+AGENT = [sys.executable, str(Path(mpi.__file__).with_name("_bootstrap.py")), "agent"]
 HELLO_C = r"""
 #include <mpi.h>
 #include <stdio.h>
@@ -131,7 +135,14 @@ class Cluster:
         env.update(extra)
         return env
 
-    def start(self, index: int, command: str = "", cwd: Path | None = None, **extra: str) -> Node:
+    def start(
+        self,
+        index: int,
+        command: str = "",
+        cwd: Path | None = None,
+        argv: list[str] | None = None,
+        **extra: str,
+    ) -> Node:
         cwd = cwd or self.tmp / f"node{index}"
         cwd.mkdir(parents=True, exist_ok=True)
         # Private TMPDIR per node, as in the emulation (and on Batch, where /tmp is per
@@ -141,7 +152,7 @@ class Cluster:
         tmpdir.mkdir(exist_ok=True)
         extra.setdefault("TMPDIR", str(tmpdir))
         proc = subprocess.Popen(
-            AGENT,
+            argv or AGENT,
             cwd=cwd,
             env=self.env(index, command, **extra),
             stdin=subprocess.DEVNULL,  # as in a Batch container

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -306,3 +307,16 @@ def test_duplicate_and_unknown_nodes_are_refused(cluster_factory):
     assert main.code == 124
     assert "nodes 2 did not join" in main.err
     assert "should-not-run" not in main.out
+
+
+def test_contract_entry_point(cluster_factory):
+    """The container command the plugin uses on every node, unchanged."""
+    cluster = cluster_factory(num_nodes=2)
+    argv = ["/bin/bash", "-c", "exec python -m snakemake_executor_plugin_awsbatch_mpi.mpi"]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
+    cluster.start(1, argv=argv, PATH=path)
+    cluster.start(0, 'echo "contract-ok $AWSBATCH_MPI_NODES"', argv=argv, PATH=path)
+    nodes = cluster.wait()
+    assert nodes[0].code == 0, cluster.logs()
+    assert nodes[0].out.strip() == "contract-ok 127.0.0.2,127.0.0.3"
+    assert nodes[1].code == 0, cluster.logs()
