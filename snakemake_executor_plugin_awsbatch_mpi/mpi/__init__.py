@@ -12,13 +12,19 @@ How a job runs:
    The main node goes on the moment the last node joins; a node missing after
    ``AWSBATCH_MPI_JOIN_TIMEOUT`` seconds fails the job, naming it.
 2. The main node writes hostfiles (``hostfile``), puts ``mpirun``/``mpiexec`` shims first on
-   PATH and runs ``AWSBATCH_MPI_COMMAND`` (the Snakemake job) with ``/bin/bash -c``.
+   PATH (and exports bash functions of the same names, which survive a rule's conda
+   environment putting its own ``mpirun`` first on PATH) and runs ``AWSBATCH_MPI_COMMAND``
+   (the Snakemake job) with ``/bin/bash -c``.
 3. When the rule calls ``mpirun``, the shim (``launch``) replicates the working directory to
    every child, then starts the real launcher with the hostfile, ``-n`` (only if missing),
    TCP settings for the nodes' network and ``rsh`` as its remote-launch agent: MPI daemons
    reach the other nodes through the agents, no SSH keys or sshd needed.
 4. The main node exits with the command's exit code, or with the launcher's when the launcher
    failed (Snakemake itself only ever exits 1); the children exit when it says so.
+
+Logs: every line starts with ``[awsbatch-mpi node N]``; joins, "all N nodes joined" and the
+launch carry ``t=<unix time>``, and the launch line says how long after the last join the
+real launcher started (the bootstrap overhead).
 
 Files on the other nodes: the working directory is copied to the same absolute path on every
 child before each launch (skipped when it is the same directory on a shared filesystem), so
