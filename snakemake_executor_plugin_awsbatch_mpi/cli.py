@@ -1,15 +1,77 @@
-"""The `awsbatch-mpi` command: `local` (the emulation) and `demo`."""
+"""The `awsbatch-mpi` command: `local`, `demo`, `setup`, `doctor` and `plan`.
+
+The subcommands' work lives in `local/`, `demo.py` and `ops/`; this module parses arguments,
+prints what they return and turns it into an exit code (0 fine, 1 a problem was found,
+2 the command line itself was wrong).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+# `plan`/`doctor` flags that are executor settings, and the Snakemake flag each one stands for.
+EXECUTOR_FLAGS = {
+    "job_queue": "--awsbatch-mpi-job-queue",
+    "gpu_job_queue": "--awsbatch-mpi-gpu-job-queue",
+    "multinode_job_queue": "--awsbatch-mpi-multinode-job-queue",
+    "gpu_queues": "--awsbatch-mpi-gpu-queues",
+    "job_role_arn": "--awsbatch-mpi-job-role-arn",
+    "execution_role_arn": "--awsbatch-mpi-execution-role-arn",
+    "log_group": "--awsbatch-mpi-log-group",
+    "default_memory_mib": "--awsbatch-mpi-default-memory-mib",
+    "tags": "--awsbatch-mpi-tags",
+    "region": "--awsbatch-mpi-region",
+}
+# Arguments handed to Snakemake's own parser as they are.
+SNAKEMAKE_FLAGS = {
+    "snakefile": "--snakefile",
+    "directory": "--directory",
+    "profile": "--profile",
+    "container_image": "--container-image",
+}
+
+
+def _add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "workflow (read with Snakemake's own parser; other snakemake options such as "
+        "--set-resources, --default-resources or targets are passed on too)"
+    )
+    group.add_argument("--snakefile", "-s", metavar="FILE", help="The Snakefile.")
+    group.add_argument(
+        "--directory", "-d", metavar="DIR", help="Working directory of the workflow."
+    )
+    group.add_argument("--profile", metavar="DIR", help="Snakemake profile to read settings from.")
+    group.add_argument("--config", "-C", nargs="+", metavar="KEY=VALUE", help="Config values.")
+    group.add_argument("--configfile", nargs="+", metavar="FILE", help="Config files.")
+
+
+def _add_executor_arguments(parser: argparse.ArgumentParser, doctor: bool = False) -> None:
+    group = parser.add_argument_group(
+        "executor settings (as --awsbatch-mpi-<name>; default: the profile, then the "
+        "SNAKEMAKE_AWSBATCH_MPI_<NAME> variables)"
+    )
+    group.add_argument("--job-queue", metavar="QUEUE", help="Queue for ordinary jobs.")
+    group.add_argument("--gpu-job-queue", metavar="QUEUE", help="Queue for jobs with gpu>0.")
+    group.add_argument("--multinode-job-queue", metavar="QUEUE", help="Queue for MPI jobs.")
+    group.add_argument("--job-role-arn", metavar="ARN", help="Role the jobs run as.")
+    group.add_argument("--region", metavar="REGION", help="AWS region of the queues.")
+    if doctor:
+        return
+    group.add_argument("--gpu-queues", metavar="'MODEL=QUEUE ...'", help="Queues by gpu_model.")
+    group.add_argument("--execution-role-arn", metavar="ARN", help="Fargate execution role.")
+    group.add_argument("--log-group", metavar="NAME", help="CloudWatch log group of the jobs.")
+    group.add_argument("--default-memory-mib", metavar="MIB", help="Memory of rules without one.")
+    group.add_argument("--tags", metavar="'KEY=VALUE ...'", help="Tags for every job.")
+    group.add_argument("--container-image", metavar="URI", help="Image of the jobs.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="awsbatch-mpi",
         description="Tools for the Snakemake AWS Batch executor plugin.",
+        allow_abbrev=False,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     local = sub.add_parser("local", help="Serve a local AWS Batch/S3/Logs emulation.")
@@ -19,11 +81,269 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--workdir", default=None, help="Where to copy the example (default: ./awsbatch-mpi-demo)."
     )
+
+    setup = sub.add_parser(
+        "setup",
+        help="Create the Batch queues, roles and log group with CloudFormation.",
+        description="Create (or update) a CloudFormation stack with a CPU queue (Spot unless "
+        "--on-demand), a GPU queue, a multi-node MPI queue, the job role, the instance role "
+        "and a log group, then print a ready profile. --print shows the template, --dry-run "
+        "the parameters; neither calls AWS.",
+        allow_abbrev=False,
+    )
+    setup.add_argument("--stack-name", metavar="NAME", help="Stack name (prefix of the queues).")
+    setup.add_argument(
+        "--bucket", metavar="BUCKET", help="Existing S3 bucket of the workflow files."
+    )
+    setup.add_argument(
+        "--prefix", default="snakemake", help="Key prefix the jobs may use (default snakemake)."
+    )
+    setup.add_argument(
+        "--on-demand", action="store_true", help="On-demand CPU/GPU instances instead of Spot."
+    )
+    setup.add_argument("--cpu-instance-types", default="c6i,m6i,r6i", metavar="LIST")
+    setup.add_argument("--gpu-instance-types", default="g4dn,g5", metavar="LIST")
+    setup.add_argument("--mpi-instance-types", default="c5n", metavar="LIST")
+    setup.add_argument("--cpu-max-vcpus", type=int, default=256, metavar="N")
+    setup.add_argument("--gpu-max-vcpus", type=int, default=64, metavar="N")
+    setup.add_argument("--mpi-max-vcpus", type=int, default=256, metavar="N")
+    setup.add_argument(
+        "--runnable-timeout",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="Cancel jobs that can never be placed after this long in RUNNABLE (600-86400).",
+    )
+    setup.add_argument("--efs", action="store_true", help="EFS at /mnt/efs on MPI instances.")
+    setup.add_argument("--vpc-id", default="", help="Existing VPC (default: create one).")
+    setup.add_argument("--subnet-ids", default="", metavar="LIST", help="Its subnets.")
+    setup.add_argument("--security-group-id", default="", help="Existing security group.")
+    setup.add_argument("--log-retention-days", type=int, default=30, metavar="DAYS")
+    setup.add_argument(
+        "--service-role-arn",
+        default="",
+        metavar="ARN",
+        help="Batch service role (default: the AWSServiceRoleForBatch service-linked role).",
+    )
+    setup.add_argument("--region", metavar="REGION", help="AWS region (default: boto3's).")
+    setup.add_argument("--print", action="store_true", help="Print the template and exit.")
+    setup.add_argument(
+        "--dry-run", action="store_true", help="Print the stack parameters and exit."
+    )
+    setup.add_argument("--poll-seconds", type=float, default=10.0, help=argparse.SUPPRESS)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="Check credentials, queues, compute environments, job role and S3 prefix.",
+        description="One PASS/WARN/FAIL line per check, each saying what to do. With "
+        "--snakefile, every job of the workflow is also checked against the compute "
+        "environments of its queue. Exits 1 when a check FAILs.",
+        allow_abbrev=False,
+    )
+    _add_executor_arguments(doctor, doctor=True)
+    doctor.add_argument(
+        "--s3-prefix",
+        metavar="s3://BUCKET/PREFIX",
+        help="Prefix to test for writing (default: --default-storage-prefix of the profile).",
+    )
+    _add_workflow_arguments(doctor)
+
+    plan = sub.add_parser(
+        "plan",
+        help="Render and validate every Batch request of a workflow, offline.",
+        description="For every job of the workflow, the RegisterJobDefinition and SubmitJob "
+        "requests the executor would send, validated against Batch's API model and limits. "
+        "Needs no credentials and no network. Exits 1 when a request is invalid.",
+        allow_abbrev=False,
+    )
+    _add_workflow_arguments(plan)
+    _add_executor_arguments(plan)
+    plan.add_argument(
+        "--fargate-queue",
+        action="append",
+        default=[],
+        metavar="QUEUE",
+        help="Treat this queue as Fargate (others are taken as EC2); may be repeated.",
+    )
+    plan.add_argument(
+        "--out", "-o", metavar="FILE", help="Write the plan here (default: standard output)."
+    )
     return parser
 
 
+def snakemake_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """The arguments for Snakemake's parser: workflow flags, executor settings, the rest."""
+    argv: list[str] = []
+    for dest, flag in SNAKEMAKE_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value:
+            argv += [flag, str(value)]
+    for dest in ("config", "configfile"):
+        values = getattr(args, dest, None)
+        if values:
+            argv += [f"--{dest}", *values]
+    for dest, flag in EXECUTOR_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value not in (None, ""):
+            argv += [flag, str(value)]
+    return argv + extra
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def run_setup(args: argparse.Namespace) -> int:
+    from .ops import stack
+
+    if args.print:
+        print(stack.template_body(), end="")
+        return 0
+    if not args.stack_name or not args.bucket:
+        return _fail(
+            "awsbatch-mpi setup: --stack-name and --bucket are required (or use --print to see "
+            "the template).",
+            2,
+        )
+    bucket, prefix = args.bucket, args.prefix
+    if bucket.startswith("s3://"):
+        bucket, _, given = bucket[5:].partition("/")
+        prefix = given.strip("/") or prefix
+    options = stack.StackOptions(
+        stack_name=args.stack_name,
+        bucket=bucket,
+        prefix=prefix.strip("/"),
+        on_demand=args.on_demand,
+        cpu_instance_types=stack.split_list(args.cpu_instance_types),
+        gpu_instance_types=stack.split_list(args.gpu_instance_types),
+        mpi_instance_types=stack.split_list(args.mpi_instance_types),
+        cpu_max_vcpus=args.cpu_max_vcpus,
+        gpu_max_vcpus=args.gpu_max_vcpus,
+        mpi_max_vcpus=args.mpi_max_vcpus,
+        runnable_timeout_seconds=args.runnable_timeout,
+        efs=args.efs,
+        vpc_id=args.vpc_id,
+        subnet_ids=stack.split_list(args.subnet_ids),
+        security_group_id=args.security_group_id,
+        log_retention_days=args.log_retention_days,
+        service_role_arn=args.service_role_arn,
+    )
+    problems = stack.validate_options(options)
+    if problems:
+        return _fail("awsbatch-mpi setup: " + "\n".join(problems), 2)
+    if args.dry_run:
+        print(stack.render_parameters(options))
+        return 0
+    from .ops.aws import AwsError, AwsShell
+
+    shell = AwsShell(region=args.region)
+    if not shell.region:
+        return _fail(
+            "awsbatch-mpi setup: no AWS region is configured. Pass --region, or set "
+            "AWS_DEFAULT_REGION.",
+            2,
+        )
+    try:
+        outputs = shell.deploy(
+            options, on_line=lambda line: print(line, flush=True), poll_seconds=args.poll_seconds
+        )
+    except AwsError as err:
+        return _fail(f"awsbatch-mpi setup: {err}")
+    print(stack.render_outputs(options.stack_name, outputs))
+    return 0
+
+
+def _load_workflow_settings(args: argparse.Namespace, extra: list[str], need_workflow: bool):
+    """(loaded workflow or None, translation settings or None, snakemake args or None)."""
+    from .ops import workflow
+
+    parsed = workflow.parse_arguments(snakemake_argv(args, extra))
+    loaded = workflow.load_workflow(parsed) if need_workflow else None
+    settings = workflow.executor_settings(parsed)
+    image = parsed.container_image
+    translation = workflow.translation_settings(settings, image) if settings.job_queue else None
+    return loaded, translation, parsed, settings
+
+
+def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
+    from .ops import checks
+    from .ops.aws import AwsShell
+    from .ops.doctor import DoctorRequest, run_doctor
+    from .ops.workflow import WorkflowLoadError
+
+    job_queue, gpu_queue, mpi_queue = args.job_queue, args.gpu_job_queue, args.multinode_job_queue
+    role, region, prefix = args.job_role_arn, args.region, args.s3_prefix
+    loaded = translation = None
+    if args.snakefile or args.profile or extra:
+        try:
+            loaded, translation, parsed, settings = _load_workflow_settings(
+                args, extra, need_workflow=bool(args.snakefile)
+            )
+        except WorkflowLoadError as err:
+            return _fail(f"awsbatch-mpi doctor: {err}")
+        job_queue = job_queue or settings.job_queue
+        gpu_queue = gpu_queue or settings.gpu_job_queue
+        mpi_queue = mpi_queue or settings.multinode_job_queue
+        role = role or settings.job_role_arn
+        region = region or settings.region
+        prefix = prefix or parsed.default_storage_prefix
+    if not job_queue:
+        return _fail(
+            "awsbatch-mpi doctor: pass --job-queue QUEUE (or a --profile that sets "
+            "awsbatch-mpi-job-queue).",
+            2,
+        )
+    request = DoctorRequest(
+        job_queue=job_queue,
+        gpu_job_queue=gpu_queue,
+        multinode_job_queue=mpi_queue,
+        job_role_arn=role,
+        s3_prefix=prefix,
+        workflow=loaded,
+        settings=translation,
+    )
+    results = run_doctor(request, AwsShell(region=region))
+    print(checks.render(results))
+    return 1 if checks.has_failures(results) else 0
+
+
+def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
+    from .ops import plan
+    from .ops.workflow import WorkflowLoadError
+
+    try:
+        loaded, translation, _, settings = _load_workflow_settings(args, extra, need_workflow=True)
+    except WorkflowLoadError as err:
+        return _fail(f"awsbatch-mpi plan: {err}")
+    if translation is None or loaded is None:
+        return _fail(
+            "awsbatch-mpi plan: no job queue is set. Pass --job-queue QUEUE, or a --profile "
+            "that sets awsbatch-mpi-job-queue.",
+            2,
+        )
+    result = plan.build_plan(
+        loaded,
+        translation,
+        fargate_queues=args.fargate_queue,
+        array_rules=getattr(settings, "array_jobs", None) or (),
+    )
+    text = plan.render_json(result)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        report = plan.render_report(result, args.out)
+        print(report, file=sys.stderr if not result.valid else sys.stdout)
+    else:
+        sys.stdout.write(text)
+        print(plan.render_report(result), file=sys.stderr)
+    return 0 if result.valid else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("plan", "doctor"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "local":
         from .local import EmulationError
         from .local.server import describe_environment, serve_forever
@@ -40,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run_demo
 
         return run_demo(fresh=args.fresh, workdir=args.workdir)
+    if args.command == "setup":
+        return run_setup(args)
+    if args.command == "doctor":
+        return run_doctor(args, extra)
+    if args.command == "plan":
+        return run_plan(args, extra)
     return 2
 
 

@@ -1,0 +1,254 @@
+"""`awsbatch-mpi doctor`: read the AWS setup once, then judge it with the pure checks.
+
+The order follows what a run needs: credentials and region, the queues and their compute
+environments, the GPU and multi-node queues' special needs, the job role, the S3 prefix and,
+with a Snakefile, whether every job fits a compute environment of its queue (a job that fits
+none sits RUNNABLE forever).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..resources import JobRequest, TranslationSettings, resolve_queue, translate, validate_request
+from ..spec import ResourceError
+from . import checks
+from .aws import AwsError, AwsShell
+from .checks import CheckResult, Demand, Status
+from .plan import MPI_SECRET, RUN_ID
+from .workflow import LoadedWorkflow
+
+_ORDER = {Status.FAIL: 0, Status.WARN: 1, Status.PASS: 2}
+
+
+@dataclass(frozen=True)
+class DoctorRequest:
+    job_queue: str | None = None
+    gpu_job_queue: str | None = None
+    multinode_job_queue: str | None = None
+    job_role_arn: str | None = None
+    s3_prefix: str | None = None
+    workflow: LoadedWorkflow | None = None
+    settings: TranslationSettings | None = None
+
+
+def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    identity: dict[str, Any] | None = None
+    error = None
+    try:
+        identity = shell.caller_identity()
+    except AwsError as err:
+        error = str(err)
+    results += checks.check_identity(identity, shell.region, error)
+    if identity is None or not shell.region:
+        results.append(
+            checks.warned(
+                "other checks",
+                "Skipped: they all need working credentials and a region. Fix the lines "
+                "above and run the doctor again.",
+            )
+        )
+        return results
+
+    names = _queue_names(request)
+    queues: dict[str, dict[str, Any]] = {}
+    envs: dict[str, dict[str, Any]] = {}
+    if names:
+        try:
+            queues = shell.job_queues(names)
+            refs = [r for q in queues.values() for r in checks.queue_environment_arns(q)]
+            envs = shell.compute_environments(refs) if refs else {}
+        except AwsError as err:
+            results.append(
+                checks.failed(
+                    "queues",
+                    f"Could not describe the job queues ({err}). You need "
+                    "batch:DescribeJobQueues and batch:DescribeComputeEnvironments (see "
+                    "docs/permissions.md).",
+                )
+            )
+            names = []
+    else:
+        results.append(
+            checks.failed(
+                "queues",
+                "No job queue to check: pass --job-queue (and --gpu-job-queue, "
+                "--multinode-job-queue), or a profile that sets them.",
+            )
+        )
+    shown: set[str] = set()
+    for name in names:
+        queue = queues.get(name)
+        results.append(checks.check_queue(name, queue, shell.region))
+        if queue is None:
+            continue
+        for env in checks.environments_of(queue, envs):
+            if env["computeEnvironmentArn"] not in shown:
+                shown.add(env["computeEnvironmentArn"])
+                results += checks.check_compute_environment(env)
+
+    if request.gpu_job_queue and request.gpu_job_queue in queues:
+        queue = queues[request.gpu_job_queue]
+        results.append(
+            checks.check_gpu_queue(request.gpu_job_queue, checks.environments_of(queue, envs))
+        )
+    if request.multinode_job_queue and request.multinode_job_queue in queues:
+        queue_envs = checks.environments_of(queues[request.multinode_job_queue], envs)
+        placements = {
+            str(env.get("computeEnvironmentName")): _placement_group(env, shell)
+            for env in queue_envs
+        }
+        results += checks.check_multinode_queue(request.multinode_job_queue, queue_envs, placements)
+
+    if request.job_role_arn:
+        role, error = None, None
+        try:
+            role = shell.role(request.job_role_arn)
+        except AwsError as err:
+            error = str(err)
+        results.append(checks.check_job_role(request.job_role_arn, role, error))
+
+    if request.s3_prefix:
+        error = None
+        try:
+            shell.probe_s3_prefix(request.s3_prefix)
+        except (AwsError, ValueError) as err:
+            error = str(err)
+        results.append(checks.check_s3_prefix(request.s3_prefix, error))
+
+    if request.workflow is not None and request.settings is not None:
+        results += _workflow_checks(request.workflow, request.settings, queues, envs, shell)
+    return results
+
+
+def _queue_names(request: DoctorRequest) -> list[str]:
+    names = [request.job_queue, request.gpu_job_queue, request.multinode_job_queue]
+    if request.workflow is not None and request.settings is not None:
+        names += list(request.settings.gpu_queues.values())
+        for job in request.workflow.jobs:
+            queue = job.resources.get("awsbatch_queue")
+            if queue not in (None, "") and not job.local:
+                names.append(str(queue))
+    return [n for n in dict.fromkeys(names) if n]
+
+
+def _placement_group(env: Mapping[str, Any], shell: AwsShell) -> str | None:
+    resources = env.get("computeResources") or {}
+    if resources.get("placementGroup"):
+        return str(resources["placementGroup"])
+    template = resources.get("launchTemplate")
+    if not template:
+        return None
+    try:
+        return checks.placement_from_launch_template(shell.launch_template_version(template))
+    except AwsError:
+        return checks.UNKNOWN
+
+
+def _workflow_checks(
+    workflow: LoadedWorkflow,
+    settings: TranslationSettings,
+    queues: Mapping[str, dict[str, Any]],
+    envs: Mapping[str, dict[str, Any]],
+    shell: AwsShell,
+) -> list[CheckResult]:
+    """Every Batch job of the workflow: valid resources, and a compute environment that fits."""
+    results: list[CheckResult] = []
+    patterns = sorted(
+        {
+            p
+            for queue in queues.values()
+            for env in checks.environments_of(queue, envs)
+            for p in checks.instance_patterns(env)
+        }
+    )
+    catalog: dict[str, checks.InstanceShape] = {}
+    known = True
+    try:
+        catalog = shell.instance_types(patterns)
+    except AwsError as err:
+        known = False
+        results.append(
+            checks.warned(
+                "instance types",
+                f"Could not read instance types ({err}), so job sizes are checked against "
+                "maxvCpus only. Allow ec2:DescribeInstanceTypes for a full check.",
+            )
+        )
+    capacities = {
+        name: [checks.capacity_of(env, catalog, known) for env in checks.environments_of(q, envs)]
+        for name, q in queues.items()
+    }
+
+    per_rule: dict[str, list[tuple[CheckResult, int]]] = {}
+    demands: dict[tuple[str, Demand], int] = {}
+    for job in workflow.jobs:
+        if job.local:
+            continue
+        request = JobRequest(
+            rule=job.rule,
+            threads=job.threads,
+            resources=dict(job.resources),
+            wildcards=dict(job.wildcards),
+            is_group=job.is_group,
+        )
+        try:
+            validate_request(request, settings)
+            queue_name = resolve_queue(request, settings)
+        except ResourceError as err:
+            _add(per_rule, checks.failed(f"rule {job.rule}", str(err)))
+            continue
+        queue = queues.get(queue_name)
+        if queue is None:
+            _add(
+                per_rule,
+                checks.failed(
+                    f"rule {job.rule}",
+                    f"Its jobs go to queue '{queue_name}', which could not be described; fix "
+                    "the queue first (see above).",
+                ),
+            )
+            continue
+        info = checks.queue_info_from(queue_name, queue, checks.environments_of(queue, envs))
+        try:
+            spec = translate(
+                request,
+                settings,
+                info,
+                command=("/bin/bash", "-c", "true"),
+                environment={},
+                name="doctor",
+                run_tags={"snakemake-run-id": RUN_ID},
+                mpi_secret=MPI_SECRET,
+            )
+        except ResourceError as err:
+            _add(per_rule, checks.failed(f"rule {job.rule}", str(err)))
+            continue
+        demand = Demand(
+            rule=job.rule,
+            queue=queue_name,
+            vcpus=spec.size.vcpus,
+            memory_mib=spec.size.memory_mib,
+            gpus=spec.size.gpus,
+            nodes=spec.mpi.nodes if spec.mpi else 1,
+        )
+        key = (job.rule, demand)
+        demands[key] = demands.get(key, 0) + 1
+    for (rule, demand), count in demands.items():
+        result = checks.check_demand(demand, capacities.get(demand.queue, []), count)
+        per_rule.setdefault(rule, []).append((result, count))
+    for rule in sorted(per_rule):
+        results.append(_worst(per_rule[rule]))
+    return results
+
+
+def _add(per_rule: dict[str, list[tuple[CheckResult, int]]], result: CheckResult) -> None:
+    per_rule.setdefault(result.check.removeprefix("rule "), []).append((result, 1))
+
+
+def _worst(items: Sequence[tuple[CheckResult, int]]) -> CheckResult:
+    """One line per rule: its worst job (the largest, when all pass)."""
+    return min(items, key=lambda item: (_ORDER[item[0].status], -item[1]))[0]

@@ -1,0 +1,350 @@
+"""`awsbatch-mpi plan`: every Batch request a workflow would cause, rendered and validated.
+
+Pure: input is the workflow's jobs as plain data (see `workflow.py`) and the executor's
+translation settings; output is a JSON document and a readable report. Each job goes
+through the executor's own translation (`resources.translate`) and payload builders
+(`jobdef.register_payload`, `jobdef.submit_payload`), and each payload through
+`validation.validate_request` (botocore's service model plus Batch's limits). No
+credentials, no network.
+
+The document is stable across runs: keys are sorted, jobs come in topological order, and
+what changes on every run (the run id, the per-job MPI secret, Snakemake's job command with
+its source-archive checksum) is replaced by placeholders.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dependencies import reduce_dependencies
+from ..environment import filter_environment
+from ..jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
+from ..naming import job_name
+from ..resources import JobRequest, TranslationSettings, resolve_queue, translate
+from ..spec import JobSpec, Platform, QueueInfo, ResourceError
+from ..validation import MAX_SUBMIT_BYTES, validate_request
+from .workflow import LoadedWorkflow, WorkflowJob
+
+PLAN_FORMAT = 1
+RUN_ID = "<run-id>"
+# At least 32 characters, as translate() demands of a real secret.
+MPI_SECRET = "<mpi-secret: 64 random hex characters, new for every job>"
+ENV_VALUE = "<value from the submitting environment>"
+# Snakemake's job command ("python -m snakemake --deploy-sources s3://... <checksum> && ...")
+# changes with every source change; it is typically 1-4 KiB long.
+COMMAND_ALLOWANCE_BYTES = 4096
+
+
+def command_placeholder(key: str) -> str:
+    return f"<snakemake job command of {key}>"
+
+
+PLACEHOLDERS = {
+    RUN_ID: "the run id, new for every snakemake invocation (tag snakemake-run-id)",
+    MPI_SECRET: "the secret authenticating the nodes of one multi-node job to each other",
+    ENV_VALUE: "the value of the variable where snakemake runs",
+    command_placeholder("<job>"): (
+        "Snakemake's command for the job (deploys the workflow sources, then runs the job in "
+        "remote mode); payload sizes are checked with "
+        f"{COMMAND_ALLOWANCE_BYTES} bytes set aside for it"
+    ),
+}
+
+
+@dataclass
+class Plan:
+    document: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def _queue_info(name: str, fargate_queues: Iterable[str]) -> QueueInfo:
+    platform = Platform.FARGATE if name in set(fargate_queues) else Platform.EC2
+    return QueueInfo(name=name, platform=platform)
+
+
+def _request(job: WorkflowJob) -> JobRequest:
+    return JobRequest(
+        rule=job.rule,
+        threads=job.threads,
+        resources=dict(job.resources),
+        wildcards=dict(job.wildcards),
+        is_group=job.is_group,
+    )
+
+
+def _size_warning(payload: dict[str, Any], allowance: int) -> str | None:
+    """Batch's SubmitJob limit, counting the room the real command will take."""
+    raw = len(json.dumps(payload).encode())
+    if raw <= MAX_SUBMIT_BYTES < raw + allowance:
+        return (
+            f"The SubmitJob payload is {raw} bytes without Snakemake's command (typically "
+            f"1-4 KiB); with it, it may exceed Batch's {MAX_SUBMIT_BYTES} bytes. Shorten the "
+            "rule's environment variables or tags."
+        )
+    return None
+
+
+def _validation_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with job references replaced by job-id-shaped strings, as sent."""
+    checked = dict(payload)
+    if "dependsOn" in checked:
+        checked["dependsOn"] = [
+            {"jobId": str(uuid.uuid5(uuid.NAMESPACE_URL, str(d.get("job"))))}
+            for d in checked["dependsOn"]
+        ]
+    return checked
+
+
+def _as_references(payload: dict[str, Any]) -> dict[str, Any]:
+    if "dependsOn" in payload:
+        payload = {**payload, "dependsOn": [{"job": d["jobId"]} for d in payload["dependsOn"]]}
+    return payload
+
+
+def settings_document(
+    settings: TranslationSettings, fargate_queues: Iterable[str]
+) -> dict[str, Any]:
+    return {
+        "job_queue": settings.job_queue,
+        "gpu_job_queue": settings.gpu_job_queue,
+        "multinode_job_queue": settings.multinode_job_queue,
+        "gpu_queues": dict(settings.gpu_queues),
+        "fargate_queues": sorted(set(fargate_queues)),
+        "default_image": settings.default_image,
+        "job_role_arn": settings.job_role_arn,
+        "execution_role_arn": settings.execution_role_arn,
+        "log_group": settings.log_group,
+        "default_memory_mib": settings.default_memory_mib,
+        "tags": dict(settings.tags),
+        "assign_public_ip": settings.assign_public_ip,
+    }
+
+
+def build_plan(
+    workflow: LoadedWorkflow,
+    settings: TranslationSettings,
+    fargate_queues: Iterable[str] = (),
+    array_rules: Iterable[str] = (),
+) -> Plan:
+    """Translate, render and validate every job; collect problems instead of stopping."""
+    fargate_queues = sorted(set(fargate_queues))
+    plan_problems: list[str] = []
+    plan_warnings: list[str] = []
+    environment, dropped = filter_environment({name: ENV_VALUE for name in workflow.envvars})
+    if dropped:
+        plan_warnings.append(
+            "These variables are not passed to Batch jobs because they hold credentials or "
+            f"secrets: {', '.join(dropped)}. Inside jobs, AWS credentials come from the job "
+            "role; keep other secrets in AWS Secrets Manager."
+        )
+    definitions: dict[str, dict[str, Any]] = {}
+    batch_keys = {job.key for job in workflow.jobs if not job.local}
+    jobs_out: list[dict[str, Any]] = []
+    barriers_out: list[dict[str, Any]] = []
+    local_out: list[dict[str, Any]] = []
+    disk_on_ec2: list[str] = []
+
+    for job in workflow.jobs:
+        if job.local:
+            local_out.append({"job": job.key, "rule": job.rule, "upstream": list(job.upstream)})
+            continue
+        entry: dict[str, Any] = {
+            "job": job.key,
+            "rule": job.rule,
+            "wildcards": dict(job.wildcards),
+            "resources": {k: v for k, v in job.resources.items() if not k.startswith("_")},
+        }
+        jobs_out.append(entry)
+        problems: list[str] = []
+        request = _request(job)
+        try:
+            queue = _queue_info(resolve_queue(request, settings), fargate_queues)
+            spec = translate(
+                request,
+                settings,
+                queue,
+                command=("/bin/bash", "-c", command_placeholder(job.key)),
+                environment=environment,
+                name=job_name(request.rule, request.wildcards),
+                run_tags={
+                    "snakemake-run-id": RUN_ID,
+                    "snakemake-rule": request.rule[:256],
+                    "snakemake-workflow": workflow.name[:256],
+                },
+                mpi_secret=MPI_SECRET,
+            )
+        except ResourceError as err:
+            entry["error"] = str(err)
+            plan_problems.append(f"job {job.key}: {err}")
+            continue
+        entry["queue"] = spec.queue
+        entry["platform"] = spec.shape.platform.value
+        if spec.mpi is not None:
+            entry["nodes"] = spec.mpi.nodes
+        if spec.warnings:
+            entry["warnings"] = list(spec.warnings)
+        disk = job.resources.get("disk_mib") or job.resources.get("disk_mb")
+        if disk and spec.shape.platform is Platform.EC2:
+            disk_on_ec2.append(job.rule)
+
+        if spec.job_definition:
+            definition = spec.job_definition
+            entry["registerJobDefinition"] = None
+        else:
+            register = register_payload(spec.shape)
+            definition = register["jobDefinitionName"]
+            entry["registerJobDefinition"] = definition
+            if definition not in definitions:
+                definitions[definition] = register
+                problems += [
+                    f"RegisterJobDefinition {definition}: {p}"
+                    for p in validate_request("RegisterJobDefinition", register)
+                ]
+
+        upstream = [key for key in job.upstream if key in batch_keys]
+        depends = _fan_in(spec, upstream, definitions, barriers_out, problems)
+        submit = _as_references(submit_payload(spec, definition, depends))
+        entry["submitJob"] = submit
+        checked = _validation_payload(submit)
+        problems += [f"SubmitJob: {p}" for p in validate_request("SubmitJob", checked)]
+        size_warning = _size_warning(checked, COMMAND_ALLOWANCE_BYTES)
+        if size_warning:
+            entry.setdefault("warnings", []).append(size_warning)
+            plan_warnings.append(f"job {job.key}: {size_warning}")
+        if problems:
+            entry["problems"] = problems
+            plan_problems += [f"job {job.key} (rule {job.rule}): {p}" for p in problems]
+
+    if disk_on_ec2:
+        plan_warnings.append(
+            f"Rules {', '.join(sorted(set(disk_on_ec2)))} declare disk_mb, but on EC2 queues a "
+            "job's disk comes from the compute environment's launch template, not from the "
+            "job; size the launch template's volume for the largest job."
+        )
+    checkpoints = sorted({job.rule for job in workflow.jobs if job.checkpoint})
+    if checkpoints:
+        plan_warnings.append(
+            f"Checkpoint rule(s) {', '.join(checkpoints)}: jobs that depend on their outputs "
+            "are known only after they ran, so the plan may list fewer jobs than will run."
+        )
+    arrays = sorted(set(array_rules))
+    if arrays:
+        plan_warnings.append(
+            f"Array jobs are enabled for {', '.join(arrays)}: jobs of these rules that become "
+            "ready together are submitted as one array job with the same sizes; the plan "
+            "shows each job's own request."
+        )
+    document = {
+        "plan_format": PLAN_FORMAT,
+        "workflow": workflow.name,
+        "settings": settings_document(settings, fargate_queues),
+        "placeholders": dict(PLACEHOLDERS),
+        "depends_on_note": (
+            "dependsOn lists the Batch jobs producing a job's inputs; the executor sends it "
+            "with --immediate-submit (fan-ins wider than 20 go through the barrier jobs "
+            "below); otherwise Snakemake itself waits for the inputs."
+        ),
+        "source_files": list(workflow.source_files),
+        "local_jobs": local_out,
+        "job_definitions": definitions,
+        "jobs": jobs_out,
+        "barriers": barriers_out,
+        "warnings": plan_warnings,
+        "problems": plan_problems,
+        "valid": not plan_problems,
+    }
+    return Plan(document=document, problems=plan_problems, warnings=plan_warnings)
+
+
+def _fan_in(
+    spec: JobSpec,
+    upstream: list[str],
+    definitions: dict[str, dict[str, Any]],
+    barriers: list[dict[str, Any]],
+    problems: list[str],
+) -> list[str]:
+    """References the job depends on, through barrier jobs as the executor does past 20."""
+    if len(upstream) <= 20:
+        return upstream
+    register = register_payload(barrier_shape(spec.shape))
+    definition = register["jobDefinitionName"]
+    definitions.setdefault(definition, register)
+
+    def submit_barrier(ids: list[str], index: int) -> str:
+        payload = _as_references(barrier_payload(spec, definition, ids, index))
+        key = payload["jobName"]
+        barriers.append({"job": key, "for": spec.name, "submitJob": payload})
+        problems.extend(
+            f"barrier {key}: {p}"
+            for p in validate_request("SubmitJob", _validation_payload(payload))
+        )
+        return key
+
+    return reduce_dependencies(upstream, submit_barrier)
+
+
+def render_json(plan: Plan) -> str:
+    """Stable, diff-friendly JSON: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(plan.document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def render_report(plan: Plan, out: str | None = None) -> str:
+    doc = plan.document
+    jobs = doc["jobs"]
+    rules = sorted({j["rule"] for j in jobs})
+    lines = [
+        f"Planned {len(jobs)} Batch job(s) of {len(rules)} rule(s), "
+        f"{len(doc['job_definitions'])} job definition(s)"
+        + (f", {len(doc['barriers'])} fan-in barrier job(s)" if doc["barriers"] else "")
+        + (
+            f"; {len(doc['local_jobs'])} local job(s) run where snakemake runs"
+            if doc["local_jobs"]
+            else ""
+        )
+        + "."
+    ]
+    by_rule: dict[str, list[Mapping[str, Any]]] = {}
+    for job in jobs:
+        by_rule.setdefault(job["rule"], []).append(job)
+    for rule in rules:
+        members = by_rule[rule]
+        first = members[0]
+        if "error" in first:
+            lines.append(f"  {rule}: {len(members)} job(s), cannot be translated")
+            continue
+        sizes = _sizes(first.get("submitJob", {}))
+        queue = first.get("queue", "?")
+        nodes = f", {first['nodes']} nodes" if first.get("nodes") else ""
+        lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes})")
+    for warning in plan.warnings:
+        lines.append(f"Warning: {warning}")
+    if plan.problems:
+        lines.append(f"The plan is NOT valid ({len(plan.problems)} problem(s)):")
+        lines += [f"  {p}" for p in plan.problems]
+        lines.append("Fix the rules' resources or the settings named above and plan again.")
+    else:
+        lines.append("Every request is valid for AWS Batch.")
+    if out:
+        lines.append(f"Plan written to {out}.")
+    return "\n".join(lines)
+
+
+def _sizes(submit: Mapping[str, Any]) -> str:
+    overrides = submit.get("containerOverrides")
+    if overrides is None:
+        node = (submit.get("nodeOverrides") or {}).get("nodePropertyOverrides") or [{}]
+        overrides = node[0].get("containerOverrides", {})
+    reqs = {r["type"]: r["value"] for r in overrides.get("resourceRequirements", [])}
+    text = f"{reqs.get('VCPU', '?')} vCPU, {reqs.get('MEMORY', '?')} MiB"
+    if "GPU" in reqs:
+        text += f", {reqs['GPU']} GPU"
+    return text
