@@ -140,7 +140,7 @@ def check_queue(name: str, queue: Mapping[str, Any] | None, region: str | None) 
             f"Job queue '{name}' has no compute environment, so its jobs can never run. Attach "
             "one with `aws batch update-job-queue --compute-environment-order ...`.",
         )
-    return passed(check, f"Job queue '{name}' is ENABLED and VALID.")
+    return passed(check, "The queue is ENABLED and VALID.")
 
 
 def check_compute_environment(env: Mapping[str, Any]) -> list[CheckResult]:
@@ -191,8 +191,8 @@ def check_compute_environment(env: Mapping[str, Any]) -> list[CheckResult]:
         results.append(
             passed(
                 check,
-                f"Compute environment '{name}' is ENABLED and VALID "
-                f"({capacity_type(env)}, up to {resources.get('maxvCpus')} vCPUs).",
+                f"The compute environment is ENABLED and VALID ({capacity_type(env)}, up to "
+                f"{resources.get('maxvCpus')} vCPUs).",
             )
         )
     return results
@@ -363,15 +363,15 @@ def _fit_on(demand: Demand, env: EnvCapacity) -> tuple[str, str]:
     if not env.usable:
         return "no", f"'{env.name}' is not ENABLED and VALID"
     if env.kind == "UNMANAGED":
-        return "fits", f"'{env.name}' is unmanaged (not checked)"
+        return "fits", f"in unmanaged '{env.name}', not checked"
     if total > env.max_vcpus:
         return "no", f"'{env.name}' allows at most {env.max_vcpus} vCPUs in total"
     if env.kind in ("FARGATE", "FARGATE_SPOT"):
         if demand.gpus:
             return "no", f"'{env.name}' runs on Fargate, which has no GPUs"
-        return "fits", f"fits '{env.name}' (Fargate)"
+        return "fits", f"on Fargate in '{env.name}'"
     if not env.instances_known:
-        return "fits", f"fits the maxvCpus of '{env.name}' (instance types not checked)"
+        return "fits", f"within the maxvCpus of '{env.name}'; instance types not checked"
     if not env.instances:
         return "no", f"no instance type of '{env.name}' is known in this region"
     candidates = [s for s in env.instances if s.vcpus >= demand.vcpus and s.gpus >= demand.gpus]
@@ -385,7 +385,7 @@ def _fit_on(demand: Demand, env: EnvCapacity) -> tuple[str, str]:
     roomy = [s for s in candidates if s.memory_mib * (1 - MEMORY_HEADROOM) >= demand.memory_mib]
     if roomy:
         best = min(roomy, key=lambda s: (s.vcpus, s.memory_mib))
-        return "fits", f"fits {best.name} in '{env.name}'"
+        return "fits", f"on {best.name} in '{env.name}'"
     exact = [s for s in candidates if s.memory_mib >= demand.memory_mib]
     if exact:
         best = min(exact, key=lambda s: s.memory_mib)
@@ -403,12 +403,12 @@ def _fit_on(demand: Demand, env: EnvCapacity) -> tuple[str, str]:
 def check_demand(demand: Demand, envs: Sequence[EnvCapacity], jobs: int = 1) -> CheckResult:
     """Can some compute environment of the queue ever run this job? Else it sits RUNNABLE."""
     check = f"rule {demand.rule}"
-    count = f"{jobs} job(s)" if jobs != 1 else "its job"
+    count = f"All {jobs} jobs" if jobs != 1 else "Its job"
     if not envs:
         return failed(
             check,
-            f"Queue '{demand.queue}' has no compute environment to run {count} "
-            f"({demand.describe()}). Attach one to the queue.",
+            f"Queue '{demand.queue}' has no compute environment, so {count.lower()} "
+            f"({demand.describe()}) can never run. Attach one to the queue.",
         )
     outcomes = [_fit_on(demand, env) for env in envs]
     bundled = any(env.bundle for env in envs)
@@ -420,7 +420,8 @@ def check_demand(demand: Demand, envs: Sequence[EnvCapacity], jobs: int = 1) -> 
                 else ""
             )
             return passed(
-                check, f"{count} ({demand.describe()}) on queue '{demand.queue}': {why}{note}."
+                check,
+                f"{count} ({demand.describe()}) can run on queue '{demand.queue}' ({why}){note}.",
             )
     for verdict, why in outcomes:
         if verdict == "tight":
