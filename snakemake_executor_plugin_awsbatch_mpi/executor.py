@@ -34,7 +34,15 @@ from .resources import (
     validate_request,
 )
 from .spec import JobSpec, Platform, ResourceError
-from .status import Outcome, command_exit_code, failure, failure_message, outcome
+from .status import (
+    Outcome,
+    attempt_reason,
+    command_exit_code,
+    failure,
+    failure_message,
+    finished_attempts,
+    outcome,
+)
 
 # A job Batch does not return for this many consecutive checks is reported as failed.
 MAX_MISSING_CHECKS = 5
@@ -82,12 +90,19 @@ class Executor(RemoteExecutor):
             tags=settings.tags or {},
             assign_public_ip=settings.assign_public_ip,
             mpi_join_timeout=settings.mpi_join_timeout,
+            batch_attempts=settings.batch_attempts,
         )
         self.workflow_name = Path(self.workflow.workdir_init).name or "workflow"
         self._warned: set[str] = set()
         self._missing: Counter[str] = Counter()
         self._describe_failures = 0
         self.producers = ProducerMap()
+        self._attempts_seen: dict[str, int] = {}
+        if not 1 <= settings.batch_attempts <= 10:
+            raise WorkflowError(
+                f"--awsbatch-mpi-batch-attempts is {settings.batch_attempts}; AWS Batch allows "
+                "1 to 10 attempts."
+            )
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         if self.immediate_submit:
             self._keep_source_archive()
@@ -370,6 +385,7 @@ class Executor(RemoteExecutor):
                     yield info
                 continue
             self._missing.pop(info.external_jobid, None)
+            self._report_attempts(info, description)
             state = outcome(description)
             if state is Outcome.RUNNING:
                 yield info
@@ -377,6 +393,19 @@ class Executor(RemoteExecutor):
                 self.report_job_success(info)
             else:
                 self._report_failure(info, description)
+
+    def _report_attempts(self, info: SubmittedJobInfo, description: dict[str, Any]) -> None:
+        """Tell the user about attempts Batch retried on its own (e.g. Spot reclaims)."""
+        done = finished_attempts(description)
+        seen = self._attempts_seen.get(info.external_jobid, 0)
+        for number, attempt in enumerate(done[seen:], start=seen + 1):
+            self.logger.warning(
+                f"Rule '{info.aux.get('rule', '?')}': attempt {number} of Batch job "
+                f"{info.external_jobid} ended ({attempt_reason(attempt)}); Batch retries it by "
+                f"itself (up to {self.settings.batch_attempts} attempts), without using "
+                "Snakemake's --retries."
+            )
+        self._attempts_seen[info.external_jobid] = len(done)
 
     def _report_failure(self, info: SubmittedJobInfo, description: dict[str, Any]) -> None:
         """Report a failed job with Batch's reasons and the tail of its log(s).

@@ -83,6 +83,23 @@ def register_payload(shape: JobShape) -> dict[str, Any]:
     }
 
 
+# Infrastructure failures Batch retries by itself; anything else (the rule's own failure,
+# out of memory, a timeout) ends the job so Snakemake's --retries stays in charge.
+RETRYABLE = (
+    {"onStatusReason": "Host EC2*", "action": "RETRY"},  # Spot reclaim, instance lost
+    {"onStatusReason": "Task failed to start*", "action": "RETRY"},
+    {"onReason": "CannotInspectContainerError*", "action": "RETRY"},
+    {"onReason": "DockerTimeoutError*", "action": "RETRY"},
+    {"onReason": "*", "action": "EXIT"},
+)
+
+
+def retry_strategy(attempts: int) -> dict[str, Any] | None:
+    if attempts <= 1:
+        return None
+    return {"attempts": attempts, "evaluateOnExit": [dict(rule) for rule in RETRYABLE]}
+
+
 def _format_vcpus(vcpus: float) -> str:
     return str(int(vcpus)) if float(vcpus).is_integer() else f"{vcpus:g}"
 
@@ -135,6 +152,9 @@ def submit_payload(
         payload["schedulingPriorityOverride"] = spec.priority
     if spec.share:
         payload["shareIdentifier"] = spec.share
+    retry = retry_strategy(spec.batch_attempts)
+    if retry:
+        payload["retryStrategy"] = retry
     if array_size:
         payload["arrayProperties"] = {"size": array_size}
     ids = list(depends_on if depends_on is not None else spec.depends_on)

@@ -65,6 +65,7 @@ class TranslationSettings:
     tags: Mapping[str, str] = field(default_factory=dict)
     assign_public_ip: bool = False
     mpi_join_timeout: int = DEFAULT_JOIN_TIMEOUT_SECONDS
+    batch_attempts: int = 3
 
 
 def _positive_int(rule: str, name: str, value: object, minimum: int = 1) -> int:
@@ -476,6 +477,7 @@ def translate(
         share=str(res["awsbatch_share"]) if res.get("awsbatch_share") not in (None, "") else None,
         tags=tuple(sorted(tags.items())),
         mpi=layout,
+        batch_attempts=settings.batch_attempts,
         warnings=tuple(warnings),
     )
 

@@ -139,6 +139,15 @@ class ExecutorSettings(ExecutorSettingsBase):
             "unparse_func": lambda rules: ",".join(rules or []),
         },
     )
+    batch_attempts: int = field(
+        default=3,
+        metadata={
+            "help": "Attempts AWS Batch makes by itself when the infrastructure fails a job "
+            "(Spot reclaim, task failed to start); 1 disables. Failures of the rule itself "
+            "are not retried by Batch: use Snakemake's --retries for those.",
+            "type": int,
+        },
+    )
     mpi_join_timeout: int = field(
         default=600,
         metadata={

@@ -102,4 +102,7 @@ class JobSpec:
     tags: tuple[tuple[str, str], ...] = ()
     depends_on: tuple[str, ...] = ()
     mpi: MpiLayout | None = None
+    # Attempts Batch itself makes for infrastructure failures (Spot reclaims, hosts that
+    # fail to start the task); application failures are left to Snakemake's --retries.
+    batch_attempts: int = 1
     warnings: tuple[str, ...] = field(default=(), compare=False)

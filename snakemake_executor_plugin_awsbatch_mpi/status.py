@@ -26,6 +26,7 @@ class Failure:
     container_reason: str | None
     exit_code: int | None
     log_stream: str | None
+    memory_mib: str | None = None
 
     def summary(self) -> str:
         parts = []
@@ -59,11 +60,19 @@ def failure(description: dict[str, Any]) -> Failure:
     exit_code = container.get("exitCode", last.get("exitCode"))
     return Failure(
         job_id=description.get("jobId", "?"),
-        status_reason=description.get("statusReason") or (attempts[-1].get("statusReason")
-                                                          if attempts else None),
+        status_reason=description.get("statusReason")
+        or (attempts[-1].get("statusReason") if attempts else None),
         container_reason=container.get("reason") or last.get("reason"),
         exit_code=exit_code,
         log_stream=container.get("logStreamName") or last.get("logStreamName"),
+        memory_mib=next(
+            (
+                r.get("value")
+                for r in container.get("resourceRequirements") or []
+                if r.get("type") == "MEMORY"
+            ),
+            None,
+        ),
     )
 
 
@@ -82,8 +91,23 @@ def command_exit_code(log_lines: list[str]) -> int | None:
     return None
 
 
+def finished_attempts(description: dict[str, Any]) -> list[dict[str, Any]]:
+    """Attempts that ended, except the final failure of a failed job (reported on its own)."""
+    done = [a for a in description.get("attempts") or [] if a.get("stoppedAt")]
+    if description.get("status") == DONE_FAILED:
+        done = done[:-1]
+    return done
+
+
+def attempt_reason(attempt: dict[str, Any]) -> str:
+    container = attempt.get("container") or {}
+    return attempt.get("statusReason") or container.get("reason") or "no reason given"
+
+
 def console_url(region: str, job_id: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/batch/home?region={region}#jobs/detail/{job_id}"
+    return (
+        f"https://{region}.console.aws.amazon.com/batch/home?region={region}#jobs/detail/{job_id}"
+    )
 
 
 def logs_url(region: str, group: str, stream: str) -> str:
@@ -103,9 +127,11 @@ def failure_message(rule: str, fail: Failure, region: str, log_group: str) -> st
     ]
     reason = f"{fail.status_reason or ''} {fail.container_reason or ''}"
     if "OutOfMemory" in reason or fail.exit_code == 137:
+        asked = f" of the {fail.memory_mib} MiB it requested" if fail.memory_mib else ""
         lines.append(
-            "The container may have run out of memory: raise mem_mb for this rule "
-            "(e.g. mem_mb=lambda wc, attempt: 4000 * attempt with --retries)."
+            f"The container was killed for running out{asked} memory: raise mem_mb for this "
+            "rule, or let it grow with each attempt, e.g. "
+            "resources: mem_mb=lambda wildcards, attempt: 4000 * attempt, with --retries 2."
         )
     if fail.log_stream:
         lines.append(f"Log stream: {log_group}/{fail.log_stream}")

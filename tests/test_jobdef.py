@@ -172,3 +172,14 @@ def test_mpi_secret_only_in_the_jobs_own_overrides():
     assert secret not in repr(sub["tags"]) and secret not in sub["jobName"]
     env = sub["nodeOverrides"]["nodePropertyOverrides"][0]["containerOverrides"]["environment"]
     assert {"name": "AWSBATCH_MPI_SECRET", "value": secret} in env
+
+
+def test_retry_strategy_in_submissions():
+    sub = submit_payload(make_spec({}), "jd")
+    strategy = sub["retryStrategy"]
+    assert strategy["attempts"] == 3
+    rules = strategy["evaluateOnExit"]
+    assert rules[0] == {"onStatusReason": "Host EC2*", "action": "RETRY"}
+    assert rules[-1] == {"onReason": "*", "action": "EXIT"}  # the rule's own failures
+    assert len(rules) <= 5
+    assert validate_request("SubmitJob", sub) == []

@@ -45,3 +45,19 @@ def throttle_batch_api(
         yield counter
     finally:
         BatchResponse.call_action = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def reclaim_first_attempt(job_name_prefix: str) -> Iterator[None]:
+    """Jobs whose name starts with the prefix lose their first attempt like a Spot reclaim.
+
+    The attempt ends without an exit code and with statusReason "Host EC2 (...) terminated.";
+    what happens next is up to the job's retryStrategy, as on AWS.
+    """
+    from .patches import SPOT_RECLAIMS
+
+    SPOT_RECLAIMS.add(job_name_prefix)
+    try:
+        yield
+    finally:
+        SPOT_RECLAIMS.discard(job_name_prefix)

@@ -81,6 +81,7 @@ from ._common import (
     NONZERO_EXIT_REASON,
     TIMEOUT_REASON,
 )
+from .retry import SPOT_RECLAIM_REASON, should_retry
 from .runtime import (
     NODE_OVERRIDES_ATTR,
     TIMED_OUT_ATTR,
@@ -98,6 +99,9 @@ START_FAILED_REASON = "Task failed to start"
 LOCAL_ERROR_REASON = "Local emulation error"
 
 NODES_ATTR = "_local_nodes"
+RETRY_ATTR = "_local_retry_strategy"
+# Job-name prefixes whose first attempt is "reclaimed" like a Spot instance (tests only).
+SPOT_RECLAIMS: set[str] = set()
 CONTAINER_REASON_ATTR = "_local_container_reason"
 
 _TERMINAL = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value)
@@ -378,41 +382,39 @@ def _run_job(job: Job) -> None:
         if job.depends_on and not _wait_for_dependencies(job):
             return
         _advance_past(job, JobStatus.PENDING)
-        nodes = _plan_nodes(job)
         _advance_past(job, JobStatus.RUNNABLE)
         _advance_past(job, JobStatus.STARTING)
-        if job.stop:
-            job._mark_stopped(success=False)
-            return
-        setattr(job, NODES_ATTR, nodes)
-        main = next(node for node in nodes if node.is_main)
-        job.log_stream_name = main.log_stream
-        job.job_started_at = datetime.now()
-        job._start_attempt()
-        job._log_backend.ensure_log_group(job._log_group)
-        for node in nodes:
-            job._log_backend.ensure_log_stream(job._log_group, node.log_stream)
-
-        # Main node first, then the others, which learn the main node's address.
-        for node in [main] + [n for n in nodes if not n.is_main]:
-            environment = dict(node.environment)
-            if not node.is_main and main.container is not None:
-                environment["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = main.container.attrs[
-                    "NetworkSettings"
-                ]["IPAddress"]
-            container = runtime.containers.run(
-                image=node.image,
-                command=node.command,
-                environment=environment,
-                name=node.name,
-                detach=True,
-            )
-            assert isinstance(container, LocalContainer)
-            node.container = container
-            node.started_at = datetime.now()
-            node.status = JobStatus.RUNNING.value
-
-        _watch(job, nodes, main, runtime)
+        attempt = 0
+        while True:
+            attempt += 1
+            nodes = _plan_nodes(job)
+            if job.stop:
+                job._mark_stopped(success=False)
+                return
+            succeeded = _run_attempt(job, nodes, runtime, attempt)
+            strategy = getattr(job, RETRY_ATTR, None)
+            last = job.latest_attempt or {}
+            if (
+                succeeded
+                or job.stop
+                or not should_retry(
+                    strategy,
+                    attempt,
+                    job.job_stopped_reason,
+                    (last.get("container") or {}).get("reason"),
+                    job.exit_code,
+                )
+            ):
+                job._mark_stopped(success=succeeded)
+                return
+            logger.info("Batch retries job %s (attempt %d failed)", job.job_id, attempt)
+            for node in nodes:
+                if node.container is not None:
+                    node.container.remove()
+            nodes = []
+            job.job_stopped_reason = None
+            job.exit_code = None
+            setattr(job, CONTAINER_REASON_ATTR, None)
     except Exception as err:  # a job thread must never die silently
         logger.exception("Local emulation failed to run job %s", job.job_id)
         if job.job_stopped_reason is None:
@@ -424,7 +426,56 @@ def _run_job(job: Job) -> None:
                 node.container.remove()
 
 
-def _watch(job: Job, nodes: list[NodeRecord], main: NodeRecord, rt: LocalContainerRuntime) -> None:
+def _run_attempt(
+    job: Job, nodes: list[NodeRecord], runtime: LocalContainerRuntime, attempt: int
+) -> bool:
+    """Start the containers of one attempt and watch it; True when it succeeded."""
+    setattr(job, NODES_ATTR, nodes)
+    main = next(node for node in nodes if node.is_main)
+    job.log_stream_name = main.log_stream
+    job.job_started_at = datetime.now()
+    job._start_attempt()
+    job._log_backend.ensure_log_group(job._log_group)
+    for node in nodes:
+        job._log_backend.ensure_log_stream(job._log_group, node.log_stream)
+
+    # Main node first, then the others, which learn the main node's address.
+    for node in [main] + [n for n in nodes if not n.is_main]:
+        environment = dict(node.environment)
+        if not node.is_main and main.container is not None:
+            environment["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = main.container.attrs[
+                "NetworkSettings"
+            ]["IPAddress"]
+        container = runtime.containers.run(
+            image=node.image,
+            command=node.command,
+            environment=environment,
+            name=node.name,
+            detach=True,
+        )
+        assert isinstance(container, LocalContainer)
+        node.container = container
+        node.started_at = datetime.now()
+        node.status = JobStatus.RUNNING.value
+
+    reclaimed = attempt == 1 and any(job.job_name.startswith(p) for p in SPOT_RECLAIMS)
+    if reclaimed:
+        # Like a Spot interruption: the instance goes away, the container has no exit code.
+        job.job_stopped_reason = SPOT_RECLAIM_REASON
+        main.container.kill("SIGKILL")
+    succeeded = _watch(job, nodes, main, runtime)
+    if reclaimed:
+        # The command may have finished before the "instance" went away: it still counts as
+        # lost, as on AWS when the host dies before the task is reported done.
+        job.exit_code = None
+        job.job_stopped_reason = SPOT_RECLAIM_REASON
+        if job.latest_attempt is not None:
+            job.latest_attempt["container"].pop("exitCode", None)
+            job.latest_attempt["statusReason"] = SPOT_RECLAIM_REASON
+    return succeeded and not reclaimed
+
+
+def _watch(job: Job, nodes: list[NodeRecord], main: NodeRecord, rt: LocalContainerRuntime) -> bool:
     """Wait for the main node, then stop the others and record the outcome."""
     assert main.container is not None
     stopping = False
@@ -480,7 +531,8 @@ def _watch(job: Job, nodes: list[NodeRecord], main: NodeRecord, rt: LocalContain
         attempt_container["networkInterfaces"] = [{"privateIpv4Address": main.address}]
         if job.job_stopped_reason is not None and not succeeded:
             job.latest_attempt["statusReason"] = job.job_stopped_reason
-    job._mark_stopped(success=succeeded)
+        job.latest_attempt["stoppedAt"] = datetime2int_milliseconds(datetime.now())
+    return succeeded
 
 
 # -- describe and friends -----------------------------------------------------------------------
@@ -689,6 +741,7 @@ def _job_definition_describe(self: JobDefinition) -> dict[str, Any]:
 def _job_init(self: Job, *args: Any, **kwargs: Any) -> None:
     _original(Job, "__init__")(self, *args, **kwargs)
     setattr(self, NODE_OVERRIDES_ATTR, copy.deepcopy(getattr(_submit_context, "nodes", None)))
+    setattr(self, RETRY_ATTR, copy.deepcopy(getattr(_submit_context, "retry", None)))
 
 
 def _submit_job(
@@ -746,6 +799,7 @@ def _submitjob_response(self: batch_responses.BatchResponse) -> str:
         "parameters": self._get_param("parameters"),
         "tags": self._get_param("tags"),
     }
+    _submit_context.retry = self._get_param("retryStrategy")
     node_overrides = self._get_param("nodeOverrides")
     if node_overrides:
         # Only passed when given: moto's "simple" (no-run) backend does not accept it.

@@ -280,3 +280,21 @@ def test_job_forgotten_by_batch_ends_as_error(emulated_env, tmp_path, batch_clie
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert f"AWS Batch no longer knows job {job_id}" in out
+
+
+def test_spot_reclaim_is_retried_by_batch_and_reported(emulated_env, tmp_path, batch_client):
+    from snakemake_executor_plugin_awsbatch_mpi.local.faults import reclaim_first_attempt
+
+    work = write_workflow(tmp_path / "spotted", """
+        rule reclaimed:
+            output: "r.txt"
+            shell: "echo ok > {output}"
+    """)
+    with reclaim_first_attempt("reclaimed"):
+        run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                             timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "attempt 1 of Batch job" in run.stderr and "Host EC2" in run.stderr
+    assert "without using Snakemake's --retries" in run.stderr
+    [job] = jobs_with_tag(batch_client, "snakemake-workflow", "spotted")
+    assert len(job["attempts"]) == 2 and job["status"] == "SUCCEEDED"
