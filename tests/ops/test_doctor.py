@@ -1,0 +1,247 @@
+"""`awsbatch-mpi doctor` on moto: each check fails for its own reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from snakemake_executor_plugin_awsbatch_mpi.ops.aws import AwsShell
+from snakemake_executor_plugin_awsbatch_mpi.ops.checks import CheckResult, Status
+from snakemake_executor_plugin_awsbatch_mpi.ops.doctor import DoctorRequest, run_doctor
+from snakemake_executor_plugin_awsbatch_mpi.ops.workflow import LoadedWorkflow, WorkflowJob
+from snakemake_executor_plugin_awsbatch_mpi.resources import TranslationSettings
+
+from .conftest import REGION
+
+
+def doctor(region: str | None = REGION, **request) -> list[CheckResult]:
+    return run_doctor(DoctorRequest(**request), AwsShell(region=region))
+
+
+def line(results: list[CheckResult], check: str) -> CheckResult:
+    found = [r for r in results if r.check == check]
+    assert found, f"no '{check}' line in:\n" + "\n".join(r.line() for r in results)
+    return found[0]
+
+
+def statuses(results: list[CheckResult], prefix: str) -> list[Status]:
+    return [r.status for r in results if r.check.startswith(prefix)]
+
+
+# Credentials and region -------------------------------------------------------------------
+
+
+def test_credentials_and_region_pass_on_moto(aws):
+    aws.queue_on("cpu")
+    results = doctor(job_queue="cpu")
+    assert line(results, "credentials").status is Status.PASS
+    assert "123456789012" in line(results, "credentials").message
+    assert line(results, "region").status is Status.PASS
+    assert all(r.status is Status.PASS for r in results)
+
+
+def test_missing_credentials_fail_and_skip_the_rest(offline):
+    results = doctor(job_queue="cpu")
+    credentials = line(results, "credentials")
+    assert credentials.status is Status.FAIL
+    assert "no AWS credentials were found" in credentials.message
+    assert line(results, "other checks").status is Status.WARN
+    assert not any(r.check.startswith("queue") for r in results)
+
+
+def test_missing_region_fails(offline, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    results = doctor(region=None, job_queue="cpu")
+    region = line(results, "region")
+    assert region.status is Status.FAIL and "--region" in region.message
+
+
+# Queues and compute environments -----------------------------------------------------------
+
+
+def test_missing_queue_fails(aws):
+    results = doctor(job_queue="nope")
+    result = line(results, "queue nope")
+    assert result.status is Status.FAIL and "does not exist in region us-east-1" in result.message
+
+
+def test_disabled_queue_fails(aws):
+    aws.queue("off", aws.environment("off-ce"), state="DISABLED")
+    result = line(doctor(job_queue="off"), "queue off")
+    assert result.status is Status.FAIL
+    assert "DISABLED" in result.message and "--state ENABLED" in result.message
+
+
+def test_disabled_compute_environment_fails(aws):
+    aws.queue_on("cpu", state="DISABLED")
+    result = line(doctor(job_queue="cpu"), "compute environment cpu-ce")
+    assert result.status is Status.FAIL and "DISABLED" in result.message
+
+
+def test_compute_environment_without_vcpus_fails(aws):
+    aws.queue_on("cpu", max_vcpus=0)
+    result = line(doctor(job_queue="cpu"), "compute environment cpu-ce")
+    assert result.status is Status.FAIL and "maxvCpus 0" in result.message
+
+
+# GPU queue ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "status", "word"),
+    [
+        ({"instance_types": ["g5", "c5"]}, Status.PASS, "GPU instance types are allowed"),
+        ({"instance_types": ["optimal"]}, Status.WARN, "have no GPUs"),
+        ({"instance_types": ["c5", "m5"]}, Status.FAIL, "c5, m5"),
+        ({"kind": "FARGATE"}, Status.FAIL, "Fargate"),
+    ],
+)
+def test_gpu_queue_needs_gpu_instance_types(aws, env, status, word):
+    aws.queue_on("cpu")
+    aws.queue_on("gpu", **env)
+    result = line(doctor(job_queue="cpu", gpu_job_queue="gpu"), "gpu queue gpu")
+    assert result.status is status and word in result.message
+
+
+# Multi-node queue --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["SPOT", "FARGATE"])
+def test_multinode_queue_must_be_ec2_on_demand(aws, kind):
+    aws.queue_on("cpu")
+    aws.queue_on("mpi", kind=kind)
+    result = line(doctor(job_queue="cpu", multinode_job_queue="mpi"), "multinode queue mpi")
+    assert result.status is Status.FAIL
+    assert kind in result.message and "EC2 on-demand" in result.message
+
+
+def test_multinode_queue_placement_group_from_the_environment(aws):
+    # moto has no placement groups (neither the EC2 API nor CloudFormation); Batch's
+    # placementGroup is a plain name to moto, which is all this check reads.
+    aws.queue_on("cpu")
+    aws.queue_on("mpi", placementGroup="mpi-pg")
+    results = doctor(job_queue="cpu", multinode_job_queue="mpi")
+    assert line(results, "multinode queue mpi").status is Status.PASS
+    placement = line(results, "placement group mpi-ce")
+    assert placement.status is Status.PASS and "mpi-pg" in placement.message
+
+
+def test_multinode_queue_placement_group_from_the_launch_template(aws):
+    template = aws.ec2.create_launch_template(
+        LaunchTemplateName="mpi-lt", LaunchTemplateData={"Placement": {"GroupName": "lt-pg"}}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    aws.queue_on("cpu")
+    aws.queue_on("mpi", launchTemplate={"launchTemplateId": template})
+    placement = line(doctor(job_queue="cpu", multinode_job_queue="mpi"), "placement group mpi-ce")
+    assert placement.status is Status.PASS and "lt-pg" in placement.message
+
+
+def test_multinode_queue_without_placement_group_warns(aws):
+    aws.queue_on("cpu")
+    aws.queue_on("mpi")
+    aws.queue_on("mpi2", launchTemplate={"launchTemplateName": "does-not-exist"})
+    results = doctor(job_queue="cpu", multinode_job_queue="mpi")
+    missing = line(results, "placement group mpi-ce")
+    assert missing.status is Status.WARN and "no placement group" in missing.message
+    results = doctor(job_queue="cpu", multinode_job_queue="mpi2")
+    unknown = line(results, "placement group mpi2-ce")
+    assert unknown.status is Status.WARN and "could not be read" in unknown.message
+
+
+# Job role and S3 ---------------------------------------------------------------------------
+
+
+def test_job_role_checks(aws):
+    aws.queue_on("cpu")
+    good = aws.role("job", "ecs-tasks.amazonaws.com")
+    wrong = aws.role("ec2-only", "ec2.amazonaws.com")
+    missing = "arn:aws:iam::123456789012:role/absent"
+    assert line(doctor(job_queue="cpu", job_role_arn=good), "job role").status is Status.PASS
+    result = line(doctor(job_queue="cpu", job_role_arn=wrong), "job role")
+    assert result.status is Status.FAIL and "does not trust ecs-tasks" in result.message
+    result = line(doctor(job_queue="cpu", job_role_arn=missing), "job role")
+    assert result.status is Status.FAIL and "could not be read" in result.message
+
+
+def test_s3_prefix_must_be_writable(aws):
+    aws.queue_on("cpu")
+    aws.s3.create_bucket(Bucket="runs")
+    result = line(doctor(job_queue="cpu", s3_prefix="s3://runs/team/a"), "s3 prefix")
+    assert result.status is Status.PASS
+    assert aws.s3.list_objects_v2(Bucket="runs").get("KeyCount") == 0  # the probe is gone
+    result = line(doctor(job_queue="cpu", s3_prefix="s3://no-such-bucket/p"), "s3 prefix")
+    assert result.status is Status.FAIL and "NoSuchBucket" in result.message
+    result = line(doctor(job_queue="cpu", s3_prefix="runs/p"), "s3 prefix")
+    assert result.status is Status.FAIL and "s3://bucket/prefix" in result.message
+
+
+# Rules against the queues' capacity ---------------------------------------------------------
+
+
+def job(rule: str, threads: int = 1, **resources) -> WorkflowJob:
+    return WorkflowJob(
+        key=rule,
+        rule=rule,
+        wildcards={},
+        threads=threads,
+        resources=resources,
+        inputs=(),
+        outputs=(f"{rule}.out",),
+    )
+
+
+def workflow(*jobs: WorkflowJob) -> LoadedWorkflow:
+    return LoadedWorkflow(name="wf", jobs=jobs, executor_settings=None, container_image="img")
+
+
+SETTINGS = TranslationSettings(
+    job_queue="cpu", default_image="img", gpu_job_queue="gpu", multinode_job_queue="mpi"
+)
+
+
+def test_rules_are_checked_against_the_queues(aws):
+    aws.queue_on("cpu", instance_types=["c5"], max_vcpus=64)
+    aws.queue_on("gpu", instance_types=["g4dn"], max_vcpus=64)
+    aws.queue_on("mpi", instance_types=["c5n"], max_vcpus=64)
+    flow = workflow(
+        job("small", threads=2, mem_mb=2000),
+        job("huge_memory", threads=2, mem_mb=400_000),
+        job("many_gpus", gpu=16),
+        job("wide_mpi", threads=36, mpi="mpirun", tasks=144, nodes=4),
+        job("fits_mpi", threads=16, mpi="mpirun", tasks=32, nodes=2),
+        job("bad_runtime", runtime=0.1),
+        job("nowhere", awsbatch_queue="absent-q"),
+        WorkflowJob(
+            key="l",
+            rule="local",
+            wildcards={},
+            threads=1,
+            resources={"mem_mb": 10**9},
+            inputs=(),
+            outputs=(),
+            local=True,
+        ),
+    )
+    results = doctor(
+        job_queue="cpu",
+        gpu_job_queue="gpu",
+        multinode_job_queue="mpi",
+        workflow=flow,
+        settings=SETTINGS,
+    )
+    small = line(results, "rule small")
+    assert small.status is Status.PASS and "c5.large" in small.message
+    huge = line(results, "rule huge_memory")
+    assert huge.status is Status.FAIL and "RUNNABLE forever" in huge.message
+    assert "MiB" in huge.message
+    gpus = line(results, "rule many_gpus")
+    assert gpus.status is Status.FAIL and "too few GPUs" in gpus.message
+    wide = line(results, "rule wide_mpi")
+    assert wide.status is Status.FAIL and "4 nodes x (36 vCPU" in wide.message
+    assert "at most 64 vCPUs in total" in wide.message
+    assert line(results, "rule fits_mpi").status is Status.PASS
+    runtime = line(results, "rule bad_runtime")
+    assert runtime.status is Status.FAIL and "runtime" in runtime.message
+    assert line(results, "queue absent-q").status is Status.FAIL
+    assert line(results, "rule nowhere").status is Status.FAIL
+    assert not [r for r in results if r.check == "rule local"]
