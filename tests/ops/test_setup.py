@@ -1,0 +1,336 @@
+"""`awsbatch-mpi setup`: the template lints clean, deploys on moto, and failures name the cause."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+from snakemake_executor_plugin_awsbatch_mpi import cli
+from snakemake_executor_plugin_awsbatch_mpi.ops import checks, stack
+from snakemake_executor_plugin_awsbatch_mpi.ops.aws import AwsError, AwsShell
+from snakemake_executor_plugin_awsbatch_mpi.ops.doctor import DoctorRequest, run_doctor
+
+from .conftest import REGION
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !Sub, ...) kept as {'Fn': value}."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {suffix: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(stack.template_body(), Loader=_CfnLoader)
+
+
+def test_template_is_cfn_lint_clean():
+    lint = pytest.importorskip("cfnlint.api", reason="cfn-lint is not installed").lint
+    matches = lint(stack.template_body(), regions=["us-east-1", "eu-central-1"])
+    assert matches == [], "\n".join(str(m) for m in matches)
+
+
+def test_setup_passes_every_template_parameter(template):
+    options = stack.StackOptions(stack_name="s", bucket="b-1")
+    assert set(stack.parameters(options)) == set(template["Parameters"])
+
+
+def test_queues_cancel_jobs_that_can_never_be_placed(template):
+    resources = template["Resources"]
+    queues = [r for r in resources.values() if r["Type"] == "AWS::Batch::JobQueue"]
+    assert len(queues) == 3
+    for queue in queues:
+        actions = queue["Properties"]["JobStateTimeLimitActions"]
+        assert {a["Reason"] for a in actions} == {
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        }
+        assert all(a["Action"] == "CANCEL" and a["State"] == "RUNNABLE" for a in actions)
+        assert all(a["MaxTimeSeconds"] == {"Ref": "RunnableTimeoutSeconds"} for a in actions)
+    mpi = resources["MpiComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert mpi["Type"] == "EC2" and mpi["PlacementGroup"] == {"Ref": "MpiPlacementGroup"}
+    assert resources["MpiPlacementGroup"]["Properties"]["Strategy"] == "cluster"
+
+
+def _actions(template: dict[str, Any]) -> list[str]:
+    found = []
+    for resource in template["Resources"].values():
+        for policy in resource.get("Properties", {}).get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"]
+                found += actions if isinstance(actions, list) else [actions]
+    return found
+
+
+def test_job_role_is_least_privilege(template):
+    actions = _actions(template)
+    assert actions and not [a for a in actions if "*" in a]
+    role = template["Resources"]["JobRole"]["Properties"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    resources = {s["Sid"]: s["Resource"] for s in statements}
+    assert resources["ReadWriteThePrefix"] == {
+        "Sub": "arn:${AWS::Partition}:s3:::${BucketName}/${Prefix}/*"
+    }
+    assert resources["ListTheBucket"] == {"Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "word"),
+    [
+        ({"bucket": "s3://b/p"}, "Bucket name"),
+        ({"prefix": "/p/"}, "Prefix"),
+        ({"vpc_id": "vpc-1"}, "--subnet-ids"),
+        ({"security_group_id": "sg-1"}, "--vpc-id"),
+        ({"runnable_timeout_seconds": 60}, "600 and 86400"),
+        ({"stack_name": "1abc"}, "Stack name"),
+        ({"cpu_instance_types": ()}, "--cpu-instance-types"),
+    ],
+)
+def test_options_are_checked_before_calling_aws(changes, word):
+    values = {"stack_name": "s", "bucket": "bucket-1", **changes}
+    problems = stack.validate_options(stack.StackOptions(**values))
+    assert len(problems) == 1 and word in problems[0]
+
+
+# Deploying on moto ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def moto_account(aws_env):
+    from moto import mock_aws
+
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="runs")
+        # moto cannot create compute environments without a service role (AWS uses its
+        # service-linked role when none is given): setup's --service-role-arn supplies one.
+        role = boto3.client("iam", region_name=REGION).create_role(
+            RoleName="batch-service",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "batch.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ]
+                }
+            ),
+        )["Role"]["Arn"]
+        yield role
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_stack_deploys_on_moto_and_passes_the_doctor(moto_account):
+    options = stack.StackOptions(
+        stack_name="snk", bucket="runs", prefix="team/a", service_role_arn=moto_account
+    )
+    lines: list[str] = []
+    shell = AwsShell(region=REGION)
+    outputs = shell.deploy(options, on_line=lines.append, poll_seconds=0)
+    assert lines[0].startswith("Creating stack 'snk' in us-east-1")
+    assert outputs["CpuJobQueue"] == "snk-cpu" and outputs["MpiJobQueue"] == "snk-mpi"
+    assert 'awsbatch-mpi-job-role-arn: "arn:aws:iam::' in outputs["ProfileSnippet"]
+    assert 'default-storage-prefix: "s3://runs/team/a"' in outputs["ProfileSnippet"]
+
+    batch = boto3.client("batch", region_name=REGION)
+    envs = {
+        e["computeEnvironmentName"].split("-")[1]: e["computeResources"]
+        for e in batch.describe_compute_environments()["computeEnvironments"]
+    }
+    assert envs["CpuComputeEnvironment"]["type"] == "SPOT"
+    assert envs["GpuComputeEnvironment"]["instanceTypes"] == ["g4dn", "g5"]
+    assert envs["MpiComputeEnvironment"]["type"] == "EC2"
+    assert len(envs["MpiComputeEnvironment"]["subnets"]) == 1
+    iam = boto3.client("iam", region_name=REGION)
+    role_name = outputs["JobRoleArn"].rsplit("/", 1)[-1]
+    policy = iam.get_role_policy(RoleName=role_name, PolicyName="workflow-storage")
+    text = json.dumps(policy["PolicyDocument"])
+    assert "arn:aws:s3:::runs/team/a/*" in text and "s3:*" not in text
+    logs = boto3.client("logs", region_name=REGION)
+    assert logs.describe_log_groups(logGroupNamePrefix="/aws/batch/snk")["logGroups"]
+
+    results = run_doctor(
+        DoctorRequest(
+            job_queue="snk-cpu",
+            gpu_job_queue="snk-gpu",
+            multinode_job_queue="snk-mpi",
+            job_role_arn=outputs["JobRoleArn"],
+            s3_prefix="s3://runs/team/a",
+        ),
+        shell,
+    )
+    assert not checks.has_failures(results), checks.render(results)
+    # moto drops the placement group (unsupported), which the doctor notices.
+    assert [r.status for r in results if r.check.startswith("placement")] == [checks.Status.WARN]
+
+    again = shell.deploy(options, on_line=lines.append, poll_seconds=0)
+    assert again["CpuJobQueue"] == "snk-cpu"
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_cli_setup_on_demand_with_efs_prints_the_profile(moto_account, capsys):
+    code = cli.main(
+        [
+            "setup",
+            "--stack-name",
+            "ondemand",
+            "--bucket",
+            "s3://runs/x",
+            "--on-demand",
+            "--efs",
+            "--service-role-arn",
+            moto_account,
+            "--poll-seconds",
+            "0",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Stack 'ondemand' is ready:" in out and "FileSystemId" in out
+    assert "Save this as profiles/aws/config.yaml" in out
+    assert 'awsbatch-mpi-multinode-job-queue: "ondemand-mpi"' in out
+    envs = boto3.client("batch", region_name=REGION).describe_compute_environments()
+    kinds = {e["computeResources"]["type"] for e in envs["computeEnvironments"]}
+    assert kinds == {"EC2"}
+    mpi = [e for e in envs["computeEnvironments"] if "Mpi" in e["computeEnvironmentName"]][0]
+    assert mpi["computeResources"]["launchTemplate"]["launchTemplateId"].startswith("lt-")
+
+
+def test_cli_setup_print_and_dry_run_call_nothing(offline, capsys):
+    assert cli.main(["setup", "--print"]) == 0
+    assert capsys.readouterr().out == stack.template_body()
+    assert cli.main(["setup", "--dry-run", "--stack-name", "s", "--bucket", "b-1"]) == 0
+    out = capsys.readouterr().out
+    assert "CpuCapacity             SPOT" in out and "BucketName              b-1" in out
+    assert cli.main(["setup", "--stack-name", "s", "--bucket", "b-1", "--vpc-id", "v"]) == 2
+    assert "--vpc-id needs --subnet-ids" in capsys.readouterr().err
+    assert cli.main(["setup", "--bucket", "b-1"]) == 2
+
+
+# Failures -----------------------------------------------------------------------------------
+
+
+class _FailingCloudFormation:
+    """Answers like CloudFormation for a stack whose MPI environment failed, then rolled back.
+
+    (moto raises a resource's error from CreateStack itself and records no *_FAILED events,
+    so the event handling is tested against the shape AWS documents.)
+    """
+
+    def __init__(self) -> None:
+        self.created = False
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        if not self.created:
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationError",
+                        "Message": f"Stack {StackName} does not exist",
+                    }
+                },
+                "DescribeStacks",
+            )
+        return {"Stacks": [{"StackName": StackName, "StackStatus": "ROLLBACK_COMPLETE"}]}
+
+    def create_stack(self, **kwargs: Any) -> dict[str, Any]:
+        assert kwargs["Capabilities"] == ["CAPABILITY_IAM"]
+        self.created = True
+        return {"StackId": "id"}
+
+    def describe_stack_events(self, StackName: str) -> dict[str, Any]:
+        def event(n, logical, kind, status, reason=None):
+            e = {
+                "EventId": str(n),
+                "LogicalResourceId": logical,
+                "ResourceType": kind,
+                "ResourceStatus": status,
+            }
+            if reason:
+                e["ResourceStatusReason"] = reason
+            return e
+
+        events = [
+            event(1, StackName, "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS"),
+            event(2, "JobRole", "AWS::IAM::Role", "CREATE_IN_PROGRESS"),
+            event(
+                3,
+                "MpiComputeEnvironment",
+                "AWS::Batch::ComputeEnvironment",
+                "CREATE_FAILED",
+                'Resource handler returned message: "Instance type c5n '
+                'is not supported in us-east-1e"',
+            ),
+            event(4, "JobRole", "AWS::IAM::Role", "CREATE_FAILED", "Resource creation cancelled"),
+            event(
+                5,
+                StackName,
+                "AWS::CloudFormation::Stack",
+                "ROLLBACK_COMPLETE",
+                "The following resource(s) failed to create: [MpiComputeEnvironment].",
+            ),
+        ]
+        return {"StackEvents": list(reversed(events))}
+
+
+class _Session:
+    region_name = REGION
+
+    def __init__(self) -> None:
+        self.cloudformation = _FailingCloudFormation()
+
+    def client(self, service: str, config: Any = None) -> Any:
+        assert service == "cloudformation"
+        return self.cloudformation
+
+
+def test_failed_stack_names_the_failing_resource_and_its_reason():
+    shell = AwsShell(session=_Session())
+    lines: list[str] = []
+    with pytest.raises(AwsError) as failure:
+        shell.deploy(stack.StackOptions("snk", "runs"), on_line=lines.append, poll_seconds=0)
+    message = str(failure.value)
+    assert "Stack 'snk' failed (ROLLBACK_COMPLETE)." in message
+    assert "MpiComputeEnvironment (AWS::Batch::ComputeEnvironment) CREATE_FAILED" in message
+    assert "Instance type c5n is not supported" in message
+    assert "JobRole" not in message  # merely cancelled
+    assert "delete-stack --stack-name snk" in message
+    assert any("CREATE_FAILED" in line and "MpiComputeEnvironment" in line for line in lines)
+
+
+def test_cli_setup_failure_exits_1_with_the_reason(monkeypatch, capsys):
+    monkeypatch.setattr(
+        "snakemake_executor_plugin_awsbatch_mpi.ops.aws.boto3.session.Session",
+        lambda region_name=None: _Session(),
+    )
+    code = cli.main(["setup", "--stack-name", "snk", "--bucket", "runs", "--poll-seconds", "0"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "MpiComputeEnvironment" in captured.err and "not supported" in captured.err
+
+
+def test_existing_stack_in_rollback_complete_is_not_touched():
+    session = _Session()
+    session.cloudformation.created = True
+    with pytest.raises(AwsError, match="ROLLBACK_COMPLETE. Wait for it"):
+        AwsShell(session=session).deploy(stack.StackOptions("snk", "runs"), poll_seconds=0)
