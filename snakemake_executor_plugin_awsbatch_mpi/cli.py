@@ -255,15 +255,24 @@ def run_setup(args: argparse.Namespace) -> int:
 
 
 def _load_workflow_settings(args: argparse.Namespace, extra: list[str], need_workflow: bool):
-    """(loaded workflow or None, translation settings or None, snakemake args or None)."""
+    """(snakemake's parsed arguments, executor settings, loaded workflow or None).
+
+    The workflow is only loaded when asked for and when a job queue is set.
+    """
     from .ops import workflow
 
     parsed = workflow.parse_arguments(snakemake_argv(args, extra))
-    loaded = workflow.load_workflow(parsed) if need_workflow else None
     settings = workflow.executor_settings(parsed)
-    image = parsed.container_image
-    translation = workflow.translation_settings(settings, image) if settings.job_queue else None
-    return loaded, translation, parsed, settings
+    loaded = None
+    if need_workflow and settings.job_queue:
+        loaded = workflow.load_workflow(parsed)
+    return parsed, settings, loaded
+
+
+def _translation(settings, parsed: argparse.Namespace):
+    from .ops import workflow
+
+    return workflow.translation_settings(settings, parsed.container_image)
 
 
 def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
@@ -277,9 +286,10 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
     loaded = translation = None
     if args.snakefile or args.profile or extra:
         try:
-            loaded, translation, parsed, settings = _load_workflow_settings(
+            parsed, settings, loaded = _load_workflow_settings(
                 args, extra, need_workflow=bool(args.snakefile)
             )
+            translation = _translation(settings, parsed) if loaded is not None else None
         except WorkflowLoadError as err:
             return _fail(f"awsbatch-mpi doctor: {err}")
         job_queue = job_queue or settings.job_queue
@@ -313,15 +323,16 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
     from .ops.workflow import WorkflowLoadError
 
     try:
-        loaded, translation, _, settings = _load_workflow_settings(args, extra, need_workflow=True)
+        parsed, settings, loaded = _load_workflow_settings(args, extra, need_workflow=True)
+        if loaded is None:
+            return _fail(
+                "awsbatch-mpi plan: no job queue is set. Pass --job-queue QUEUE, or a "
+                "--profile that sets awsbatch-mpi-job-queue.",
+                2,
+            )
+        translation = _translation(settings, parsed)
     except WorkflowLoadError as err:
         return _fail(f"awsbatch-mpi plan: {err}")
-    if translation is None or loaded is None:
-        return _fail(
-            "awsbatch-mpi plan: no job queue is set. Pass --job-queue QUEUE, or a --profile "
-            "that sets awsbatch-mpi-job-queue.",
-            2,
-        )
     result = plan.build_plan(
         loaded,
         translation,

@@ -214,6 +214,14 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
             snakefile=snakefile,
             workdir=workdir,
         )
+        # As WorkflowApi._workflow, but without requiring the values of the variables named
+        # by `envvars:` (the plan shows placeholders for them, and needs no secrets).
+        store = workflow_api._get_workflow(check_envvars=False)
+        workflow_api._workflow_store = store
+        store.include(
+            workflow_api.snakefile, overwrite_default_target=True, print_compilation=False
+        )
+        store.check()
         dag_api = workflow_api.dag(
             DAGSettings(
                 targets=set(args.targets or ()),

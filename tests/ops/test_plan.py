@@ -1,0 +1,281 @@
+"""`awsbatch-mpi plan`: offline, stable, valid requests for every job of a workflow."""
+
+from __future__ import annotations
+
+import json
+import socket
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snakemake_executor_plugin_awsbatch_mpi import cli
+from snakemake_executor_plugin_awsbatch_mpi.ops.plan import MPI_SECRET, RUN_ID
+from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
+
+
+def plan(tmp_path: Path, capsys, *argv: str) -> tuple[int, str, dict[str, Any], str]:
+    """Run `awsbatch-mpi plan` in-process; (exit code, file text, document, report)."""
+    out = tmp_path / f"plan-{len(list(tmp_path.glob('plan-*.json')))}.json"
+    code = cli.main(["plan", *argv, "--out", str(out)])
+    captured = capsys.readouterr()
+    text = out.read_text() if out.exists() else ""
+    return code, text, json.loads(text) if text else {}, captured.out + captured.err
+
+
+@pytest.fixture
+def no_network(offline, monkeypatch):
+    """No credentials and no sockets: any attempt to reach AWS (or anything) fails loudly."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"plan tried to open a network connection: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def by_job(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {job["job"]: job for job in document["jobs"]}
+
+
+def test_example_plan_is_valid_stable_and_offline(example, no_network, tmp_path, capsys):
+    argv = (
+        "--snakefile",
+        str(example / "Snakefile"),
+        "--directory",
+        str(example),
+        "--profile",
+        str(example / "profiles" / "local"),
+    )
+    code, first, document, report = plan(tmp_path, capsys, *argv)
+    assert code == 0, report
+    code_again, second, _, _ = plan(tmp_path, capsys, *argv)
+    assert code_again == 0 and first == second  # byte-identical
+    assert first.endswith("\n") and json.dumps(document, indent=2, sort_keys=True) + "\n" == first
+    assert not (example / ".snakemake").exists()  # nothing written into the workflow
+
+    assert document["valid"] and document["problems"] == []
+    assert "Every request is valid for AWS Batch." in report
+    assert document["source_files"] == ["data/reads.fasta"]
+    assert [j["job"] for j in document["local_jobs"]] == ["all"]  # localrules: all
+    jobs = by_job(document)
+    names = list(jobs)
+    for key in ["split", "count_kmers-sampleA", "embed-sampleC", "report"]:
+        assert key in names
+    # Topological order: producers before consumers.
+    assert names.index("split") < names.index("count_kmers-sampleA") < names.index("report")
+    assert names[-1] == "report"
+    assert jobs["embed-sampleA"]["queue"] == "local-gpu"  # from the profile
+    submit = jobs["count_kmers-sampleA"]["submitJob"]
+    overrides = submit["containerOverrides"]
+    assert overrides["command"] == [
+        "/bin/bash",
+        "-c",
+        "<snakemake job command of count_kmers-sampleA>",
+    ]
+    assert {"type": "VCPU", "value": "2"} in overrides["resourceRequirements"]
+    assert submit["tags"]["snakemake-run-id"] == RUN_ID
+    assert submit["jobDefinition"] in document["job_definitions"]
+    for definition in document["job_definitions"].values():
+        assert validate_request("RegisterJobDefinition", definition) == []
+
+
+def test_depends_on_references_the_producing_jobs(example, no_network, tmp_path, capsys):
+    code, _, document, report = plan(
+        tmp_path,
+        capsys,
+        "-s",
+        str(example / "Snakefile"),
+        "-d",
+        str(example),
+        "--job-queue",
+        "q",
+        "--multinode-job-queue",
+        "m",
+    )
+    assert code == 0, report
+    jobs = by_job(document)
+
+    def depends(key: str) -> list[str]:
+        return [d["job"] for d in jobs[key]["submitJob"].get("dependsOn", [])]
+
+    assert depends("split") == []
+    assert depends("count_kmers-sampleB") == ["split"]
+    assert depends("embed-sampleB") == ["count_kmers-sampleB"]
+    expected = [f"count_kmers-sample{s}" for s in "ABC"] + [f"embed-sample{s}" for s in "ABC"]
+    assert set(expected) <= set(depends("report"))
+    for key in jobs:  # every reference names a job of the plan, upstream of it
+        for ref in depends(key):
+            assert list(jobs).index(ref) < list(jobs).index(key)
+    assert jobs["embed-sampleA"]["queue"] == "q"  # no GPU queue given: the default queue
+
+
+SNAKEFILE = """
+SAMPLES = [f"s{i:02d}" for i in range(25)]
+envvars: "PLAN_TEST_SETTING", "PLAN_TEST_TOKEN"
+
+rule all:
+    input: "merged.txt", "mpi.out", "fargate.out", "existing.out"
+
+rule make:
+    output: "parts/{sample}.txt"
+    resources: mem_mb=100
+    shell: "echo {wildcards.sample} > {output}"
+
+rule merge:
+    input: expand("parts/{sample}.txt", sample=SAMPLES)
+    output: "merged.txt"
+    shell: "cat {input} > {output}"
+
+rule simulate:
+    input: "parts/s00.txt"
+    output: "mpi.out"
+    threads: 8
+    resources: mpi="mpirun", tasks=16, nodes=2, mem_mb=8000
+    shell: "{resources.mpi} -n {resources.tasks} hostname > {output}"
+
+rule small_on_fargate:
+    output: "fargate.out"
+    threads: 3
+    resources: mem_mb=1000, awsbatch_queue="fg-q"
+    shell: "touch {output}"
+
+rule own_definition:
+    output: "existing.out"
+    resources: awsbatch_job_definition="my-def:3"
+    shell: "touch {output}"
+"""
+
+
+@pytest.fixture
+def rich(tmp_path) -> Path:
+    workdir = tmp_path / "rich"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(textwrap.dedent(SNAKEFILE))
+    return workdir
+
+
+def test_mpi_fargate_fan_in_and_secrets(rich, no_network, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PLAN_TEST_SETTING", "visible")
+    monkeypatch.setenv("PLAN_TEST_TOKEN", "hunter2")
+    code, text, document, report = plan(
+        tmp_path,
+        capsys,
+        "-s",
+        str(rich / "Snakefile"),
+        "-d",
+        str(rich),
+        "--job-queue",
+        "cpu-q",
+        "--multinode-job-queue",
+        "mpi-q",
+        "--fargate-queue",
+        "fg-q",
+        "--execution-role-arn",
+        "arn:aws:iam::123456789012:role/exec",
+        "--job-role-arn",
+        "arn:aws:iam::123456789012:role/job",
+    )
+    assert code == 0, report
+    assert "hunter2" not in text and "visible" not in text  # values never enter the plan
+    assert "PLAN_TEST_TOKEN" in report  # named as dropped
+    jobs = by_job(document)
+
+    mpi = jobs["simulate"]["submitJob"]
+    assert jobs["simulate"]["queue"] == "mpi-q" and jobs["simulate"]["nodes"] == 2
+    assert mpi["nodeOverrides"]["numNodes"] == 2
+    env = {
+        e["name"]: e["value"]
+        for e in mpi["nodeOverrides"]["nodePropertyOverrides"][0]["containerOverrides"][
+            "environment"
+        ]
+    }
+    assert env["AWSBATCH_MPI_SECRET"] == MPI_SECRET
+    assert env["AWSBATCH_MPI_COMMAND"] == "<snakemake job command of simulate>"
+    assert env["PLAN_TEST_SETTING"].startswith("<value")
+    assert "PLAN_TEST_TOKEN" not in env
+
+    fargate = jobs["small_on_fargate"]
+    assert fargate["platform"] == "FARGATE"
+    sizes = fargate["submitJob"]["containerOverrides"]["resourceRequirements"]
+    assert {"type": "VCPU", "value": "4"} in sizes  # 3 vCPU rounded up to a Fargate size
+    assert "rounded up" in fargate["warnings"][0]
+
+    assert jobs["own_definition"]["submitJob"]["jobDefinition"] == "my-def:3"
+    assert jobs["own_definition"]["registerJobDefinition"] is None
+
+    merge = jobs["merge"]["submitJob"]["dependsOn"]
+    # 25 producers: two no-op barrier jobs (20 + 5), as the executor does past 20.
+    assert [d["job"] for d in merge] == ["merge-fanin0", "merge-fanin1"]
+    barriers = {b["job"]: b for b in document["barriers"]}
+    assert len(barriers) == 2 and all(
+        len(b["submitJob"]["dependsOn"]) <= 20 for b in barriers.values()
+    )
+    referenced = {d["job"] for d in merge} | {
+        d["job"] for b in barriers.values() for d in b["submitJob"]["dependsOn"]
+    }
+    assert {f"make-s{i:02d}" for i in range(25)} <= referenced
+
+
+def test_fargate_without_execution_role_is_refused(rich, no_network, tmp_path, capsys):
+    code, _, document, report = plan(
+        tmp_path,
+        capsys,
+        "-s",
+        str(rich / "Snakefile"),
+        "-d",
+        str(rich),
+        "--job-queue",
+        "cpu-q",
+        "--multinode-job-queue",
+        "mpi-q",
+        "--fargate-queue",
+        "fg-q",
+    )
+    assert code == 1, report
+    assert by_job(document)["small_on_fargate"]["error"].startswith("Rule 'small_on_fargate'")
+    assert "--awsbatch-mpi-execution-role-arn" in report and "NOT valid" in report
+
+
+def test_bad_resource_fails_naming_the_rule(tmp_path, no_network, capsys):
+    workdir = tmp_path / "bad"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(
+        textwrap.dedent(
+            """
+            rule all:
+                input: "short.txt", "mpi.txt"
+
+            rule ok:
+                output: "ok.txt"
+                shell: "touch {output}"
+
+            rule too_short:
+                input: "ok.txt"
+                output: "short.txt"
+                resources: runtime=0.5
+                shell: "touch {output}"
+
+            rule mpi_without_queue:
+                output: "mpi.txt"
+                resources: mpi="mpirun", tasks=4
+                shell: "touch {output}"
+            """
+        )
+    )
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir), "--job-queue", "q"
+    )
+    assert code == 1
+    assert "The plan is NOT valid (2 problem(s))" in report
+    assert "job too_short: Rule 'too_short': resource runtime=" in report
+    assert "Rule 'mpi_without_queue'" in report and "--awsbatch-mpi-multinode-job-queue" in report
+    assert document["valid"] is False and "submitJob" in by_job(document)["ok"]
+
+
+def test_plan_needs_a_job_queue_and_a_snakefile(tmp_path, no_network, capsys):
+    code, _, _, report = plan(tmp_path, capsys, "-s", str(tmp_path / "Snakefile"))
+    assert code == 2 and "no job queue is set" in report
+    code, _, _, report = plan(tmp_path, capsys, "-s", str(tmp_path / "nope"), "--job-queue", "q")
+    assert code == 1 and "awsbatch-mpi plan:" in report
