@@ -46,10 +46,13 @@ class JobRow:
     vcpus: str
     memory: str
     gpus: str
+    nodes: int = 1
 
 
 def _requirements(desc: dict[str, Any]) -> dict[str, str]:
-    container = desc.get("container") or {}
+    """Requested sizes; a multi-node job's are per node (from its node range)."""
+    ranges = (desc.get("nodeProperties") or {}).get("nodeRangeProperties") or []
+    container = (ranges[0].get("container") if ranges else desc.get("container")) or {}
     reqs = {r["type"]: r["value"] for r in container.get("resourceRequirements", [])}
     reqs.setdefault("VCPU", str(container.get("vcpus", "?")))
     reqs.setdefault("MEMORY", str(container.get("memory", "?")))
@@ -79,19 +82,21 @@ def collect_rows(batch: Any, queues: tuple[str, ...]) -> list[JobRow]:
                 vcpus=reqs.get("VCPU", "?"),
                 memory=reqs.get("MEMORY", "?"),
                 gpus=reqs.get("GPU", "0"),
+                nodes=int((desc.get("nodeProperties") or {}).get("numNodes") or 1),
             )
         )
     return rows
 
 
 def format_table(rows: list[JobRow]) -> str:
-    header = ("rule", "Batch job id", "status", "duration", "vCPU", "MiB", "GPU")
+    header = ("rule", "Batch job id", "status", "duration", "nodes", "vCPU", "MiB", "GPU")
     body = [
         (
             r.rule,
             r.job_id,
             r.status,
             f"{r.seconds:.1f} s" if r.seconds is not None else "-",
+            r.nodes,
             r.vcpus,
             r.memory,
             r.gpus,

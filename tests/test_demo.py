@@ -23,6 +23,21 @@ def run_demo(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def check_mpi_table(path: Path, expected: dict) -> None:  # noqa: F811
+    """6 MPI ranks on 3 distinct nodes counted every base of every sample."""
+    lines = [line.split("\t") for line in path.read_text().splitlines()]
+    assert lines[0] == ["rank", "node", "host", "A", "C", "G", "T", "other"]
+    ranks, total = lines[1:-1], lines[-1]
+    assert [int(r[0]) for r in ranks] == list(range(6))
+    assert {r[1] for r in ranks} == {"0", "1", "2"}
+    assert [sum(1 for r in ranks if r[1] == n) for n in "012"] == [2, 2, 2]
+    seqs = "".join(s for sample in expected.values() for _, s in sample["records"])
+    want = [seqs.count(b) for b in "ACGT"]
+    want.append(len(seqs) - sum(want))
+    assert [int(x) for x in total[3:]] == want
+    assert [sum(int(r[3 + i]) for r in ranks) for i in range(5)] == want
+
+
 def test_demo_runs_the_example_on_the_emulation(tmp_path, expected):  # noqa: F811
     work = tmp_path / "demo"
     first = run_demo(work)
@@ -34,14 +49,16 @@ def test_demo_runs_the_example_on_the_emulation(tmp_path, expected):  # noqa: F8
     for row in rows:
         by_rule.setdefault(row[0], []).append(row)
     assert {r: len(v) for r, v in by_rule.items()} == {
-        "split": 1, "count_kmers": 3, "embed": 3, "report": 1
+        "split": 1, "count_kmers": 3, "embed": 3, "report": 1, "gc_mpi": 1
     }
-    # columns: rule, id, status, duration, "s", vCPU, MiB, GPU
-    assert all(row[5:] == ["2", "977", "0"] for row in by_rule["count_kmers"])
-    assert all(row[5:] == ["1", "1954", "1"] for row in by_rule["embed"])
+    # columns: rule, id, status, duration, "s", nodes, vCPU, MiB, GPU
+    assert all(row[5:] == ["1", "2", "977", "0"] for row in by_rule["count_kmers"])
+    assert all(row[5:] == ["1", "1", "1954", "1"] for row in by_rule["embed"])
+    assert by_rule["gc_mpi"][0][5:] == ["3", "2", "977", "0"]  # 3 nodes x 2 vCPU
     assert "s3://snakemake-local/demo/results/" in out
     # the results, by content
     assert (work / "results" / "report.tsv").read_text() == expected_report(expected)
+    check_mpi_table(work / "results" / "mpi" / "base_counts.tsv", expected)
     # a second run has nothing to do
     second = run_demo(work)
     assert second.returncode == 0

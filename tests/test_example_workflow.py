@@ -131,7 +131,9 @@ def expected(config: dict) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     workdir = copy_workflow(tmp_path_factory.mktemp("wf") / "example_workflow")
-    output = run_snakemake(workdir, "--cores", "2")
+    # The workflow logic without the MPI rule: gc_mpi needs an MPI launcher and hosts; it is
+    # run through the executor and real MPI in tests/test_demo.py.
+    output = run_snakemake(workdir, "--cores", "2", "results/report.tsv")
     return workdir, output
 
 
@@ -211,7 +213,7 @@ def test_logs_written(finished_run: tuple[Path, str], config: dict) -> None:
 
 def test_rerun_is_noop(finished_run: tuple[Path, str]) -> None:
     workdir, _ = finished_run
-    output = run_snakemake(workdir, "--dry-run", "--cores", "2")
+    output = run_snakemake(workdir, "--dry-run", "--cores", "2", "results/report.tsv")
     assert "Nothing to be done" in output
 
 
@@ -227,8 +229,9 @@ def test_dry_run_jobs_and_resources(tmp_path: Path, config: dict) -> None:
         "count_kmers": n,
         "embed": n,
         "report": 1,
+        "gc_mpi": 1,
         "all": 1,
-        "total": 2 * n + 3,
+        "total": 2 * n + 4,
     }
 
     declared: dict[str, dict[str, str]] = {}
@@ -257,6 +260,7 @@ def test_dry_run_jobs_and_resources(tmp_path: Path, config: dict) -> None:
     }
     assert pick("embed", *keys) == {"threads": "1", "mem_mb": "2048", "runtime": "10", "gpu": "1"}
     assert pick("report", *keys) == {"threads": "1", "mem_mb": "512", "runtime": "5", "gpu": None}
+    assert pick("gc_mpi", "mpi", "tasks", "nodes") == {"mpi": "mpirun", "tasks": "6", "nodes": "3"}
 
 
 @pytest.mark.parametrize("profile", ["local", "aws"])

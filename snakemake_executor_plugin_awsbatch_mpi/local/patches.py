@@ -562,8 +562,15 @@ def _describe_short(self: Job) -> dict[str, Any]:
 
 
 def _effective_node_properties(job: Job) -> dict[str, Any]:
+    """The definition's node ranges with SubmitJob's nodeOverrides applied, as Batch shows."""
     node_properties = copy.deepcopy(job.job_definition.node_properties or {})
-    node_properties["numNodes"] = effective_num_nodes(job)
+    num_nodes = effective_num_nodes(job)
+    node_properties["numNodes"] = num_nodes
+    specs = _node_container_specs(job.job_definition, getattr(job, NODE_OVERRIDES_ATTR, None))
+    for node_range in node_properties.get("nodeRangeProperties", []):
+        first = next(iter(_target_range(node_range["targetNodes"], num_nodes)), None)
+        if first is not None and first < len(specs):
+            node_range["container"] = copy.deepcopy(specs[first])
     return node_properties
 
 
