@@ -245,3 +245,43 @@ def test_rules_are_checked_against_the_queues(aws):
     assert line(results, "queue absent-q").status is Status.FAIL
     assert line(results, "rule nowhere").status is Status.FAIL
     assert not [r for r in results if r.check == "rule local"]
+
+
+# The command ---------------------------------------------------------------------------------
+
+
+def test_cli_doctor_reads_the_profile_and_checks_the_workflow(aws, example, capsys):
+    from snakemake_executor_plugin_awsbatch_mpi import cli
+
+    aws.queue_on("local-cpu", instance_types=["c5"])
+    aws.queue_on("local-gpu", instance_types=["g4dn"])
+    aws.queue_on("local-mpi", instance_types=["c5n"])
+    aws.s3.create_bucket(Bucket="snakemake-local")  # the profile's default-storage-prefix
+    argv = [
+        "doctor",
+        "--snakefile",
+        str(example / "Snakefile"),
+        "--directory",
+        str(example),
+        "--profile",
+        str(example / "profiles" / "local"),
+    ]
+    code = cli.main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASS  queue local-mpi:" in out and "PASS  s3 prefix:" in out
+    assert "PASS  rule count_kmers: All 3 jobs (2 vCPU" in out
+    assert "0 failed" in out
+
+    # Any other snakemake option is passed on: here a resource no instance type can give.
+    code = cli.main([*argv, "--set-resources", "count_kmers:mem_mb=900000"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  rule count_kmers:" in out and "RUNNABLE forever" in out
+
+
+def test_cli_doctor_needs_a_queue(offline, capsys):
+    from snakemake_executor_plugin_awsbatch_mpi import cli
+
+    assert cli.main(["doctor"]) == 2
+    assert "--job-queue" in capsys.readouterr().err
