@@ -4,9 +4,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install system-deps demo test lint bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed system-deps
+
+# Open MPI runs the example's multi-node MPI rule on the emulated nodes.
+system-deps:
+	@command -v mpicc >/dev/null && command -v mpirun >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null; \
+	  else \
+	    echo "Open MPI is missing: install it (Debian/Ubuntu: sudo apt-get install" \
+	         "openmpi-bin libopenmpi-dev; macOS: brew install open-mpi) and run make again."; \
+	    exit 1; \
+	  fi; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -49,6 +49,8 @@ MAX_MISSING_CHECKS = 5
 # Consecutive DescribeJobs failures (after botocore's own retries) before giving up.
 MAX_DESCRIBE_FAILURES = 10
 LOG_DIR = Path(".snakemake/awsbatch-mpi/logs")
+# Log lines shown in the error message (all fetched lines go to the log file).
+SHOWN_LOG_LINES = 25
 
 
 def job_request(job: JobExecutorInterface) -> JobRequest:
@@ -455,7 +457,7 @@ class Executor(RemoteExecutor):
             path.write_text("\n".join(lines) + "\n")
             aux_logs.append(str(path))
             title = f"Last lines of the log of {label}" if label else "Last lines of the log"
-            message += f"\n{title}:\n    " + "\n    ".join(lines[-15:])
+            message += f"\n{title}:\n    " + "\n    ".join(lines[-SHOWN_LOG_LINES:])
         self.report_job_error(info, msg=message + "\n", aux_logs=aux_logs)
 
     # Cancel ------------------------------------------------------------------------------

@@ -61,3 +61,15 @@ def reclaim_first_attempt(job_name_prefix: str) -> Iterator[None]:
         yield
     finally:
         SPOT_RECLAIMS.discard(job_name_prefix)
+
+
+@contextmanager
+def silence_node(job_name_prefix: str, node_index: int) -> Iterator[None]:
+    """That node of matching multi-node jobs starts but never runs its command (never joins)."""
+    from .patches import SILENT_NODES
+
+    SILENT_NODES.add((job_name_prefix, node_index))
+    try:
+        yield
+    finally:
+        SILENT_NODES.discard((job_name_prefix, node_index))

@@ -102,6 +102,8 @@ NODES_ATTR = "_local_nodes"
 RETRY_ATTR = "_local_retry_strategy"
 # Job-name prefixes whose first attempt is "reclaimed" like a Spot instance (tests only).
 SPOT_RECLAIMS: set[str] = set()
+# (job-name prefix, node index) pairs whose node never runs its command (tests only).
+SILENT_NODES: set[tuple[str, int]] = set()
 CONTAINER_REASON_ATTR = "_local_container_reason"
 
 _TERMINAL = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value)
@@ -446,9 +448,10 @@ def _run_attempt(
             environment["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = main.container.attrs[
                 "NetworkSettings"
             ]["IPAddress"]
+        silent = any(job.job_name.startswith(p) and node.index == i for p, i in SILENT_NODES)
         container = runtime.containers.run(
             image=node.image,
-            command=node.command,
+            command=["/bin/bash", "-c", "sleep 3600"] if silent else node.command,
             environment=environment,
             name=node.name,
             detach=True,

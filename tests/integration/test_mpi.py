@@ -1,0 +1,129 @@
+"""Multi-node MPI rules through Snakemake, the plugin, the emulation and real Open MPI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import boto3
+import pytest
+
+from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
+from snakemake_executor_plugin_awsbatch_mpi.local.faults import silence_node
+
+from .conftest import jobs_with_tag
+from .test_executor import snakemake_cmd, write_workflow
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not shutil.which("mpicc"), reason="Open MPI (mpicc) is not installed"),
+]
+
+HELLO_C = r"""
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    const char *node = getenv("AWS_BATCH_JOB_NODE_INDEX");
+    int fail = argc > 2 ? atoi(argv[2]) : -1;
+    if (rank == fail) {
+        fprintf(stderr, "rank %d: cannot converge, giving up\n", rank);
+        MPI_Abort(MPI_COMM_WORLD, 7);
+    }
+    int *nodes = malloc(sizeof(int) * size);
+    int mine = node ? atoi(node) : -1;
+    MPI_Gather(&mine, 1, MPI_INT, nodes, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rank == 0) {
+        FILE *out = fopen(argv[1], "w");
+        for (int r = 0; r < size; r++) fprintf(out, "%d %d\n", r, nodes[r]);
+        fclose(out);
+    }
+    MPI_Finalize();
+    return 0;
+}
+"""
+
+SNAKEFILE = """
+rule hello:
+    output: "hello.txt"
+    resources: mpi="mpirun", tasks=6, nodes=3
+    shell: "mpicc -o hello hello.c && {resources.mpi} -n {resources.tasks} ./hello {output} FAIL"
+"""
+
+
+def mpi_workflow(path, fail_rank=-1):
+    work = write_workflow(path, SNAKEFILE.replace("FAIL", str(fail_rank)))
+    # the C source travels with the workflow sources (git-tracked or next to a script)
+    (work / "scripts").mkdir()
+    (work / "scripts" / "hello.c").write_text(HELLO_C)
+    (work / "Snakefile").write_text(
+        (work / "Snakefile").read_text().replace("hello.c", "scripts/hello.c")
+        + '\nrule unused:\n    output: "u"\n    script: "scripts/unused.py"\n'
+    )
+    (work / "scripts" / "unused.py").write_text("")
+    return work
+
+
+def mpi_cmd(work, *extra):
+    return snakemake_cmd(work, "--awsbatch-mpi-multinode-job-queue", "local-mpi", *extra)
+
+
+def test_six_ranks_on_three_nodes(emulated_env, tmp_path, batch_client):
+    work = mpi_workflow(tmp_path / "mpi3x2")
+    run = subprocess.run(mpi_cmd(work, "hello.txt"), cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+    body = boto3.client("s3").get_object(Bucket=LOCAL_BUCKET, Key="mpi3x2/hello.txt")
+    ranks = [line.split() for line in body["Body"].read().decode().splitlines()]
+    assert [int(r) for r, _ in ranks] == list(range(6))
+    assert sorted(node for _, node in ranks) == ["0", "0", "1", "1", "2", "2"]
+    [job] = jobs_with_tag(batch_client, "snakemake-workflow", "mpi3x2", queues=("local-mpi",))
+    assert job["nodeProperties"]["numNodes"] == 3 and job["status"] == "SUCCEEDED"
+    # The per-job secret is only in the job's own node overrides: not in its name, tags,
+    # job definition, or any log.
+    container = job["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    secret = next(e["value"] for e in container["environment"]
+                  if e["name"] == "AWSBATCH_MPI_SECRET")
+    assert len(secret) >= 64
+    assert secret not in repr(job["tags"]) and secret not in job["jobName"]
+    definition = batch_client.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])
+    assert definition["jobDefinitions"] and secret not in repr(definition)
+    logs = boto3.client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/batch/job")["logStreams"]
+    mine = [s["logStreamName"] for s in streams if job["jobId"] in s["logStreamName"]]
+    assert len(mine) == 3  # one per node
+    for stream in mine:
+        events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)
+        assert all(secret not in e["message"] for e in events["events"])
+    assert secret not in run.stdout + run.stderr
+
+
+def test_failing_rank_fails_the_job_with_its_exit_code(emulated_env, tmp_path):
+    work = mpi_workflow(tmp_path / "mpifail", fail_rank=3)
+    run = subprocess.run(mpi_cmd(work, "hello.txt"), cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "exit code 7" in out  # mpirun's, not Snakemake's 1
+    assert "Failed nodes: node 0 (exit code 7)" in out
+    assert "MPI_ABORT was invoked on rank 3" in out  # mpirun's report, in the log tail
+    [main_log] = (work / ".snakemake/awsbatch-mpi/logs").glob("hello-*-node0.log")
+    assert str(main_log.relative_to(work)) in out
+    assert "rank 3: cannot converge, giving up" in main_log.read_text()  # the rank's message
+
+
+def test_node_that_never_joins_times_out_naming_it(emulated_env, tmp_path):
+    work = mpi_workflow(tmp_path / "mpilost")
+    with silence_node("hello", 2):
+        run = subprocess.run(
+            mpi_cmd(work, "hello.txt", "--awsbatch-mpi-mpi-join-timeout", "5"),
+            cwd=work, capture_output=True, text=True, timeout=300,
+        )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "node(s) 2" in out or "nodes 2" in out or "node 2" in out, out[-3000:]
+    assert "did not join" in out or "never joined" in out, out[-3000:]
