@@ -6,7 +6,7 @@ node joined)"). The job command is just ``mpirun ./hello``, so nothing else is i
 hostfile writing, the command's shell, the shim's start, launcher detection and the
 working-directory check or copy.
 
-    python -m tests.mpi.overhead 2,4,8 [--runs 5] [--copy]
+    python -m benchmarks.mpi_agent_overhead 2,4,8 [--runs 5] [--copy]
 
 ``--copy`` makes every child extract the working directory under its own root, so the
 replication is measured too (otherwise the shared-directory check is).
@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .conftest import HELLO_C, Cluster
+from tests.mpi.conftest import HELLO_C, Cluster
 
 JOINED = re.compile(r"all \d+ nodes joined in ([\d.]+) s t=([\d.]+)")
 STARTED = re.compile(r"t=([\d.]+) \(([\d.]+) s after the last node joined\)")
