@@ -72,14 +72,3 @@ def array_spec(first: JobSpec, map_url: str, size: int) -> JobSpec:
         command=("/bin/bash", "-c", f"{ARRAY_RUNNER} {map_url}"),
     )
 
-
-def split_s3_url(url: str) -> tuple[str, str]:
-    if not url.startswith("s3://"):
-        raise ValueError(f"not an S3 URL: {url}")
-    bucket, _, key = url[5:].partition("/")
-    return bucket, key
-
-
-def child_ids(parent_id: str, size: int) -> list[str]:
-    return [f"{parent_id}:{i}" for i in range(size)]
-

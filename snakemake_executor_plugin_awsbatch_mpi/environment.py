@@ -42,4 +42,3 @@ def filter_environment(env: Mapping[str, str]) -> tuple[dict[str, str], list[str
     kept = {k: v for k, v in env.items() if not is_secret(k)}
     dropped = sorted(k for k in env if is_secret(k))
     return kept, dropped
-
