@@ -12,12 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..resources import JobRequest, TranslationSettings, resolve_queue, translate, validate_request
+from ..resources import TranslationSettings, resolve_queue, translate, validate_request
 from ..spec import ResourceError
 from . import checks
 from .aws import AwsError, AwsShell
 from .checks import CheckResult, Demand, Status
-from .plan import MPI_SECRET, RUN_ID
+from .plan import MPI_SECRET, RUN_ID, request_of
 from .workflow import LoadedWorkflow
 
 _ORDER = {Status.FAIL: 0, Status.WARN: 1, Status.PASS: 2}
@@ -188,13 +188,7 @@ def _workflow_checks(
     for job in workflow.jobs:
         if job.local:
             continue
-        request = JobRequest(
-            rule=job.rule,
-            threads=job.threads,
-            resources=dict(job.resources),
-            wildcards=dict(job.wildcards),
-            is_group=job.is_group,
-        )
+        request = request_of(job)
         try:
             validate_request(request, settings)
             queue_name = resolve_queue(request, settings)

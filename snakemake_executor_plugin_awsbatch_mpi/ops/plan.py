@@ -27,7 +27,7 @@ from ..naming import job_name
 from ..resources import JobRequest, TranslationSettings, resolve_queue, translate
 from ..spec import JobSpec, Platform, QueueInfo, ResourceError
 from ..validation import MAX_SUBMIT_BYTES, validate_request
-from .workflow import LoadedWorkflow, WorkflowJob
+from .workflow import LoadedWorkflow, WorkflowJob, split_resources
 
 PLAN_FORMAT = 1
 RUN_ID = "<run-id>"
@@ -71,11 +71,13 @@ def _queue_info(name: str, fargate_queues: Iterable[str]) -> QueueInfo:
     return QueueInfo(name=name, platform=platform)
 
 
-def _request(job: WorkflowJob) -> JobRequest:
+def request_of(job: WorkflowJob) -> JobRequest:
+    """The executor's request for a job, without resources known only at run time."""
+    known, _ = split_resources(job)
     return JobRequest(
         rule=job.rule,
         threads=job.threads,
-        resources=dict(job.resources),
+        resources=known,
         wildcards=dict(job.wildcards),
         is_group=job.is_group,
     )
@@ -152,6 +154,7 @@ def build_plan(
     barriers_out: list[dict[str, Any]] = []
     local_out: list[dict[str, Any]] = []
     disk_on_ec2: list[str] = []
+    deferred_rules: dict[str, set[str]] = {}
 
     for job in workflow.jobs:
         if job.local:
@@ -165,7 +168,11 @@ def build_plan(
         }
         jobs_out.append(entry)
         problems: list[str] = []
-        request = _request(job)
+        request = request_of(job)
+        _, deferred = split_resources(job)
+        if deferred:
+            entry["resources_at_run_time"] = deferred
+            deferred_rules.setdefault(job.rule, set()).update(deferred)
         try:
             queue = _queue_info(resolve_queue(request, settings), fargate_queues)
             spec = translate(
@@ -224,6 +231,12 @@ def build_plan(
             entry["problems"] = problems
             plan_problems += [f"job {job.key} (rule {job.rule}): {p}" for p in problems]
 
+    for rule, names in sorted(deferred_rules.items()):
+        plan_warnings.append(
+            f"Rule '{rule}': {', '.join(sorted(names))} depend on the sizes of input files "
+            "that do not exist yet; they are evaluated when the job is submitted, and the plan "
+            "shows the job without them (defaults apply)."
+        )
     if disk_on_ec2:
         plan_warnings.append(
             f"Rules {', '.join(sorted(set(disk_on_ec2)))} declare disk_mb, but on EC2 queues a "

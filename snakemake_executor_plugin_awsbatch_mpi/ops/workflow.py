@@ -29,6 +29,8 @@ from ..resources import TranslationSettings
 PLUGIN_NAME = "awsbatch-mpi"
 # Resources Snakemake adds that mean nothing to Batch, or repeat another one as text.
 _DROPPED_RESOURCES = {"tmpdir", "_nodes", "mem", "disk"}
+# A resource computed from the sizes of input files that do not exist yet.
+AT_RUN_TIME = "<evaluated at run time>"
 
 
 class WorkflowLoadError(RuntimeError):
@@ -51,6 +53,12 @@ class WorkflowJob:
     local: bool = False  # runs on the submitting machine (localrules), not on Batch
     is_group: bool = False
     checkpoint: bool = False
+
+
+def split_resources(job: WorkflowJob) -> tuple[dict[str, Any], list[str]]:
+    """(resources known now, names of those evaluated only at run time from input sizes)."""
+    known = {k: v for k, v in job.resources.items() if v != AT_RUN_TIME}
+    return known, sorted(k for k, v in job.resources.items() if v == AT_RUN_TIME)
 
 
 @dataclass(frozen=True)
@@ -135,18 +143,9 @@ def _plain_resources(resources: Any) -> dict[str, Any]:
         if name in _DROPPED_RESOURCES or value is None:
             continue
         if type(value).__name__ == "TBDString":
-            value = "<evaluated at run time>"
+            value = AT_RUN_TIME
         plain[name] = value
     return plain
-
-
-def _is_local(workflow: Any, job: Any) -> bool:
-    """What the remote executor runs locally: localrules, run-less and template rules."""
-    rule = job.rule
-    localrules = getattr(workflow, "_localrules", set())
-    return rule.group is None and (
-        rule.name in localrules or rule.norun or getattr(rule, "is_template_engine", False)
-    )
 
 
 def load_workflow(args: argparse.Namespace) -> LoadedWorkflow:
@@ -167,12 +166,15 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
     from snakemake.settings.types import (
         ConfigSettings,
         DAGSettings,
+        ExecutionSettings,
+        GroupSettings,
         OutputSettings,
         Quietness,
         ResourceSettings,
         StorageSettings,
         WorkflowSettings,
     )
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
     from snakemake_interface_executor_plugins.settings import ExecMode
 
     settings = executor_settings(args)
@@ -216,12 +218,23 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         )
         # As WorkflowApi._workflow, but without requiring the values of the variables named
         # by `envvars:` (the plan shows placeholders for them, and needs no secrets).
-        store = workflow_api._get_workflow(check_envvars=False)
+        store = workflow_api._get_workflow(
+            check_envvars=False,
+            group_settings=GroupSettings(
+                overwrite_groups=args.groups,
+                group_components=args.group_components,
+                local_groupid=args.local_groupid,
+            ),
+        )
         workflow_api._workflow_store = store
         store.include(
             workflow_api.snakefile, overwrite_default_target=True, print_compilation=False
         )
         store.check()
+        # As under `snakemake --executor awsbatch-mpi`: groups are formed, and only
+        # localrules (and jobs with local files) count as local.
+        store._executor_plugin = ExecutorPluginRegistry().get_plugin(PLUGIN_NAME)
+        store.execution_settings = ExecutionSettings()  # group jobs read the attempt
         dag_api = workflow_api.dag(
             DAGSettings(
                 targets=set(args.targets or ()),
@@ -235,6 +248,7 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
             forceall=True, ignore_incomplete=True, lock_warn_only=True, nolock=True
         )
         workflow._build_dag()
+        workflow.dag.update_groups()  # as Workflow.execute() does before scheduling
         jobs = _jobs_of(workflow, workflow.dag)
         envvars = tuple(sorted(set(workflow.envvars) | set(getattr(args, "envvars", None) or ())))
     produced = {out for job in jobs for out in job.outputs}
@@ -312,7 +326,7 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
                 outputs=tuple(sorted({str(f) for m in members for f in m.output})),
                 upstream=tuple(upstream),
                 level=level,
-                local=not is_group and _is_local(workflow, members[0]),
+                local=not is_group and bool(members[0].is_local),
                 is_group=is_group,
                 checkpoint=any(m.is_checkpoint for m in members),
             )

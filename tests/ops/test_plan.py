@@ -279,3 +279,54 @@ def test_plan_needs_a_job_queue_and_a_snakefile(tmp_path, no_network, capsys):
     assert code == 2 and "no job queue is set" in report
     code, _, _, report = plan(tmp_path, capsys, "-s", str(tmp_path / "nope"), "--job-queue", "q")
     assert code == 1 and "awsbatch-mpi plan:" in report
+
+
+def test_groups_checkpoints_and_resources_from_input_sizes(tmp_path, no_network, capsys):
+    workdir = tmp_path / "groups"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(
+        textwrap.dedent(
+            """
+            rule all:
+                input: expand("b/{s}.txt", s=["x", "y"]), "c.txt", "d/x.txt"
+
+            rule a:
+                input: "in/{s}.txt"
+                output: "a/{s}.txt"
+                group: "g"
+                threads: 2
+                shell: "cp {input} {output}"
+
+            rule b:
+                input: "a/{s}.txt"
+                output: "b/{s}.txt"
+                group: "g"
+                resources: mem_mb=3000
+                shell: "cp {input} {output}"
+
+            checkpoint c:
+                output: "c.txt"
+                shell: "touch {output}"
+
+            rule d:
+                input: "in/{s}.txt"
+                output: "d/{s}.txt"
+                resources: mem_mb=lambda wc, input: max(2 * input.size_mb, 500)
+                shell: "cp {input} {output}"
+            """
+        )
+    )
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir), "--job-queue", "q"
+    )
+    assert code == 0, report
+    jobs = by_job(document)
+    # One Batch job per group instance, sized for the group, as the executor submits them.
+    assert [k for k in jobs if k.startswith("g_a_b")] == ["g_a_b", "g_a_b-2"]
+    sizes = jobs["g_a_b"]["submitJob"]["containerOverrides"]["resourceRequirements"]
+    assert {"type": "VCPU", "value": "2"} in sizes and {"type": "MEMORY", "value": "2862"} in sizes
+    assert sorted(document["source_files"]) == ["in/x.txt", "in/y.txt"]
+    # mem_mb from input sizes is only known at submission: not an error, but said.
+    assert jobs["d-x"]["resources_at_run_time"] == ["mem_mb", "mem_mib"]
+    assert "Rule 'd': mem_mb, mem_mib depend on the sizes of input files" in report
+    assert "Checkpoint rule(s) c" in report
