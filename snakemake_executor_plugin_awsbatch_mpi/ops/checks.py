@@ -89,7 +89,15 @@ def check_identity(
         )
     else:
         results.append(passed("region", f"Using region {region}."))
-    if identity is None:
+    if identity is None and error and "Could not connect" in error:
+        results.append(
+            failed(
+                "credentials",
+                f"AWS could not be reached to check the credentials ({error}). Check the "
+                "network, a proxy, or AWS_ENDPOINT_URL, and run the doctor again.",
+            )
+        )
+    elif identity is None:
         results.append(
             failed(
                 "credentials",

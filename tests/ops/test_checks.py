@@ -61,6 +61,8 @@ def test_identity_and_region():
     bad = checks.check_identity(None, None, "no AWS credentials were found")
     assert [r.status for r in bad] == [Status.FAIL, Status.FAIL]
     assert "--region" in bad[0].message and "no AWS credentials" in bad[1].message
+    offline = checks.check_identity(None, "r", 'Could not connect to the endpoint URL: "x"')
+    assert offline[1].status is Status.FAIL and "AWS_ENDPOINT_URL" in offline[1].message
 
 
 @pytest.mark.parametrize(
