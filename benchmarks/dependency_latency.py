@@ -33,17 +33,8 @@ def chain_gaps(batch, workflow: str, n: int, timeout: float = 300) -> list[float
             for status in ("SUCCEEDED", "FAILED", "RUNNING", "RUNNABLE", "PENDING", "SUBMITTED")
             for j in batch.list_jobs(jobQueue="local-cpu", jobStatus=status)["jobSummaryList"]
         ]
-        jobs = (
-            [
-                j
-                for j in batch.describe_jobs(jobs=ids)["jobs"]
-                if ids
-                for _ in [0]
-                if j["tags"].get("snakemake-workflow") == workflow
-            ]
-            if ids
-            else []
-        )
+        described = batch.describe_jobs(jobs=ids)["jobs"] if ids else []
+        jobs = [j for j in described if j["tags"].get("snakemake-workflow") == workflow]
         if len(jobs) == n and all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs):
             break
         if time.time() > deadline:
