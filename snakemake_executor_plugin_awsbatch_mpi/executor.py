@@ -26,6 +26,7 @@ from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .environment import filter_environment
 from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .naming import job_name
+from .ops import Status, has_failures, preflight
 from .resources import (
     JobRequest,
     TranslationSettings,
@@ -109,6 +110,7 @@ class Executor(RemoteExecutor):
         if self.immediate_submit:
             self._keep_source_archive()
         self._validate_dag()
+        self._preflight()
         self.logger.info(
             f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
             f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}."
@@ -141,8 +143,11 @@ class Executor(RemoteExecutor):
         needrun = getattr(dag, "needrun_jobs", None)
         if needrun is None:
             return
+        jobs = list(needrun())
+        if self.immediate_submit:
+            self._check_immediate_submit(jobs)
         seen: set[tuple[str, str]] = set()
-        for job in needrun():
+        for job in jobs:
             for single in job.jobs if job.is_group() else [job]:
                 try:
                     resources = single.rule.expand_resources(
@@ -166,6 +171,48 @@ class Executor(RemoteExecutor):
                     validate_request(request, self.translation)
                 except ResourceError as err:
                     raise WorkflowError(f"{err} Nothing was submitted.") from None
+
+    def _preflight(self) -> None:
+        """Cheap checks of the configured queues: refuse to submit jobs that can never run."""
+        queues = [
+            q
+            for q in (
+                self.settings.job_queue,
+                self.settings.gpu_job_queue,
+                self.settings.multinode_job_queue,
+            )
+            if q
+        ]
+        results = preflight(self.batch, list(dict.fromkeys(queues)))
+        for result in results:
+            if result.status is Status.WARN:
+                self.logger.warning(result.line())
+        if has_failures(results):
+            failed = "\n".join(r.line() for r in results if r.status is Status.FAIL)
+            raise WorkflowError(
+                "AWS Batch is not ready for this run; nothing was submitted:\n"
+                f"{failed}\nRun `awsbatch-mpi doctor --job-queue {self.settings.job_queue}` "
+                "for all checks."
+            )
+
+    def _check_immediate_submit(self, jobs: list[Any]) -> None:
+        """Refuse what --immediate-submit cannot run, before anything is submitted."""
+        singles = [j for job in jobs for j in (job.jobs if job.is_group() else [job])]
+        local = sorted({j.rule.name for j in singles if j.is_local and list(j.output)})
+        if local:
+            raise WorkflowError(
+                "With --immediate-submit, Snakemake skips local rules, but the local "
+                f"rule(s) {', '.join(local)} produce files other jobs need, so those jobs "
+                "would fail in Batch. Run without --immediate-submit, or remove these rules "
+                "from `localrules:` so they run on Batch too. Nothing was submitted."
+            )
+        checkpoints = sorted({j.rule.name for j in singles if getattr(j, "is_checkpoint", False)})
+        if checkpoints:
+            raise WorkflowError(
+                f"Checkpoints ({', '.join(checkpoints)}) need Snakemake to re-evaluate the DAG "
+                "after they finish, which --immediate-submit cannot do. Run without "
+                "--immediate-submit. Nothing was submitted."
+            )
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

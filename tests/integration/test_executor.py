@@ -298,3 +298,25 @@ def test_spot_reclaim_is_retried_by_batch_and_reported(emulated_env, tmp_path, b
     assert "without using Snakemake's --retries" in run.stderr
     [job] = jobs_with_tag(batch_client, "snakemake-workflow", "spotted")
     assert len(job["attempts"]) == 2 and job["status"] == "SUCCEEDED"
+
+
+def test_preflight_refuses_a_disabled_queue(emulated_env, tmp_path, batch_client):
+    """The executor checks its queues at start-up: jobs that can never run are not sent."""
+    cpu = batch_client.describe_job_queues(jobQueues=["local-cpu"])["jobQueues"][0]
+    if not batch_client.describe_job_queues(jobQueues=["switched-off"])["jobQueues"]:
+        batch_client.create_job_queue(
+            jobQueueName="switched-off", state="DISABLED", priority=1,
+            computeEnvironmentOrder=cpu["computeEnvironmentOrder"],
+        )
+    work = write_workflow(tmp_path / "offqueue", """
+        rule x:
+            output: "x.txt"
+            shell: "touch {output}"
+    """)
+    cmd = snakemake_cmd(work)
+    cmd[cmd.index("local-cpu")] = "switched-off"
+    run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "nothing was submitted" in run.stderr and "switched-off" in run.stderr
+    assert "DISABLED" in run.stderr or "not ENABLED" in run.stderr or "disabled" in run.stderr
+    assert "awsbatch-mpi doctor" in run.stderr
