@@ -168,7 +168,70 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--out", "-o", metavar="FILE", help="Write the plan here (default: standard output)."
     )
+    status = sub.add_parser(
+        "status",
+        help="Progress of a run per rule and state (exits 1 if any job failed).",
+        description="Counts the jobs of a run (tag snakemake-run-id) per rule and state. In "
+        "the workflow directory the run's own record of submitted jobs is used; elsewhere "
+        "give the queues to scan.",
+    )
+    status.add_argument("--run", required=True, help="The run id the executor printed.")
+    status.add_argument(
+        "--job-queue",
+        action="append",
+        default=[],
+        metavar="QUEUE",
+        help="Queue to scan when the run record is not here; may be repeated.",
+    )
+    status.add_argument("--region", default=None, help="AWS region (default: boto3's chain).")
+    logs = sub.add_parser("logs", help="Print the CloudWatch log of a Batch job.")
+    logs.add_argument("job_id", help="Batch job id (a multi-node job prints every node).")
+    logs.add_argument("--lines", type=int, default=100, help="Last lines to print.")
+    logs.add_argument("--log-group", default="/aws/batch/job", help="CloudWatch log group.")
+    logs.add_argument("--region", default=None, help="AWS region (default: boto3's chain).")
     return parser
+
+
+def run_status(args: argparse.Namespace) -> int:
+    import boto3
+
+    from . import runs
+
+    batch = boto3.client("batch", region_name=args.region)
+    jobs = runs.find_run_jobs(batch, args.run, args.job_queue)
+    if not jobs:
+        where = (
+            "the run record"
+            if runs.recorded_job_ids(args.run) is not None
+            else (f"queues {', '.join(args.job_queue)}" if args.job_queue else "no queue")
+        )
+        return _fail(
+            f"No jobs of run {args.run} found in {where}. Run this in the workflow directory "
+            "or pass --job-queue for every queue the run used.",
+            2,
+        )
+    table = runs.summarize(jobs)
+    print(runs.format_summary(args.run, table))
+    return 1 if runs.has_failed(table) else 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    import boto3
+
+    from . import runs
+
+    batch = boto3.client("batch", region_name=args.region)
+    logs = boto3.client("logs", region_name=args.region)
+    try:
+        streams = runs.log_streams(batch, args.job_id)
+    except LookupError as err:
+        return _fail(str(err), 2)
+    for label, stream in streams:
+        if label or len(streams) > 1:
+            print(f"==> {label}: {args.log_group}/{stream} <==")
+        for line in runs.read_log(logs, args.log_group, stream, args.lines):
+            print(line)
+    return 0
 
 
 def snakemake_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
@@ -377,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_doctor(args, extra)
     if args.command == "plan":
         return run_plan(args, extra)
+    if args.command == "status":
+        return run_status(args)
+    if args.command == "logs":
+        return run_logs(args)
     return 2
 
 

@@ -34,6 +34,7 @@ from .resources import (
     translate,
     validate_request,
 )
+from .runs import record_submission
 from .spec import JobSpec, Platform, ResourceError
 from .status import (
     Outcome,
@@ -113,7 +114,8 @@ class Executor(RemoteExecutor):
         self._preflight()
         self.logger.info(
             f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
-            f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}."
+            f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}. Follow it with "
+            f"`awsbatch-mpi status --run {self.run_id}`."
         )
 
     def _keep_source_archive(self) -> None:
@@ -353,6 +355,7 @@ class Executor(RemoteExecutor):
             spec, lambda definition: submit_payload(spec, definition, depends_on)
         )
         self.producers.record(self._paths(job.output), job_id)
+        record_submission(self.run_id, job_id, spec.rule)
         self.logger.debug(f"Submitted {spec.name} as Batch job {job_id} to {spec.queue}.")
         self.report_job_submission(
             SubmittedJobInfo(
@@ -380,6 +383,7 @@ class Executor(RemoteExecutor):
             parent,
             lambda definition: submit_payload(parent, definition, depends_on, len(specs)),
         )
+        record_submission(self.run_id, parent_id, parent.rule)
         self.logger.info(
             f"Submitted {len(specs)} jobs of rule '{parent.rule}' as array job {parent_id}."
         )

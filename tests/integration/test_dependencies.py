@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
+import sys
 import time
 
 import boto3
@@ -108,6 +110,20 @@ def test_failed_upstream_fails_its_dependents(emulated_env, tmp_path, batch_clie
     assert jobs["a"]["status"] == "FAILED"
     assert jobs["b"]["status"] == "FAILED"
     assert "Dependent" in jobs["b"].get("statusReason", "")
+    # The detached run can be followed and inspected from the command line.
+    run_id = re.search(r"snakemake-run-id=(\w+)", client.stderr).group(1)
+    cli = [sys.executable, "-m", "snakemake_executor_plugin_awsbatch_mpi.cli"]
+    status = subprocess.run([*cli, "status", "--run", run_id], cwd=work, capture_output=True,
+                            text=True, timeout=60)
+    assert status.returncode == 1  # a job failed
+    rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[2:]}
+    assert rows["a"][-1] == "1" and rows["b"][-1] == "1" and rows["all"][-1] == "2"
+    elsewhere = subprocess.run([*cli, "status", "--run", run_id, "--job-queue", "local-cpu"],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert elsewhere.stdout == status.stdout  # found by scanning the queue for the tag
+    logs = subprocess.run([*cli, "logs", jobs["a"]["jobId"]], capture_output=True, text=True,
+                          timeout=60)
+    assert logs.returncode == 0 and "non-zero exit status 5" in logs.stdout
 
 
 def test_array_job_of_50_children(emulated_env, tmp_path, batch_client):
@@ -160,3 +176,24 @@ def test_restarted_client_picks_up_running_jobs(emulated_env, tmp_path, batch_cl
     jobs = jobs_with_tag(batch_client, "snakemake-workflow", "resumed")
     assert len(jobs) == 1, "the job was submitted twice"
     assert read(boto3.client("s3"), "resumed/slow.txt") == "done\n"
+
+
+def test_immediate_submit_refuses_local_rules_before_submitting(emulated_env, tmp_path,
+                                                                batch_client):
+    work = write_workflow(tmp_path / "localprep", """
+        localrules: prep
+        rule all:
+            input: "b.txt"
+        rule prep:
+            output: "a.txt"
+            shell: "echo a > {output}"
+        rule b:
+            input: "a.txt"
+            output: "b.txt"
+            shell: "cp {input} {output}"
+    """)
+    run = subprocess.run(snakemake_cmd(work, "--immediate-submit", "--notemp"), cwd=work,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "local rule(s) prep" in run.stderr and "Run without --immediate-submit" in run.stderr
+    assert jobs_with_tag(batch_client, "snakemake-workflow", "localprep") == []
