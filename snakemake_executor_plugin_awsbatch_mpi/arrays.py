@@ -71,4 +71,3 @@ def array_spec(first: JobSpec, map_url: str, size: int) -> JobSpec:
         name=f"{first.name[:100]}-x{size}" if first.name else f"array-x{size}",
         command=("/bin/bash", "-c", f"{ARRAY_RUNNER} {map_url}"),
     )
-

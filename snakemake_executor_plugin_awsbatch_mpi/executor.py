@@ -29,9 +29,9 @@ from .naming import job_name
 from .ops import Status, has_failures, preflight
 from .resources import (
     JobRequest,
-    TranslationSettings,
     resolve_queue,
     translate,
+    translation_settings,
     validate_request,
 )
 from .runs import record_submission
@@ -81,20 +81,8 @@ class Executor(RemoteExecutor):
         self.batch = BatchClient(
             region=settings.region, calls_per_second=settings.api_calls_per_second
         )
-        self.translation = TranslationSettings(
-            job_queue=settings.job_queue,
-            default_image=self.workflow.remote_execution_settings.container_image,
-            gpu_job_queue=settings.gpu_job_queue,
-            multinode_job_queue=settings.multinode_job_queue,
-            gpu_queues=settings.gpu_queues or {},
-            job_role_arn=settings.job_role_arn,
-            execution_role_arn=settings.execution_role_arn,
-            log_group=settings.log_group,
-            default_memory_mib=settings.default_memory_mib,
-            tags=settings.tags or {},
-            assign_public_ip=settings.assign_public_ip,
-            mpi_join_timeout=settings.mpi_join_timeout,
-            batch_attempts=settings.batch_attempts,
+        self.translation = translation_settings(
+            settings, self.workflow.remote_execution_settings.container_image
         )
         self.workflow_name = Path(self.workflow.workdir_init).name or "workflow"
         self._warned: set[str] = set()

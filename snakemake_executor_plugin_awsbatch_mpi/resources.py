@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 
 from .spec import JobShape, JobSize, JobSpec, MpiLayout, Platform, QueueInfo, ResourceError
 
@@ -66,6 +66,23 @@ class TranslationSettings:
     assign_public_ip: bool = False
     mpi_join_timeout: int = DEFAULT_JOIN_TIMEOUT_SECONDS
     batch_attempts: int = 3
+
+
+def translation_settings(settings: object, container_image: str) -> TranslationSettings:
+    """`TranslationSettings` from the executor's settings (or anything with those attributes).
+
+    Every field of `TranslationSettings` is taken from the attribute of the same name when
+    present, so the executor, `plan` and `doctor` translate jobs identically.
+    """
+    values: dict[str, object] = {"default_image": container_image}
+    for name, spec in TranslationSettings.__dataclass_fields__.items():
+        if name == "default_image" or not hasattr(settings, name):
+            continue
+        value = getattr(settings, name)
+        if value is None and spec.default_factory is not MISSING:  # unset mappings
+            value = spec.default_factory()
+        values[name] = value
+    return TranslationSettings(**values)  # type: ignore[arg-type]
 
 
 def _positive_int(rule: str, name: str, value: object, minimum: int = 1) -> int:

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from ..environment import AWS_CREDENTIAL_VARS
 from ._common import (
     JOB_ROLE_ACCESS_KEY_ID,
     JOB_ROLE_SECRET_ACCESS_KEY,
@@ -60,19 +61,6 @@ logger = logging.getLogger(__name__)
 NODE_OVERRIDES_ATTR = "_local_node_overrides"
 TIMED_OUT_ATTR = "_local_timed_out"
 
-# Credential-like variables a job must not bring along: the job role decides them.
-_DROPPED_CREDENTIAL_VARS = (
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-)
 
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
@@ -704,7 +692,8 @@ class LocalContainerRuntime:
             if context.is_node and context.node_index == context.main_node_index:
                 # Only children learn the main node's address, as on Batch.
                 env.pop("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS", None)
-        for name in _DROPPED_CREDENTIAL_VARS:
+        # Credentials a job must not bring along: the (emulated) job role decides them.
+        for name in AWS_CREDENTIAL_VARS:
             env.pop(name, None)
         env.update(
             {

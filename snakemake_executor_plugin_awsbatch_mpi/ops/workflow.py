@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import resources
 from ..naming import job_name
 from ..resources import TranslationSettings
 
@@ -108,25 +109,7 @@ def translation_settings(settings: Any, container_image: str) -> TranslationSett
             "No job queue is set: pass --job-queue QUEUE (or --awsbatch-mpi-job-queue), set "
             "awsbatch-mpi-job-queue in the profile, or SNAKEMAKE_AWSBATCH_MPI_JOB_QUEUE."
         )
-    values: dict[str, Any] = {
-        "job_queue": settings.job_queue,
-        "default_image": container_image,
-        "gpu_job_queue": settings.gpu_job_queue,
-        "multinode_job_queue": settings.multinode_job_queue,
-        "gpu_queues": settings.gpu_queues or {},
-        "job_role_arn": settings.job_role_arn,
-        "execution_role_arn": settings.execution_role_arn,
-        "log_group": settings.log_group,
-        "default_memory_mib": settings.default_memory_mib,
-        "tags": settings.tags or {},
-        "assign_public_ip": settings.assign_public_ip,
-    }
-    # Settings added to the executor later are passed on when both sides know them.
-    known = TranslationSettings.__dataclass_fields__
-    for name in known:
-        if name not in values and hasattr(settings, name):
-            values[name] = getattr(settings, name)
-    return TranslationSettings(**values)
+    return resources.translation_settings(settings, container_image)
 
 
 @contextlib.contextmanager
