@@ -93,8 +93,9 @@ def test_six_ranks_on_three_nodes(emulated_env, tmp_path, batch_client):
     definition = batch_client.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])
     assert definition["jobDefinitions"] and secret not in repr(definition)
     logs = boto3.client("logs")
-    streams = logs.describe_log_streams(logGroupName="/aws/batch/job")["logStreams"]
-    mine = [s["logStreamName"] for s in streams if job["jobId"] in s["logStreamName"]]
+    pages = logs.get_paginator("describe_log_streams").paginate(logGroupName="/aws/batch/job")
+    streams = [s["logStreamName"] for page in pages for s in page["logStreams"]]
+    mine = [name for name in streams if job["jobId"] in name]
     assert len(mine) == 3  # one per node
     for stream in mine:
         events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)
