@@ -54,6 +54,21 @@ int main(int argc, char **argv) {
 """
 
 
+class Recorder:
+    """A socket that remembers everything sent through it (to replay it in tests)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.sent = bytearray()
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+        self.sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
 def strip_env(env: dict[str, str]) -> dict[str, str]:
     """The test runner's environment without anything that could leak into the nodes."""
     return {

@@ -15,7 +15,7 @@ import pytest
 from snakemake_executor_plugin_awsbatch_mpi.mpi import protocol
 from snakemake_executor_plugin_awsbatch_mpi.mpi.protocol import secret_key
 
-from .conftest import Cluster, needs_mpi
+from .conftest import Cluster, Recorder, needs_mpi
 
 HELLO_LINE = re.compile(r"hello rank=(\d+) size=(\d+) node=(\d+) sum=(\d+)")
 
@@ -119,19 +119,6 @@ def test_wrong_secret_is_rejected(cluster_factory):
     assert "rejected a connection" in nodes[0].err
     assert nodes[0].code == 124  # the real node 1 never joined
     assert cluster.secret not in nodes[0].err + nodes[1].err
-
-
-class Recorder:
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.sent = bytearray()
-
-    def sendall(self, data: bytes) -> None:
-        self.sent += data
-        self.sock.sendall(data)
-
-    def __getattr__(self, name):
-        return getattr(self.sock, name)
 
 
 def test_replayed_message_is_rejected_by_a_running_agent(cluster_factory):

@@ -16,23 +16,10 @@ from snakemake_executor_plugin_awsbatch_mpi.mpi.protocol import (
     server_handshake,
 )
 
+from .conftest import Recorder
+
 SECRET = secret_key("a" * 64)
 OTHER = secret_key("b" * 64)
-
-
-class Recorder:
-    """A socket that remembers everything sent through it."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.sent = bytearray()
-
-    def sendall(self, data: bytes) -> None:
-        self.sent += data
-        self.sock.sendall(data)
-
-    def __getattr__(self, name):
-        return getattr(self.sock, name)
 
 
 def pair(client_secret: bytes = SECRET, server_secret: bytes = SECRET):
