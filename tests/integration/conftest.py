@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 import boto3
 import pytest
@@ -44,3 +46,16 @@ def jobs_with_tag(batch, key: str, value: str, queues=("local-cpu", "local-gpu")
     for start in range(0, len(ids), 100):
         found += batch.describe_jobs(jobs=ids[start:start + 100])["jobs"]
     return [j for j in found if (j.get("tags") or {}).get(key) == value]
+
+
+def wait_for_jobs(
+    batch, workflow: str, ready: Callable[[list[dict]], bool], timeout: float, what: str
+) -> list[dict]:
+    """Poll the jobs of a test workflow until `ready(jobs)`; fail with `what` on timeout."""
+    deadline = time.time() + timeout
+    while True:
+        jobs = jobs_with_tag(batch, "snakemake-workflow", workflow)
+        if ready(jobs):
+            return jobs
+        assert time.time() < deadline, f"{what}: {[j['status'] for j in jobs]}"
+        time.sleep(0.3)

@@ -13,7 +13,7 @@ import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
 
-from .conftest import jobs_with_tag
+from .conftest import jobs_with_tag, wait_for_jobs
 from .test_executor import snakemake_cmd, write_workflow
 
 pytestmark = pytest.mark.integration
@@ -21,13 +21,10 @@ DONE = ("SUCCEEDED", "FAILED")
 
 
 def wait_all_done(batch, workflow: str, timeout: float = 300) -> list[dict]:
-    deadline = time.time() + timeout
-    while True:
-        jobs = jobs_with_tag(batch, "snakemake-workflow", workflow)
-        if jobs and all(j["status"] in DONE for j in jobs):
-            return jobs
-        assert time.time() < deadline, f"jobs still running: {[j['status'] for j in jobs]}"
-        time.sleep(1)
+    return wait_for_jobs(
+        batch, workflow, lambda jobs: bool(jobs) and all(j["status"] in DONE for j in jobs),
+        timeout, "jobs still running",
+    )
 
 
 def read(s3, key: str) -> str:
@@ -159,12 +156,8 @@ def test_restarted_client_picks_up_running_jobs(emulated_env, tmp_path, batch_cl
     """)
     first = subprocess.Popen(snakemake_cmd(work), cwd=work, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        jobs = jobs_with_tag(batch_client, "snakemake-workflow", "resumed")
-        if jobs and jobs[0]["status"] == "RUNNING":
-            break
-        time.sleep(0.3)
+    wait_for_jobs(batch_client, "resumed", lambda jobs: any(j["status"] == "RUNNING"
+                                                             for j in jobs), 60, "never ran")
     first.send_signal(signal.SIGKILL)  # the laptop went away; no chance to cancel
     first.wait()
     subprocess.run(snakemake_cmd(work, "--unlock"), cwd=work, check=True,

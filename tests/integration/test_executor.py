@@ -19,7 +19,7 @@ from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
 from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 
-from .conftest import jobs_with_tag
+from .conftest import jobs_with_tag, wait_for_jobs
 
 pytestmark = pytest.mark.integration
 
@@ -211,26 +211,16 @@ def test_ctrl_c_terminates_every_job(emulated_env, tmp_path, batch_client):
     """)
     proc = subprocess.Popen(snakemake_cmd(work), cwd=work, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 90
-    running: list[dict] = []
-    while time.time() < deadline:
-        running = [j for j in jobs_with_tag(batch_client, "snakemake-workflow", "cancelme")
-                   if j["status"] == "RUNNING"]
-        if len(running) == 3:
-            break
-        time.sleep(0.5)
-    assert len(running) == 3, "jobs never started"
+    wait_for_jobs(batch_client, "cancelme",
+                  lambda jobs: sum(j["status"] == "RUNNING" for j in jobs) == 3,
+                  90, "jobs never started")
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=90)
     assert "Terminated 3 AWS Batch job(s)" in out
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        states = {j["status"] for j in jobs_with_tag(batch_client, "snakemake-workflow",
-                                                     "cancelme")}
-        if states == {"FAILED"}:
-            break
-        time.sleep(0.5)
-    assert states == {"FAILED"}
+    stopped = wait_for_jobs(batch_client, "cancelme",
+                            lambda jobs: {j["status"] for j in jobs} == {"FAILED"},
+                            30, "jobs not terminated")
+    assert len(stopped) == 3
     assert emulated_env.running_containers() == 0
 
 
@@ -266,12 +256,7 @@ def test_job_forgotten_by_batch_ends_as_error(emulated_env, tmp_path, batch_clie
     """)
     proc = subprocess.Popen(snakemake_cmd(work), cwd=work, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    jobs: list[dict] = []
-    while time.time() < deadline and not jobs:
-        jobs = jobs_with_tag(batch_client, "snakemake-workflow", "forgotten")
-        time.sleep(0.3)
-    assert jobs, "the job was never submitted"
+    jobs = wait_for_jobs(batch_client, "forgotten", bool, 60, "the job was never submitted")
     job_id = jobs[0]["jobId"]
     batch_client.terminate_job(jobId=job_id, reason="test cleanup")
     for backend in batch_backends.values():
