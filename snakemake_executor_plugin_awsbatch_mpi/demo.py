@@ -21,6 +21,8 @@ from typing import Any
 
 import boto3
 
+from .runs import describe_all, queue_job_ids
+
 PREFIX = "demo"
 STATE_DIR = ".emulated-s3"
 PROGRESS = re.compile(
@@ -61,15 +63,8 @@ def _requirements(desc: dict[str, Any]) -> dict[str, str]:
 
 def collect_rows(batch: Any, queues: tuple[str, ...]) -> list[JobRow]:
     """Every job the emulation ran, oldest first, as rows of the summary table."""
-    ids: list[str] = []
-    for queue in queues:
-        for status in ("SUCCEEDED", "FAILED", "RUNNING", "RUNNABLE", "PENDING", "SUBMITTED"):
-            summaries = batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
-            ids.extend(s["jobId"] for s in summaries)
+    descs = describe_all(batch, queue_job_ids(batch, queues))
     rows = []
-    descs = []
-    for start in range(0, len(ids), 100):
-        descs.extend(batch.describe_jobs(jobs=ids[start : start + 100])["jobs"])
     for desc in sorted(descs, key=lambda d: d.get("createdAt", 0)):
         reqs = _requirements(desc)
         started, stopped = desc.get("startedAt"), desc.get("stoppedAt")

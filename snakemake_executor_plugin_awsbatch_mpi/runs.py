@@ -87,15 +87,21 @@ def describe_all(batch: Any, ids: list[str]) -> list[dict[str, Any]]:
     return found
 
 
+def queue_job_ids(batch: Any, queues: Iterable[str]) -> list[str]:
+    """Ids of every job Batch still lists in the queues, in any state."""
+    ids: list[str] = []
+    for queue in queues:
+        for state in STATES:
+            pages = batch.get_paginator("list_jobs").paginate(jobQueue=queue, jobStatus=state)
+            ids += [j["jobId"] for page in pages for j in page["jobSummaryList"]]
+    return ids
+
+
 def find_run_jobs(batch: Any, run_id: str, queues: Iterable[str]) -> list[dict[str, Any]]:
     """Jobs tagged with the run id: from the local run record, else by scanning queues."""
     ids = recorded_job_ids(run_id)
     if ids is None:
-        ids = []
-        for queue in queues:
-            for state in STATES:
-                pages = batch.get_paginator("list_jobs").paginate(jobQueue=queue, jobStatus=state)
-                ids += [j["jobId"] for page in pages for j in page["jobSummaryList"]]
+        ids = queue_job_ids(batch, queues)
     jobs = describe_all(batch, list(dict.fromkeys(ids)))
     return [j for j in jobs if (j.get("tags") or {}).get("snakemake-run-id") == run_id]
 
