@@ -43,6 +43,7 @@ from .status import (
     failure,
     failure_message,
     finished_attempts,
+    mpi_failure_reason,
     outcome,
 )
 
@@ -490,6 +491,9 @@ class Executor(RemoteExecutor):
             code = command_exit_code(lines)
             if code is not None and not label:
                 message += f"\nInside the job, the rule's command exited with code {code}."
+            reason = mpi_failure_reason(lines)
+            if reason:
+                message += f"\nmpirun on {label} reported: {reason}."
             LOG_DIR.mkdir(parents=True, exist_ok=True)
             suffix = f"-{label}" if label else ""
             path = LOG_DIR / f"{rule}-{fail.job_id}{suffix}.log"

@@ -91,6 +91,19 @@ def command_exit_code(log_lines: list[str]) -> int | None:
     return None
 
 
+# The node agent's last line on the main node when mpirun failed (mpi/agent.py).
+_MPI_FAILURE = re.compile(r"after mpirun failed with -?\d+ \((.+)\): exiting with")
+
+
+def mpi_failure_reason(log_lines: list[str]) -> str | None:
+    """Why mpirun failed, as the node agent summed up its report (e.g. which rank aborted)."""
+    for line in reversed(log_lines):
+        match = _MPI_FAILURE.search(line)
+        if match:
+            return match.group(1)
+    return None
+
+
 def finished_attempts(description: dict[str, Any]) -> list[dict[str, Any]]:
     """Attempts that ended, except the final failure of a failed job (reported on its own)."""
     done = [a for a in description.get("attempts") or [] if a.get("stoppedAt")]

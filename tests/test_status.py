@@ -48,3 +48,23 @@ def test_command_exit_code_from_snakemake_log():
     lines = ["x", "Command 'set -euo pipefail; exit 3' returned non-zero exit status 3.", "y"]
     assert command_exit_code(lines) == 3
     assert command_exit_code(["nothing"]) is None
+
+
+def test_mpi_failure_reason_from_the_node_agents_last_line():
+    from snakemake_executor_plugin_awsbatch_mpi.status import mpi_failure_reason
+
+    lines = [
+        "[awsbatch-mpi node 0 launch] 15:05:03.908 mpirun exited with 7: MPI_ABORT was ...",
+        "Elapsed time: 0:00:01.967939",
+        "[awsbatch-mpi node 0] 15:05:04.312 job command exited with 1 after mpirun failed "
+        "with 7 (MPI_ABORT was invoked on rank 3 in communicator MPI_COMM_WORLD with "
+        "errorcode 7): exiting with 7",
+    ]
+    assert mpi_failure_reason(lines) == (
+        "MPI_ABORT was invoked on rank 3 in communicator MPI_COMM_WORLD with errorcode 7"
+    )
+    # no report recognised: the agent's line has no reason, and none is made up
+    assert mpi_failure_reason([
+        "[awsbatch-mpi node 0] 15:05:04.312 job command exited with 1 after mpirun failed "
+        "with 7: exiting with 7"
+    ]) is None

@@ -313,6 +313,7 @@ class Rendezvous:
 class LaunchStatus:
     codes: list[int] = field(default_factory=list)  # exit codes, in order
     pending: set[int] = field(default_factory=set)  # pids of launches without an exit record
+    reasons: list[str] = field(default_factory=list)  # failure reports found, in order
 
 
 def read_status(path: Path) -> LaunchStatus:
@@ -330,6 +331,8 @@ def read_status(path: Path) -> LaunchStatus:
             elif record["event"] == "exit":
                 status.pending.discard(int(record["pid"]))
                 status.codes.append(int(record["code"]))
+                if record.get("reason"):
+                    status.reasons.append(str(record["reason"]))
         except (ValueError, KeyError, TypeError):
             continue
     return status
@@ -468,10 +471,12 @@ def run_main(config: Config) -> int:
             log.warning("a launcher (pid %s) did not record its exit code", status.pending)
         code = job_exit_code(command_code, status.codes)
         if code != command_code:
+            # The last line of the main node's log: the plugin shows it and its reason.
             log.error(
-                "job command exited with %d after mpirun failed with %d: exiting with %d",
+                "job command exited with %d after mpirun failed with %d%s: exiting with %d",
                 command_code,
                 code,
+                f" ({status.reasons[-1]})" if status.reasons else "",
                 code,
             )
         else:

@@ -11,7 +11,8 @@ shim first on PATH that:
    command gives no process count, our ``rsh`` as remote-launch agent (no SSH keys), TCP
    restricted to the nodes' network, and the run-as-root switches when running as root;
 4. records the launcher's exit code in ``$AWSBATCH_MPI_STATUS_FILE``: Snakemake exits 1 on
-   any failure, and the node agent reports mpirun's code as the job's exit code instead.
+   any failure, and the node agent reports mpirun's code as the job's exit code instead,
+   with the one-line reason found in mpirun's failure report (see ``diagnose``).
 
 Whatever the command already says (its own hostfile or hosts, process count, launcher
 settings or environment variables) wins over what the shim would add.
@@ -26,11 +27,13 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from . import (
     DEFAULT_PORT,
@@ -47,6 +50,7 @@ from . import (
     ENV_TASKS,
     _log,
 )
+from .diagnose import FailureScanner
 from .hostfile import (
     LOOPBACK_CIDR,
     NODES_FILE,
@@ -73,6 +77,7 @@ FLAVOUR_NAMES = {
 RSH_AGENT = "awsbatch-mpi-rsh"
 SHIM_MARK = b"awsbatch-mpi node agent"
 SYNC_WORKERS = 16
+PUMP_GRACE = 5.0  # seconds to wait for the last stderr lines after mpirun exits
 
 # Launcher options that take values (so their values are not mistaken for the program).
 OPENMPI_VALUES: dict[str, int] = {
@@ -368,9 +373,31 @@ def record_status(path: str | None, event: str, **fields: object) -> None:
         _log.get().warning("cannot record the launcher's exit code in %s: %s", path, exc)
 
 
-def run(argv: list[str], env: dict[str, str]) -> int:
-    """Run the launcher, passing on termination signals; return a shell-style exit code."""
-    proc = subprocess.Popen(argv, env=env)
+def _pump(source: IO[bytes], sink: IO[bytes], scanner: FailureScanner) -> None:
+    """Copy the launcher's stderr to ours line by line, showing each line to the scanner."""
+    for raw in iter(source.readline, b""):
+        try:
+            sink.write(raw)
+            sink.flush()
+        except (OSError, ValueError):
+            pass
+        scanner.feed(raw.decode(errors="replace"))
+
+
+def run(argv: list[str], env: dict[str, str]) -> tuple[int, str | None]:
+    """Run the launcher, passing on termination signals.
+
+    Returns a shell-style exit code and, when the launcher's stderr contains a failure
+    report we recognise, its one-line summary. stderr goes through a pipe for that; every
+    line is passed on at once, so the log reads as if mpirun wrote it directly.
+    """
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    scanner = FailureScanner()
+    pump = threading.Thread(
+        target=_pump, args=(proc.stderr, sys.stderr.buffer, scanner), daemon=True
+    )
+    pump.start()
 
     def forward(signum: int, frame: object) -> None:
         try:
@@ -381,7 +408,9 @@ def run(argv: list[str], env: dict[str, str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     code = proc.wait()
-    return 128 - code if code < 0 else code
+    # Remote-launch helpers may keep the pipe open a little after mpirun exits.
+    pump.join(PUMP_GRACE)
+    return (128 - code if code < 0 else code), scanner.reason
 
 
 def main(args: list[str], name: str = "mpirun") -> int:
@@ -473,10 +502,10 @@ def main(args: list[str], name: str = "mpirun") -> int:
         _log.stamp(now),
         overhead,
     )
-    code = run(plan.argv, env)
-    record_status(status_file, "exit", code=code, launcher=real)
+    code, reason = run(plan.argv, env)
+    record_status(status_file, "exit", code=code, launcher=real, reason=reason)
     if code != 0:
-        log.error("%s exited with %d", name, code)
+        log.error("%s exited with %d%s", name, code, f": {reason}" if reason else "")
     return code
 
 

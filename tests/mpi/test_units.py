@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -294,13 +295,15 @@ def test_job_exit_code(command, launchers, expected):
 def test_read_status(tmp_path: Path):
     status = tmp_path / "status"
     launch.record_status(str(status), "start", launcher="/usr/bin/mpirun")
-    launch.record_status(str(status), "exit", code=0, launcher="/usr/bin/mpirun")
+    launch.record_status(str(status), "exit", code=0, launcher="/usr/bin/mpirun", reason=None)
     with open(status, "a") as handle:
         handle.write("garbage\n")
-        handle.write('{"event": "start", "pid": 4242}\n{"event": "exit", "pid": 4242, "code": 7}\n')
+        handle.write('{"event": "start", "pid": 4242}\n'
+                     '{"event": "exit", "pid": 4242, "code": 7, "reason": "rank 1 exited"}\n')
         handle.write('{"event": "start", "pid": 4343}\n')
     result = agent.read_status(status)
     assert result.codes == [0, 7]
+    assert result.reasons == ["rank 1 exited"]
     assert result.pending == {4343}
     assert agent.read_status(tmp_path / "missing") == agent.LaunchStatus()
     started = time.monotonic()
@@ -311,3 +314,36 @@ def test_read_status(tmp_path: Path):
 def test_own_address_towards_a_peer():
     """On AWS a child learns the address it advertises from the route to the main node."""
     assert agent.own_address_towards("127.0.0.1") == "127.0.0.1"
+
+
+def test_run_passes_stderr_on_and_finds_the_reason(capfd, monkeypatch):
+    monkeypatch.setattr(launch.signal, "signal", lambda *args: None)  # keep pytest's handlers
+    script = (
+        "import sys; print('rank output'); "
+        "sys.stderr.write('MPI_ABORT was invoked on rank 1 in communicator MPI_COMM_WORLD\\n'"
+        " 'with errorcode 3.\\n'); sys.exit(3)"
+    )
+    code, reason = launch.run([sys.executable, "-c", script], dict(os.environ))
+    assert code == 3
+    assert reason == (
+        "MPI_ABORT was invoked on rank 1 in communicator MPI_COMM_WORLD with errorcode 3"
+    )
+    out, err = capfd.readouterr()
+    assert "rank output" in out  # stdout is not touched
+    assert "with errorcode 3." in err  # every stderr line is passed on
+
+
+def test_run_reports_a_signal_like_a_shell(monkeypatch):
+    monkeypatch.setattr(launch.signal, "signal", lambda *args: None)
+    script = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    assert launch.run([sys.executable, "-c", script], dict(os.environ)) == (137, None)
+
+
+def test_run_does_not_wait_for_helpers_holding_stderr(monkeypatch):
+    """A remote-launch helper left behind with mpirun's stderr must not hang the shim."""
+    monkeypatch.setattr(launch.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(launch, "PUMP_GRACE", 0.3)
+    script = "import subprocess; subprocess.Popen(['sleep', '5'])"
+    started = time.monotonic()
+    assert launch.run([sys.executable, "-c", script], dict(os.environ)) == (0, None)
+    assert time.monotonic() - started < 4
