@@ -209,13 +209,25 @@ def test_ctrl_c_terminates_every_job(emulated_env, tmp_path, batch_client):
             output: "s{i}.txt"
             shell: "sleep 300; touch {output}"
     """)
+    # A shell without job control starts background commands with SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt: give Snakemake the default handling, as
+    # in a terminal, whatever way the test suite itself was started.
     proc = subprocess.Popen(snakemake_cmd(work), cwd=work, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    wait_for_jobs(batch_client, "cancelme",
-                  lambda jobs: sum(j["status"] == "RUNNING" for j in jobs) == 3,
-                  90, "jobs never started")
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=90)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for_jobs(batch_client, "cancelme",
+                      lambda jobs: sum(j["status"] == "RUNNING" for j in jobs) == 3,
+                      90, "jobs never started")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    finally:  # never leave 5-minute jobs behind for the tests that follow
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for job in jobs_with_tag(batch_client, "snakemake-workflow", "cancelme"):
+            if job["status"] not in ("SUCCEEDED", "FAILED"):
+                batch_client.terminate_job(jobId=job["jobId"], reason="test cleanup")
     assert "Terminated 3 AWS Batch job(s)" in out
     stopped = wait_for_jobs(batch_client, "cancelme",
                             lambda jobs: {j["status"] for j in jobs} == {"FAILED"},
