@@ -287,7 +287,8 @@ class Rendezvous:
             self.cond.wait_for(lambda: self.acks >= set(self.members), timeout)
             return sorted(set(self.members) - self.acks)
 
-    def broadcast(self, message: dict[str, Any]) -> None:
+    def broadcast(self, message: dict[str, Any]) -> list[Member]:
+        """Send every member `message` (a member that went away is skipped); return them."""
         with self.cond:
             members = list(self.members.values())
         for member in members:
@@ -295,17 +296,13 @@ class Rendezvous:
                 member.channel.send_json(message)
             except OSError:
                 pass
+        return members
 
     def finish(self, message: dict[str, Any]) -> None:
         """Send the children their last message and close; no more joins are accepted."""
         with self.cond:
             self.closed = True  # from here on, closed control connections are expected
-            members = list(self.members.values())
-        for member in members:
-            try:
-                member.channel.send_json(message)
-            except OSError:
-                pass
+        for member in self.broadcast(message):
             member.channel.close()
 
 
