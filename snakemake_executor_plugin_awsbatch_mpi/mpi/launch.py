@@ -60,6 +60,7 @@ from .hostfile import (
     shared_hostname,
 )
 from .protocol import connect, request, secret_key
+from .server import exit_code
 from .sync import TreeStats, send_tree
 
 OPENMPI4 = "openmpi4"
@@ -410,7 +411,7 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[int, str | None]:
     code = proc.wait()
     # Remote-launch helpers may keep the pipe open a little after mpirun exits.
     pump.join(PUMP_GRACE)
-    return (128 - code if code < 0 else code), scanner.reason
+    return exit_code(code), scanner.reason
 
 
 def main(args: list[str], name: str = "mpirun") -> int:
@@ -436,9 +437,7 @@ def main(args: list[str], name: str = "mpirun") -> int:
     record_status(status_file, "start", launcher=real)
     if flavour == UNKNOWN:
         log.warning("%s --version is not Open MPI or MPICH hydra; running it unchanged", real)
-        code = run([real, *args], env)
-        record_status(status_file, "exit", code=code, launcher=real)
-        return code
+        return run_and_record([real, *args], env, status_file, real, name)
     nodes = read_nodes(Path(agent_dir) / NODES_FILE)
     me = env.get(ENV_NODE_INDEX, "")
     children = [n for n in nodes if str(n.node_index) != me]
@@ -502,10 +501,17 @@ def main(args: list[str], name: str = "mpirun") -> int:
         _log.stamp(now),
         overhead,
     )
-    code, reason = run(plan.argv, env)
+    return run_and_record(plan.argv, env, status_file, real, name)
+
+
+def run_and_record(
+    argv: list[str], env: dict[str, str], status_file: str | None, real: str, name: str
+) -> int:
+    """Run the launcher, then record its exit code and failure reason for the agent."""
+    code, reason = run(argv, env)
     record_status(status_file, "exit", code=code, launcher=real, reason=reason)
     if code != 0:
-        log.error("%s exited with %d%s", name, code, f": {reason}" if reason else "")
+        _log.get().error("%s exited with %d%s", name, code, f": {reason}" if reason else "")
     return code
 
 

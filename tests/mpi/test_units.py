@@ -347,3 +347,25 @@ def test_run_does_not_wait_for_helpers_holding_stderr(monkeypatch):
     started = time.monotonic()
     assert launch.run([sys.executable, "-c", script], dict(os.environ)) == (0, None)
     assert time.monotonic() - started < 4
+
+
+def test_unknown_launcher_runs_unchanged_and_records_its_exit(tmp_path: Path, monkeypatch):
+    """A launcher that is neither Open MPI nor hydra still gets its exit code recorded."""
+    monkeypatch.setattr(launch.signal, "signal", lambda *args: None)
+    real_dir, bin_dir, agent_dir = (tmp_path / d for d in ("real", "bin", "agent"))
+    for d in (real_dir, bin_dir, agent_dir):
+        d.mkdir()
+    fake = real_dir / "mpirun"
+    fake.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo "SomeMPI 1.0"; exit 0; }\n'
+                    'echo "ran with $*" >&2\nexit 3\n')
+    fake.chmod(0o755)
+    status = agent_dir / "status"
+    monkeypatch.setattr(launch.os, "environ", {
+        "PATH": f"{bin_dir}{os.pathsep}{real_dir}{os.pathsep}/usr/bin:/bin",
+        launch.ENV_BIN_DIR: str(bin_dir),
+        launch.ENV_DIR: str(agent_dir),
+        launch.ENV_STATUS_FILE: str(status),
+    })
+    assert launch.main(["-n", "2", "prog"]) == 3
+    recorded = agent.read_status(status)
+    assert recorded.codes == [3] and recorded.pending == set()
