@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..environment import AWS_CREDENTIAL_VARS
+from ..mpi.server import exit_code as shell_exit_code
 from ._common import (
     JOB_ROLE_ACCESS_KEY_ID,
     JOB_ROLE_SECRET_ACCESS_KEY,
@@ -369,7 +370,7 @@ class LocalContainer:
         self._signal_group(signal.SIGKILL)
         for reader in self._readers:
             reader.join(timeout=5)
-        self.exit_code = returncode if returncode >= 0 else 128 - returncode
+        self.exit_code = shell_exit_code(returncode)
         self.status = "exited"
         self._refresh_attrs()
         self._exited.set()
