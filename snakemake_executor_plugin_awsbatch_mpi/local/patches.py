@@ -42,9 +42,11 @@ gap between moto and AWS Batch that a client of the plugin would trip over:
 ``JobDefinition.describe``
     includes ``nodeProperties`` (moto omitted it).
 
-Not fixed: ``retryStrategy`` is still ignored (every job gets exactly one attempt), array
-``dependsOn`` types ``N_TO_N``/``SEQUENTIAL`` are treated like plain dependencies, and
-``attemptDurationSeconds`` below AWS's minimum of 60 is accepted.
+``retryStrategy`` given to SubmitJob is honoured (a definition's own is not): a failed attempt
+is run again when ``attempts`` and ``evaluateOnExit`` say so (see ``retry.should_retry``).
+
+Not fixed: array ``dependsOn`` types ``N_TO_N``/``SEQUENTIAL`` are treated like plain
+dependencies, and ``attemptDurationSeconds`` below AWS's minimum of 60 is accepted.
 
 CloudWatch Logs naming (group ``/aws/batch/job``):
 
@@ -441,13 +443,9 @@ def _run_attempt(
     for node in nodes:
         job._log_backend.ensure_log_stream(job._log_group, node.log_stream)
 
-    # Main node first, then the others, which learn the main node's address.
+    # Main node first, as on Batch; the runtime gives the others the main node's address.
     for node in [main] + [n for n in nodes if not n.is_main]:
         environment = dict(node.environment)
-        if not node.is_main and main.container is not None:
-            environment["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = main.container.attrs[
-                "NetworkSettings"
-            ]["IPAddress"]
         silent = any(job.job_name.startswith(p) and node.index == i for p, i in SILENT_NODES)
         container = runtime.containers.run(
             image=node.image,
@@ -809,17 +807,20 @@ def _submitjob_response(self: batch_responses.BatchResponse) -> str:
         "parameters": self._get_param("parameters"),
         "tags": self._get_param("tags"),
     }
-    _submit_context.retry = self._get_param("retryStrategy")
     node_overrides = self._get_param("nodeOverrides")
     if node_overrides:
         # Only passed when given: moto's "simple" (no-run) backend does not accept it.
         kwargs["node_overrides"] = node_overrides
-    name, job_id, job_arn = self.batch_backend.submit_job(
-        self._get_param("jobName"),
-        self._get_param("jobDefinition"),
-        self._get_param("jobQueue"),
-        **kwargs,
-    )
+    _submit_context.retry = self._get_param("retryStrategy")
+    try:
+        name, job_id, job_arn = self.batch_backend.submit_job(
+            self._get_param("jobName"),
+            self._get_param("jobDefinition"),
+            self._get_param("jobQueue"),
+            **kwargs,
+        )
+    finally:  # like the node overrides: never left for the thread's next request
+        _submit_context.retry = None
     return json.dumps({"jobId": job_id, "jobName": name, "jobArn": job_arn})
 
 
