@@ -444,11 +444,6 @@ class LocalContainer:
         self.killed = True
         self._signal_group(signum)
 
-    def stop(self, timeout: float | None = None) -> None:
-        if self.status == "running":
-            grace = self._runtime.stop_grace_seconds if timeout is None else timeout
-            self._terminate_group(grace)
-
     def logs(
         self,
         stdout: bool = True,
@@ -492,12 +487,6 @@ class LocalContainer:
 
     def has_exited(self) -> bool:
         return self._exited.is_set()
-
-    def is_alive(self) -> bool:
-        """True while any non-zombie process of the container's group exists."""
-        if self.pid is None:
-            return False
-        return bool(_group_members(self.pid))
 
 
 class _StartFailure(Exception):
@@ -548,14 +537,6 @@ class LocalContainerCollection:
         container.remove()
         return output
 
-    def list(self, all: bool = False, **_: Any) -> list[LocalContainer]:
-        return [c for c in self._runtime.all_containers() if all or c.status == "running"]
-
-    def get(self, container_id: str) -> LocalContainer:
-        for container in self._runtime.all_containers():
-            if container_id in (container.id, container.short_id, container.name):
-                return container
-        raise KeyError(container_id)
 
 
 class LocalContainerRuntime:
@@ -579,9 +560,6 @@ class LocalContainerRuntime:
         self._pgids: set[int] = set()
         self._warned_images: set[str] = set()
         self._closed = False
-
-    def ping(self) -> bool:
-        return True
 
     def all_containers(self) -> list[LocalContainer]:
         with self._lock:
