@@ -200,7 +200,6 @@ class LocalEmulation:
         self.host = host
         self.region = region
         self.workdir: Path | None = Path(workdir) if workdir is not None else None
-        self._owns_workdir = workdir is None
         self.endpoint_url = ""
         self.job_role_arn = ""
         self.execution_role_arn = ""
@@ -209,9 +208,6 @@ class LocalEmulation:
         self.bucket = LOCAL_BUCKET
         self.log_group = LOG_GROUP
         self.queue_arns: dict[str, str] = {}
-        self.compute_environment_names: dict[str, str] = {
-            queue: ce for queue, (ce, _) in _COMPUTE.items()
-        }
         self.subnet_id = ""
         self.security_group_id = ""
         self._server: Any = None

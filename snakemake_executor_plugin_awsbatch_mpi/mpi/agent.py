@@ -198,7 +198,6 @@ def shim_functions(bin_dir: Path) -> dict[str, str]:
 class Member:
     info: NodeInfo
     channel: Channel
-    joined_after: float
 
 
 class Rendezvous:
@@ -245,7 +244,7 @@ class Rendezvous:
                 channel.close()
                 return
             elapsed = time.monotonic() - self.started
-            self.members[info.node_index] = Member(info, channel, elapsed)
+            self.members[info.node_index] = Member(info, channel)
             if self.main_address is None:
                 self.main_address = str(channel.sock.getsockname()[0])
             channel.send_json({"op": "welcome", "bin_dir": str(self.bin_dir)})
