@@ -19,7 +19,7 @@ import contextlib
 import io
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class WorkflowJob:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     upstream: tuple[str, ...] = ()  # keys of the jobs producing this job's inputs
-    level: int = 0
     local: bool = False  # runs on the submitting machine (localrules), not on Batch
     is_group: bool = False
     checkpoint: bool = False
@@ -66,13 +65,8 @@ def split_resources(job: WorkflowJob) -> tuple[dict[str, Any], list[str]]:
 class LoadedWorkflow:
     name: str
     jobs: tuple[WorkflowJob, ...]
-    executor_settings: Any
-    container_image: str
     envvars: tuple[str, ...] = ()
     source_files: tuple[str, ...] = ()
-    default_storage_prefix: str | None = None
-    immediate_submit: bool = False
-    warnings: tuple[str, ...] = field(default=())
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -160,7 +154,6 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
     from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
     from snakemake_interface_executor_plugins.settings import ExecMode
 
-    settings = executor_settings(args)
     snakefile = resolve_snakefile(args.snakefile, allow_missing=True)
     if snakefile is None:
         raise WorkflowLoadError(
@@ -239,12 +232,8 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
     return LoadedWorkflow(
         name=name,
         jobs=tuple(jobs),
-        executor_settings=settings,
-        container_image=args.container_image,
         envvars=envvars,
         source_files=tuple(sources),
-        default_storage_prefix=args.default_storage_prefix,
-        immediate_submit=bool(args.immediate_submit),
     )
 
 
@@ -252,9 +241,9 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
     """Jobs (group jobs as one) in topological levels, each level sorted by name."""
     keys: dict[Any, str] = {}
     used: set[str] = set()
-    records: list[tuple[Any, list[Any], int]] = []  # (unit, members, level)
+    records: list[tuple[Any, list[Any]]] = []  # (unit, members)
     seen_groups: set[int] = set()
-    for level, batch in enumerate(dag.toposorted()):
+    for batch in dag.toposorted():
         units = []
         for job in batch:
             group = dag.get_job_group(job)
@@ -275,10 +264,10 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
             used.add(key)
             for member in members:
                 keys[member] = key
-            records.append((unit, members, level))
+            records.append((unit, members))
 
     jobs = []
-    for unit, members, level in records:
+    for unit, members in records:
         key = keys[members[0]]
         upstream: list[str] = []
         for member in members:
@@ -308,7 +297,6 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
                 inputs=tuple(sorted({str(f) for m in members for f in m.input})),
                 outputs=tuple(sorted({str(f) for m in members for f in m.output})),
                 upstream=tuple(upstream),
-                level=level,
                 local=not is_group and bool(members[0].is_local),
                 is_group=is_group,
                 checkpoint=any(m.is_checkpoint for m in members),

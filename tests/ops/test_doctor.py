@@ -191,7 +191,7 @@ def job(rule: str, threads: int = 1, **resources) -> WorkflowJob:
 
 
 def workflow(*jobs: WorkflowJob) -> LoadedWorkflow:
-    return LoadedWorkflow(name="wf", jobs=jobs, executor_settings=None, container_image="img")
+    return LoadedWorkflow(name="wf", jobs=jobs)
 
 
 SETTINGS = TranslationSettings(
