@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dependencies import reduce_dependencies
+from ..dependencies import MAX_DEPENDS_ON, reduce_dependencies
 from ..environment import filter_environment
 from ..jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from ..naming import job_name
@@ -263,8 +263,8 @@ def build_plan(
         "placeholders": dict(PLACEHOLDERS),
         "depends_on_note": (
             "dependsOn lists the Batch jobs producing a job's inputs; the executor sends it "
-            "with --immediate-submit (fan-ins wider than 20 go through the barrier jobs "
-            "below); otherwise Snakemake itself waits for the inputs."
+            f"with --immediate-submit (fan-ins wider than {MAX_DEPENDS_ON} go through the "
+            "barrier jobs below); otherwise Snakemake itself waits for the inputs."
         ),
         "source_files": list(workflow.source_files),
         "local_jobs": local_out,
@@ -285,8 +285,9 @@ def _fan_in(
     barriers: list[dict[str, Any]],
     problems: list[str],
 ) -> list[str]:
-    """References the job depends on, through barrier jobs as the executor does past 20."""
-    if len(upstream) <= 20:
+    """References the job depends on, through barrier jobs as the executor does past
+    MAX_DEPENDS_ON."""
+    if len(upstream) <= MAX_DEPENDS_ON:
         return upstream
     register = register_payload(barrier_shape(spec.shape))
     definition = register["jobDefinitionName"]
