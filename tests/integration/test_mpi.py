@@ -134,5 +134,4 @@ def test_node_that_never_joins_times_out_naming_it(emulated_env, tmp_path):
         )
     out = run.stdout + run.stderr
     assert run.returncode != 0
-    assert "node(s) 2" in out or "nodes 2" in out or "node 2" in out, out[-3000:]
-    assert "did not join" in out or "never joined" in out, out[-3000:]
+    assert "nodes 2 did not join within 5 s" in out, out[-3000:]
