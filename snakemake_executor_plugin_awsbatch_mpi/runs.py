@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .batch import DESCRIBE_CHUNK
+
 RUNS_DIR = Path(".snakemake/awsbatch-mpi/runs")
 STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
@@ -82,8 +84,8 @@ def has_failed(table: dict[str, Counter[str]]) -> bool:
 
 def describe_all(batch: Any, ids: list[str]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    for start in range(0, len(ids), 100):
-        found += batch.describe_jobs(jobs=ids[start : start + 100])["jobs"]
+    for start in range(0, len(ids), DESCRIBE_CHUNK):
+        found += batch.describe_jobs(jobs=ids[start : start + DESCRIBE_CHUNK])["jobs"]
     return found
 
 

@@ -16,10 +16,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from ..batch import DESCRIBE_CHUNK
 from . import checks, stack
 from .checks import CheckResult, InstanceShape
-
-DESCRIBE_CHUNK = 100
 
 
 class AwsError(RuntimeError):
