@@ -164,7 +164,6 @@ class AwsShell:
             "Tags": stack.cfn_tags(options),
         }
         seen: set[str] = set()
-        since = None
         if existing is not None:
             status = existing.get("StackStatus", "")
             if status == "ROLLBACK_COMPLETE" or not stack.is_finished(status):
@@ -191,7 +190,7 @@ class AwsShell:
         while True:
             current = self.stack(name)
             status = current.get("StackStatus", "?") if current else "DELETED"
-            for event in stack.new_events(self.stack_events(name), seen, since):
+            for event in stack.new_events(self.stack_events(name), seen):
                 on_line("  " + stack.event_line(event))
             if stack.is_finished(status):
                 break

@@ -273,19 +273,13 @@ def render_parameters(options: StackOptions) -> str:
     return "\n".join(lines)
 
 
-def new_events(
-    events: Iterable[Mapping[str, Any]], seen: set[str], since: Any = None
-) -> list[Mapping[str, Any]]:
-    """Events not shown yet (oldest first), optionally only those after `since`."""
+def new_events(events: Iterable[Mapping[str, Any]], seen: set[str]) -> list[Mapping[str, Any]]:
+    """Events not shown yet (oldest first)."""
     fresh = []
     for event in events:
         event_id = str(event.get("EventId"))
         if event_id in seen:
             continue
-        if since is not None and event.get("Timestamp") is not None:
-            if event["Timestamp"] < since:
-                seen.add(event_id)
-                continue
         seen.add(event_id)
         fresh.append(event)
     return list(reversed(fresh))
