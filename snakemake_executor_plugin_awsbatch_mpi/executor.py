@@ -91,6 +91,7 @@ class Executor(RemoteExecutor):
         self._describe_failures = 0
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
+        self._environment: dict[str, str] | None = None
         if not 1 <= settings.batch_attempts <= 10:
             raise WorkflowError(
                 f"--awsbatch-mpi-batch-attempts is {settings.batch_attempts}; AWS Batch allows "
@@ -212,6 +213,20 @@ class Executor(RemoteExecutor):
 
     # Submission --------------------------------------------------------------------------
 
+    def _job_environment(self) -> dict[str, str]:
+        """The variables passed to every job: fixed for the run, so filtered once."""
+        if self._environment is None:
+            self._environment, dropped = filter_environment(self.envvars())
+            if dropped:
+                self._warn_once(
+                    "env",
+                    "These variables are not passed to Batch jobs because they hold "
+                    f"credentials or secrets: {', '.join(dropped)}. Inside jobs, AWS "
+                    "credentials come from the job role (--awsbatch-mpi-job-role-arn); keep "
+                    "other secrets in AWS Secrets Manager and read them through that role.",
+                )
+        return self._environment
+
     def build_spec(self, job: JobExecutorInterface) -> JobSpec:
         request = job_request(job)
         try:
@@ -220,22 +235,13 @@ class Executor(RemoteExecutor):
             raise WorkflowError(str(err)) from None
         except BatchSetupError as err:
             raise WorkflowError(f"Rule '{request.rule}': {err}") from None
-        environment, dropped = filter_environment(self.envvars())
-        if dropped:
-            self._warn_once(
-                "env",
-                "These variables are not passed to Batch jobs because they hold credentials "
-                f"or secrets: {', '.join(dropped)}. Inside jobs, AWS credentials come from the "
-                "job role (--awsbatch-mpi-job-role-arn); keep other secrets in AWS Secrets "
-                "Manager and read them through that role.",
-            )
         try:
             spec = translate(
                 request,
                 self.translation,
                 queue,
                 command=("/bin/bash", "-c", self.format_job_exec(job)),
-                environment=environment,
+                environment=self._job_environment(),
                 name=job_name(request.rule, request.wildcards),
                 run_tags={
                     "snakemake-run-id": self.run_id,
