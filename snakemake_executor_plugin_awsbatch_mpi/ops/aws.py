@@ -34,6 +34,11 @@ def error_text(err: BaseException) -> str:
     return str(err)
 
 
+def _client_error_says(err: AwsError, text: str) -> bool:
+    """Whether `err` (raised by `AwsShell._call`) wraps a `ClientError` mentioning `text`."""
+    return isinstance(err.__cause__, ClientError) and text in str(err.__cause__)
+
+
 def _config() -> Config:
     # Doctor and setup answer a person: fail fast instead of retrying for minutes.
     return Config(
@@ -127,13 +132,11 @@ class AwsShell:
 
     def stack(self, name: str) -> dict[str, Any] | None:
         try:
-            found = self.client("cloudformation").describe_stacks(StackName=name)
-        except ClientError as err:
-            if "does not exist" in str(err):
+            found = self._call("cloudformation", "describe_stacks", StackName=name)
+        except AwsError as err:
+            if _client_error_says(err, "does not exist"):
                 return None
-            raise AwsError(error_text(err)) from err
-        except BotoCoreError as err:
-            raise AwsError(error_text(err)) from err
+            raise
         stacks = found.get("Stacks", [])
         return stacks[0] if stacks else None
 
@@ -174,14 +177,12 @@ class AwsShell:
                 )
             stack.new_events(self.stack_events(name), seen)  # show only this update's events
             try:
-                self.client("cloudformation").update_stack(**common)
-            except ClientError as err:
-                if "No updates are to be performed" in str(err):
+                self._call("cloudformation", "update_stack", **common)
+            except AwsError as err:
+                if _client_error_says(err, "No updates are to be performed"):
                     on_line(f"Stack '{name}' is already up to date.")
                     return stack.outputs_of(existing)
-                raise AwsError(error_text(err)) from err
-            except BotoCoreError as err:
-                raise AwsError(error_text(err)) from err
+                raise
             on_line(f"Updating stack '{name}' in {self.region} ...")
         else:
             self._call("cloudformation", "create_stack", **common)
