@@ -7,6 +7,8 @@ that import moto.
 
 from __future__ import annotations
 
+from ..mpi import ENV_LOCAL_NODE_ADDRESS
+
 # Queues a client can submit to. "local-fargate" is extra: it is backed by a FARGATE compute
 # environment so that Fargate-specific client code paths can be exercised; locally it runs
 # jobs exactly like the others.
@@ -27,7 +29,7 @@ JOB_ROLE_SECRET_ACCESS_KEY = "local-job-role-secret"
 # Environment variable through which a node process of a multi-node job learns the loopback
 # address it was given: on loopback every process sees 127.0.0.1 as its own address, so a
 # node agent cannot discover which of 127.x.y.z it is supposed to advertise.
-NODE_ADDRESS_ENV = "AWSBATCH_MPI_LOCAL_NODE_ADDRESS"
+NODE_ADDRESS_ENV = ENV_LOCAL_NODE_ADDRESS
 
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 NONZERO_EXIT_REASON = "Essential container in task exited"

@@ -63,6 +63,12 @@ ENV_BIN_DIR = "AWSBATCH_MPI_BIN_DIR"
 ENV_STATUS_FILE = "AWSBATCH_MPI_STATUS_FILE"
 ENV_JOINED_AT = "AWSBATCH_MPI_JOINED_AT"
 
+# The tools the main node writes into its bin directory; each one's header carries
+# TOOL_MARK, so the shim can tell them from the real launcher further on PATH.
+SHIM_NAMES = ("mpirun", "mpiexec")
+RSH_NAME = "awsbatch-mpi-rsh"
+TOOL_MARK = "awsbatch-mpi node agent"
+
 DEFAULT_PORT = 47801
 DEFAULT_JOIN_TIMEOUT = 600.0
 

@@ -45,6 +45,9 @@ from . import (
     ENV_TASKS,
     EXIT_CONFIG,
     EXIT_JOIN_TIMEOUT,
+    RSH_NAME,
+    SHIM_NAMES,
+    TOOL_MARK,
     _log,
 )
 from .hostfile import NodeInfo, ordered, write_hostfiles
@@ -55,8 +58,6 @@ BACKOFF_START = 0.05
 BACKOFF_MAX = 1.0
 START_ACK_TIMEOUT = 10.0
 LAUNCH_GRACE = 10.0  # for a launch still winding up when the command has ended
-SHIM_NAMES = ("mpirun", "mpiexec")
-RSH_NAME = "awsbatch-mpi-rsh"
 
 
 class ConfigError(ValueError):
@@ -171,7 +172,7 @@ def write_shims(bin_dir: Path) -> None:
         tmp = path.with_name(f".{name}.tmp")
         tmp.write_text(
             "#!/bin/sh\n"
-            "# Written by the awsbatch-mpi node agent (snakemake-executor-plugin-awsbatch-mpi).\n"
+            f"# Written by the {TOOL_MARK} (snakemake-executor-plugin-awsbatch-mpi).\n"
             f'exec {python} {bootstrap} {tool} "$@"\n'
         )
         tmp.chmod(0o755)

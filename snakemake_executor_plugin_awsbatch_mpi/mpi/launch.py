@@ -48,10 +48,15 @@ from . import (
     ENV_STATUS_FILE,
     ENV_SYNC,
     ENV_TASKS,
+    RSH_NAME,
+    SHIM_NAMES,
+    TOOL_MARK,
     _log,
 )
 from .diagnose import FailureScanner
 from .hostfile import (
+    HOSTFILE,
+    HOSTFILE_MPICH,
     LOOPBACK_CIDR,
     NODES_FILE,
     NodeInfo,
@@ -75,8 +80,7 @@ FLAVOUR_NAMES = {
     UNKNOWN: "unknown launcher",
 }
 
-RSH_AGENT = "awsbatch-mpi-rsh"
-SHIM_MARK = b"awsbatch-mpi node agent"
+SHIM_MARK = TOOL_MARK.encode()
 SYNC_WORKERS = 16
 PUMP_GRACE = 5.0  # seconds to wait for the last stderr lines after mpirun exits
 
@@ -272,7 +276,8 @@ def launcher_env(env: Mapping[str, str], bin_dir: str) -> dict[str, str]:
     through PATH or the exported bash functions, that would be the shim again, which would
     add its arguments a second time.
     """
-    clean = {k: v for k, v in env.items() if k not in ("BASH_FUNC_mpirun%%", "BASH_FUNC_mpiexec%%")}
+    functions = {f"BASH_FUNC_{name}%%" for name in SHIM_NAMES}  # see agent.shim_functions
+    clean = {k: v for k, v in env.items() if k not in functions}
     skip = os.path.realpath(bin_dir)
     clean["PATH"] = os.pathsep.join(
         part
@@ -480,9 +485,9 @@ def main(args: list[str], name: str = "mpirun") -> int:
         args,
         nodes,
         int(env.get(ENV_TASKS) or sum(n.slots for n in nodes)),
-        str(Path(bin_dir) / RSH_AGENT),
-        env.get(ENV_HOSTFILE, str(Path(agent_dir) / "hostfile")),
-        env.get(ENV_HOSTFILE_MPICH, str(Path(agent_dir) / "hostfile.mpich")),
+        str(Path(bin_dir) / RSH_NAME),
+        env.get(ENV_HOSTFILE, str(Path(agent_dir) / HOSTFILE)),
+        env.get(ENV_HOSTFILE_MPICH, str(Path(agent_dir) / HOSTFILE_MPICH)),
         env,
         os.geteuid() == 0,
     )
