@@ -299,8 +299,13 @@ class Rendezvous:
         return members
 
     def finish(self, message: dict[str, Any]) -> None:
-        """Send the children their last message and close; no more joins are accepted."""
+        """Send the children their last message and close; no more joins are accepted.
+
+        Only the first call counts (an abort is followed by the ``finally`` clean-up's done).
+        """
         with self.cond:
+            if self.closed:
+                return
             self.closed = True  # from here on, closed control connections are expected
         for member in self.broadcast(message):
             member.channel.close()
