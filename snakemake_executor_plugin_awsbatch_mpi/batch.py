@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .spec import Platform, QueueInfo
+from .spec import QueueInfo
 
 DESCRIBE_CHUNK = 100
 
@@ -105,6 +105,9 @@ class BatchClient:
                 "name (--awsbatch-mpi-job-queue, --awsbatch-mpi-gpu-job-queue or the rule's "
                 "awsbatch_queue) and the region (--awsbatch-mpi-region or AWS_DEFAULT_REGION)."
             )
+        # Imported here: ops/aws.py imports this module, so a top-level import would cycle.
+        from .ops.checks import queue_info_from
+
         queue = found[0]
         ce_arns = [ce["computeEnvironment"] for ce in queue.get("computeEnvironmentOrder", [])]
         envs = []
@@ -112,19 +115,7 @@ class BatchClient:
             envs = self._call("describe_compute_environments", computeEnvironments=ce_arns).get(
                 "computeEnvironments", []
             )
-        types = [(env.get("computeResources") or {}).get("type", "EC2") for env in envs]
-        platform = (
-            Platform.FARGATE
-            if types and all(t in ("FARGATE", "FARGATE_SPOT") for t in types)
-            else Platform.EC2
-        )
-        info = QueueInfo(
-            name=name,
-            platform=platform,
-            spot_only=bool(types) and all(t in ("SPOT", "FARGATE_SPOT") for t in types),
-            state=queue.get("state", "ENABLED"),
-            status=queue.get("status", "VALID"),
-        )
+        info = queue_info_from(name, queue, envs)
         with self._lock:
             self._queues[name] = info
         return info
