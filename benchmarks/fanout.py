@@ -20,7 +20,6 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-import boto3
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,13 +58,7 @@ def main() -> int:
                 json={"batch": {"use_docker": False}},
                 timeout=10,
             )
-            s3 = boto3.client(
-                "s3",
-                endpoint_url=emu.endpoint_url,
-                region_name=emu.region,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-            )
+            s3 = emu.boto3_client("s3")
             for i in range(n):
                 s3.put_object(Bucket=LOCAL_BUCKET, Key=f"fanout/out/{i}.txt", Body=f"{i}\n")
             extra = ["--forceall"]

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from .runs import describe_all, queue_job_ids
 
 PREFIX = "demo"
@@ -188,13 +186,8 @@ def run_demo(fresh: bool = False, workdir: str | None = None) -> int:
     with LocalEmulation() as emu:
         _say(f"Local AWS emulation listening on {emu.endpoint_url} (Batch, S3, CloudWatch Logs).")
         env = {**os.environ, **emu.client_env()}
-        session = boto3.session.Session(
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=emu.region,
-        )
-        s3 = session.client("s3", endpoint_url=emu.endpoint_url)
-        batch = session.client("batch", endpoint_url=emu.endpoint_url)
+        s3 = emu.boto3_client("s3")
+        batch = emu.boto3_client("batch")
         restored = restore_bucket(s3, LOCAL_BUCKET, work / STATE_DIR)
         if restored:
             _say(f"Restored {restored} objects of the previous demo run into the bucket.")
