@@ -23,17 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import run_client, snakemake_cmd  # noqa: E402
 
 from snakemake_executor_plugin_awsbatch_mpi.local import LocalEmulation  # noqa: E402
+from snakemake_executor_plugin_awsbatch_mpi.runs import describe_all, queue_job_ids  # noqa: E402
 
 
 def chain_gaps(batch, workflow: str, n: int, timeout: float = 300) -> list[float]:
     deadline = time.time() + timeout
     while True:
-        ids = [
-            j["jobId"]
-            for status in ("SUCCEEDED", "FAILED", "RUNNING", "RUNNABLE", "PENDING", "SUBMITTED")
-            for j in batch.list_jobs(jobQueue="local-cpu", jobStatus=status)["jobSummaryList"]
-        ]
-        described = batch.describe_jobs(jobs=ids)["jobs"] if ids else []
+        described = describe_all(batch, queue_job_ids(batch, ["local-cpu"]))
         jobs = [j for j in described if j["tags"].get("snakemake-workflow") == workflow]
         if len(jobs) == n and all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs):
             break
