@@ -157,9 +157,8 @@ def submit_payload(
         payload["retryStrategy"] = retry
     if array_size:
         payload["arrayProperties"] = {"size": array_size}
-    ids = list(depends_on if depends_on is not None else spec.depends_on)
-    if ids:
-        payload["dependsOn"] = [{"jobId": i} for i in ids]
+    if depends_on:
+        payload["dependsOn"] = [{"jobId": i} for i in depends_on]
     return payload
 
 

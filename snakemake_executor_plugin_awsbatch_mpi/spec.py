@@ -100,7 +100,6 @@ class JobSpec:
     priority: int | None = None
     share: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
-    depends_on: tuple[str, ...] = ()
     mpi: MpiLayout | None = None
     # Attempts Batch itself makes for infrastructure failures (Spot reclaims, hosts that
     # fail to start the task); application failures are left to Snakemake's --retries.
