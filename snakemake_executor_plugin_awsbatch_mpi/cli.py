@@ -258,7 +258,7 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def run_setup(args: argparse.Namespace) -> int:
-    from .ops import stack
+    from .ops import checks, stack
 
     if args.print:
         print(stack.template_body(), end="")
@@ -271,8 +271,11 @@ def run_setup(args: argparse.Namespace) -> int:
         )
     bucket, prefix = args.bucket, args.prefix
     if bucket.startswith("s3://"):
-        bucket, _, given = bucket[5:].partition("/")
-        prefix = given.strip("/") or prefix
+        try:
+            bucket, given = checks.parse_s3_uri(bucket)
+        except ValueError as err:
+            return _fail(f"awsbatch-mpi setup: --bucket {err}", 2)
+        prefix = given or prefix
     options = stack.StackOptions(
         stack_name=args.stack_name,
         bucket=bucket,
