@@ -429,6 +429,8 @@ class Executor(RemoteExecutor):
                         f"in {MAX_MISSING_CHECKS} status checks); it may have expired or been "
                         "deleted. Run the workflow again to resubmit it.\n",
                     )
+                    del self._missing[info.external_jobid]
+                    self._attempts_seen.pop(info.external_jobid, None)
                 else:
                     yield info
                 continue
@@ -437,7 +439,10 @@ class Executor(RemoteExecutor):
             state = outcome(description)
             if state is Outcome.RUNNING:
                 yield info
-            elif state is Outcome.SUCCEEDED:
+                continue
+            # The job has ended: its per-job state is no longer needed.
+            self._attempts_seen.pop(info.external_jobid, None)
+            if state is Outcome.SUCCEEDED:
                 self.report_job_success(info)
             else:
                 self._report_failure(info, description)

@@ -73,6 +73,7 @@ def test_job_batch_forgets_is_an_error_after_bounded_checks():
         assert check(executor, jobs) == jobs
     assert check(executor, jobs) == []
     assert errors and "no longer knows job gone" in errors[0][1]
+    assert not executor._missing  # forgotten once reported
 
 
 def test_describe_failures_are_retried_then_reported():
@@ -103,4 +104,5 @@ def test_outcomes_and_chunking():
     jobs = active(*[f"ok{i}" for i in range(150)], *[f"run{i}" for i in range(100)])
     still = check(executor, jobs)
     assert len(successes) == 150 and len(still) == 100 and not errors
+    assert set(executor._attempts_seen) == {f"run{i}" for i in range(100)}  # ended jobs dropped
     assert executor.batch.client.calls == 3  # 250 ids in chunks of 100
