@@ -294,17 +294,14 @@ class Executor(RemoteExecutor):
             return False
         if description is None or description.get("status") == "FAILED":
             return False
-        request = job_request(job)
         self.logger.info(
-            f"Rule '{request.rule}': picking up Batch job {previous} "
+            f"Rule '{job.name}': picking up Batch job {previous} "
             f"({description.get('status')}) from an earlier run instead of submitting it again."
         )
         self.producers.record(self._paths(job.output), previous.split(":")[0])
         nodes = (description.get("nodeProperties") or {}).get("numNodes")
         self.report_job_submission(
-            SubmittedJobInfo(
-                job, external_jobid=previous, aux={"rule": request.rule, "nodes": nodes}
-            )
+            SubmittedJobInfo(job, external_jobid=previous, aux={"rule": job.name, "nodes": nodes})
         )
         return True
 
