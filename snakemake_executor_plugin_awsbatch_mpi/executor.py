@@ -496,8 +496,8 @@ class Executor(RemoteExecutor):
                 continue
             if not lines:
                 continue
-            code = command_exit_code(lines)
-            if code is not None and not label:
+            code = None if label else command_exit_code(lines)
+            if code is not None:
                 message += f"\nInside the job, the rule's command exited with code {code}."
             reason = mpi_failure_reason(lines)
             if reason:
