@@ -21,7 +21,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from .arrays import array_spec, command_map, group_for_arrays
-from .batch import BatchClient, BatchSetupError
+from .batch import DESCRIBE_CHUNK, BatchClient, BatchSetupError
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .environment import filter_environment
 from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
@@ -395,9 +395,9 @@ class Executor(RemoteExecutor):
         ids = [info.external_jobid for info in active_jobs]
         descriptions: dict[str, dict[str, Any]] = {}
         try:
-            for start in range(0, len(ids), 100):
+            for start in range(0, len(ids), DESCRIBE_CHUNK):
                 async with self.status_rate_limiter:
-                    descriptions.update(self.batch.describe(ids[start : start + 100]))
+                    descriptions.update(self.batch.describe(ids[start : start + DESCRIBE_CHUNK]))
             self._describe_failures = 0
         except (ClientError, BotoCoreError) as err:
             self._describe_failures += 1
