@@ -14,11 +14,11 @@ from typing import Any
 import botocore.session
 from botocore.validate import ParamValidator
 
+from .dependencies import MAX_DEPENDS_ON
 from .naming import JOB_NAME_PATTERN
 
 MAX_SUBMIT_BYTES = 30 * 1024
 MAX_REGISTER_BYTES = 24 * 1024
-MAX_DEPENDS_ON = 20
 
 
 @cache
