@@ -358,11 +358,10 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
             translation = _translation(settings, parsed) if loaded is not None else None
         except WorkflowLoadError as err:
             return _fail(f"awsbatch-mpi doctor: {err}")
-        job_queue = job_queue or settings.job_queue
-        gpu_queue = gpu_queue or settings.gpu_job_queue
-        mpi_queue = mpi_queue or settings.multinode_job_queue
-        role = role or settings.job_role_arn
-        region = region or settings.region
+        # The settings already hold the flags above (snakemake_argv passes them on).
+        job_queue, gpu_queue = settings.job_queue, settings.gpu_job_queue
+        mpi_queue, role = settings.multinode_job_queue, settings.job_role_arn
+        region = settings.region
         prefix = prefix or parsed.default_storage_prefix
     if not job_queue:
         return _fail(
