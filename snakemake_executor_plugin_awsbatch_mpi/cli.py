@@ -335,17 +335,11 @@ def _load_workflow_settings(args: argparse.Namespace, extra: list[str], need_wor
     return parsed, settings, loaded
 
 
-def _translation(settings, parsed: argparse.Namespace):
-    from .ops import workflow
-
-    return workflow.translation_settings(settings, parsed.container_image)
-
-
 def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
     from .ops import checks
     from .ops.aws import AwsShell
     from .ops.doctor import DoctorRequest, run_doctor
-    from .ops.workflow import WorkflowLoadError
+    from .ops.workflow import WorkflowLoadError, translation_settings
 
     job_queue, gpu_queue, mpi_queue = args.job_queue, args.gpu_job_queue, args.multinode_job_queue
     role, region, prefix = args.job_role_arn, args.region, args.s3_prefix
@@ -355,7 +349,8 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
             parsed, settings, loaded = _load_workflow_settings(
                 args, extra, need_workflow=bool(args.snakefile)
             )
-            translation = _translation(settings, parsed) if loaded is not None else None
+            if loaded is not None:
+                translation = translation_settings(settings, parsed.container_image)
         except WorkflowLoadError as err:
             return _fail(f"awsbatch-mpi doctor: {err}")
         # The settings already hold the flags above (snakemake_argv passes them on).
@@ -385,7 +380,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
 def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
     from .ops import plan
-    from .ops.workflow import WorkflowLoadError
+    from .ops.workflow import WorkflowLoadError, translation_settings
 
     try:
         parsed, settings, loaded = _load_workflow_settings(args, extra, need_workflow=True)
@@ -395,14 +390,14 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
                 "--profile that sets awsbatch-mpi-job-queue.",
                 2,
             )
-        translation = _translation(settings, parsed)
+        translation = translation_settings(settings, parsed.container_image)
     except WorkflowLoadError as err:
         return _fail(f"awsbatch-mpi plan: {err}")
     result = plan.build_plan(
         loaded,
         translation,
         fargate_queues=args.fargate_queue,
-        array_rules=getattr(settings, "array_jobs", None) or (),
+        array_rules=settings.array_jobs or (),
     )
     text = plan.render_json(result)
     if args.out:
