@@ -23,6 +23,8 @@ MAX_NODES = 1000
 # The container entry point of every node of a multi-node job (see mpi/__main__.py).
 MPI_AGENT_COMMAND = ("/bin/bash", "-c", "exec python -m snakemake_executor_plugin_awsbatch_mpi.mpi")
 DEFAULT_JOIN_TIMEOUT_SECONDS = 600
+# Attempts Batch makes by itself for infrastructure failures (--awsbatch-mpi-batch-attempts).
+DEFAULT_BATCH_ATTEMPTS = 3
 FARGATE_MIN_EPHEMERAL_GIB = 21
 FARGATE_MAX_EPHEMERAL_GIB = 200
 
@@ -65,7 +67,7 @@ class TranslationSettings:
     tags: Mapping[str, str] = field(default_factory=dict)
     assign_public_ip: bool = False
     mpi_join_timeout: int = DEFAULT_JOIN_TIMEOUT_SECONDS
-    batch_attempts: int = 3
+    batch_attempts: int = DEFAULT_BATCH_ATTEMPTS
 
 
 def translation_settings(settings: object, container_image: str) -> TranslationSettings:

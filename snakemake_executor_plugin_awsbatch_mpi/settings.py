@@ -14,7 +14,12 @@ from snakemake_interface_executor_plugins.settings import (
 )
 
 from .jobdef import DEFAULT_LOG_GROUP
-from .resources import DEFAULT_MEMORY_MIB, parse_tags
+from .resources import (
+    DEFAULT_BATCH_ATTEMPTS,
+    DEFAULT_JOIN_TIMEOUT_SECONDS,
+    DEFAULT_MEMORY_MIB,
+    parse_tags,
+)
 
 
 def _unparse_mapping(value: dict | None) -> str:
@@ -140,7 +145,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         },
     )
     batch_attempts: int = field(
-        default=3,
+        default=DEFAULT_BATCH_ATTEMPTS,
         metadata={
             "help": "Attempts AWS Batch makes by itself when the infrastructure fails a job "
             "(Spot reclaim, task failed to start); 1 disables. Failures of the rule itself "
@@ -149,7 +154,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         },
     )
     mpi_join_timeout: int = field(
-        default=600,
+        default=DEFAULT_JOIN_TIMEOUT_SECONDS,
         metadata={
             "help": "Seconds the main node of a multi-node MPI job waits for the other "
             "nodes before failing the job and naming the missing ones.",
