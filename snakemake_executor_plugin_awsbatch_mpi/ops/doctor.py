@@ -79,29 +79,29 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
                 "--multinode-job-queue), or a profile that sets them.",
             )
         )
+    # Each described queue's compute environments, in the queue's order.
+    queue_envs = {name: checks.environments_of(queue, envs) for name, queue in queues.items()}
     shown: set[str] = set()
     for name in names:
         queue = queues.get(name)
         results.append(checks.check_queue(name, queue, shell.region))
         if queue is None:
             continue
-        for env in checks.environments_of(queue, envs):
+        for env in queue_envs[name]:
             if env["computeEnvironmentArn"] not in shown:
                 shown.add(env["computeEnvironmentArn"])
                 results += checks.check_compute_environment(env)
 
     if request.gpu_job_queue and request.gpu_job_queue in queues:
-        queue = queues[request.gpu_job_queue]
         results.append(
-            checks.check_gpu_queue(request.gpu_job_queue, checks.environments_of(queue, envs))
+            checks.check_gpu_queue(request.gpu_job_queue, queue_envs[request.gpu_job_queue])
         )
     if request.multinode_job_queue and request.multinode_job_queue in queues:
-        queue_envs = checks.environments_of(queues[request.multinode_job_queue], envs)
+        mpi_envs = queue_envs[request.multinode_job_queue]
         placements = {
-            str(env.get("computeEnvironmentName")): _placement_group(env, shell)
-            for env in queue_envs
+            str(env.get("computeEnvironmentName")): _placement_group(env, shell) for env in mpi_envs
         }
-        results += checks.check_multinode_queue(request.multinode_job_queue, queue_envs, placements)
+        results += checks.check_multinode_queue(request.multinode_job_queue, mpi_envs, placements)
 
     if request.job_role_arn:
         role, error = None, None
@@ -120,7 +120,7 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
         results.append(checks.check_s3_prefix(request.s3_prefix, error))
 
     if request.workflow is not None and request.settings is not None:
-        results += _workflow_checks(request.workflow, request.settings, queues, envs, shell)
+        results += _workflow_checks(request.workflow, request.settings, queues, queue_envs, shell)
     return results
 
 
@@ -152,18 +152,13 @@ def _workflow_checks(
     workflow: LoadedWorkflow,
     settings: TranslationSettings,
     queues: Mapping[str, dict[str, Any]],
-    envs: Mapping[str, dict[str, Any]],
+    queue_envs: Mapping[str, list[Mapping[str, Any]]],
     shell: AwsShell,
 ) -> list[CheckResult]:
     """Every Batch job of the workflow: valid resources, and a compute environment that fits."""
     results: list[CheckResult] = []
     patterns = sorted(
-        {
-            p
-            for queue in queues.values()
-            for env in checks.environments_of(queue, envs)
-            for p in checks.instance_patterns(env)
-        }
+        {p for envs in queue_envs.values() for env in envs for p in checks.instance_patterns(env)}
     )
     catalog: dict[str, checks.InstanceShape] = {}
     known = True
@@ -179,8 +174,8 @@ def _workflow_checks(
             )
         )
     capacities = {
-        name: [checks.capacity_of(env, catalog, known) for env in checks.environments_of(q, envs)]
-        for name, q in queues.items()
+        name: [checks.capacity_of(env, catalog, known) for env in envs]
+        for name, envs in queue_envs.items()
     }
 
     per_rule: dict[str, list[tuple[CheckResult, int]]] = {}
@@ -206,7 +201,7 @@ def _workflow_checks(
                 ),
             )
             continue
-        info = checks.queue_info_from(queue_name, queue, checks.environments_of(queue, envs))
+        info = checks.queue_info_from(queue_name, queue, queue_envs[queue_name])
         try:
             spec = translate(
                 request,
