@@ -87,6 +87,11 @@ def translation_settings(settings: object, container_image: str) -> TranslationS
     return TranslationSettings(**values)  # type: ignore[arg-type]
 
 
+def _given(res: Mapping[str, object], name: str) -> bool:
+    """The resource is set (Snakemake passes unset ones as None or "")."""
+    return res.get(name) not in (None, "")
+
+
 def _positive_int(rule: str, name: str, value: object, minimum: int = 1) -> int:
     """Accept ints and integral strings/floats; Snakemake passes resources as int or str."""
     if isinstance(value, bool):
@@ -139,7 +144,7 @@ def parse_tags(text: str, what: str = "tags") -> dict[str, str]:
 def vcpus_of(request: JobRequest) -> int:
     """VCPU is `cpus_per_task` when given (SLURM-style rules), else the job's threads."""
     res = request.resources
-    if res.get("cpus_per_task") not in (None, ""):
+    if _given(res, "cpus_per_task"):
         return _positive_int(request.rule, "cpus_per_task", res["cpus_per_task"])
     threads = res.get("_cores", request.threads) if request.is_group else request.threads
     return _positive_int(request.rule, "threads", threads)
@@ -148,9 +153,9 @@ def vcpus_of(request: JobRequest) -> int:
 def memory_mib_of(request: JobRequest, default_mib: int) -> int:
     """MEMORY in MiB: `mem_mib`, else `mem_mb` (10^6 bytes) converted and rounded up."""
     res = request.resources
-    if res.get("mem_mib") not in (None, ""):
+    if _given(res, "mem_mib"):
         mib = math.ceil(_positive_number(request.rule, "mem_mib", res["mem_mib"]))
-    elif res.get("mem_mb") not in (None, ""):
+    elif _given(res, "mem_mb"):
         mb = _positive_number(request.rule, "mem_mb", res["mem_mb"])
         mib = math.ceil(mb * 1_000_000 / 1_048_576)
     else:
@@ -161,7 +166,7 @@ def memory_mib_of(request: JobRequest, default_mib: int) -> int:
 def gpus_of(request: JobRequest) -> int:
     res = request.resources
     for name in ("gpu", "nvidia_gpu"):
-        if res.get(name) not in (None, ""):
+        if _given(res, name):
             return _positive_int(request.rule, name, res[name], minimum=0)
     return 0
 
@@ -183,7 +188,7 @@ def resolve_queue(request: JobRequest, settings: TranslationSettings) -> str:
     """Pick the job queue: explicit rule queue > GPU model map > GPU queue > default queue."""
     res = request.resources
     rule = request.rule
-    if res.get("awsbatch_queue") not in (None, ""):
+    if _given(res, "awsbatch_queue"):
         return str(res["awsbatch_queue"])
     if mpi_layout_of(request) is not None:
         if not settings.multinode_job_queue:
@@ -237,19 +242,15 @@ def _container_options(request: JobRequest) -> tuple[int | None, int | None, boo
     """Priority, shared memory and privileged flag from the `awsbatch_*` resources."""
     res, rule = request.resources, request.rule
     priority: int | None = None
-    if res.get("awsbatch_priority") not in (None, ""):
+    if _given(res, "awsbatch_priority"):
         priority = _positive_int(rule, "awsbatch_priority", res["awsbatch_priority"], minimum=0)
         if priority > MAX_PRIORITY:
             raise ResourceError(rule, "awsbatch_priority", priority, "must be 0..9999.")
     shm: int | None = None
-    if res.get("awsbatch_shm_mb") not in (None, ""):
+    if _given(res, "awsbatch_shm_mb"):
         shm = _positive_int(rule, "awsbatch_shm_mb", res["awsbatch_shm_mb"])
     privileged = _flag(rule, "awsbatch_privileged", res.get("awsbatch_privileged", False))
     return priority, shm, privileged
-
-
-def _given(res: Mapping[str, object], name: str) -> bool:
-    return res.get(name) not in (None, "")
 
 
 def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
@@ -456,7 +457,7 @@ def translate(
         )
     tags = dict(settings.tags)
     tags.update(run_tags)
-    if res.get("awsbatch_tags") not in (None, ""):
+    if _given(res, "awsbatch_tags"):
         try:
             tags.update(parse_tags(str(res["awsbatch_tags"]), "awsbatch_tags"))
         except ValueError as err:
@@ -493,7 +494,7 @@ def translate(
         timeout_seconds=timeout,
         job_definition=str(job_definition) if job_definition not in (None, "") else None,
         priority=priority,
-        share=str(res["awsbatch_share"]) if res.get("awsbatch_share") not in (None, "") else None,
+        share=str(res["awsbatch_share"]) if _given(res, "awsbatch_share") else None,
         tags=tuple(sorted(tags.items())),
         mpi=layout,
         batch_attempts=settings.batch_attempts,
