@@ -92,6 +92,11 @@ def _given(res: Mapping[str, object], name: str) -> bool:
     return res.get(name) not in (None, "")
 
 
+def _mib_from_mb(mb: float) -> float:
+    """Snakemake's *_mb resources are 10^6 bytes; Batch sizes are MiB (2^20 bytes)."""
+    return mb * 1_000_000 / 1_048_576
+
+
 def _positive_int(rule: str, name: str, value: object, minimum: int = 1) -> int:
     """Accept ints and integral strings/floats; Snakemake passes resources as int or str."""
     if isinstance(value, bool):
@@ -157,7 +162,7 @@ def memory_mib_of(request: JobRequest, default_mib: int) -> int:
         mib = math.ceil(_positive_number(request.rule, "mem_mib", res["mem_mib"]))
     elif _given(res, "mem_mb"):
         mb = _positive_number(request.rule, "mem_mb", res["mem_mb"])
-        mib = math.ceil(mb * 1_000_000 / 1_048_576)
+        mib = math.ceil(_mib_from_mb(mb))
     else:
         mib = default_mib
     return max(mib, MEMORY_FLOOR_MIB)
@@ -436,7 +441,7 @@ def translate(
             name_ = "disk_mib" if res.get("disk_mib") else "disk_mb"
             disk_mib = _positive_number(rule, name_, disk)
             if name_ == "disk_mb":
-                disk_mib = disk_mib * 1_000_000 / 1_048_576
+                disk_mib = _mib_from_mb(disk_mib)
             ephemeral_gib = max(FARGATE_MIN_EPHEMERAL_GIB, math.ceil(disk_mib / 1024))
             if ephemeral_gib > FARGATE_MAX_EPHEMERAL_GIB:
                 raise ResourceError(
