@@ -188,17 +188,15 @@ def _workflow_checks(
             validate_request(request, settings)
             queue_name = resolve_queue(request, settings)
         except ResourceError as err:
-            _add(per_rule, checks.failed(f"rule {job.rule}", str(err)))
+            _add_failure(per_rule, job.rule, str(err))
             continue
         queue = queues.get(queue_name)
         if queue is None:
-            _add(
+            _add_failure(
                 per_rule,
-                checks.failed(
-                    f"rule {job.rule}",
-                    f"Its jobs go to queue '{queue_name}', which could not be described; fix "
-                    "the queue first (see above).",
-                ),
+                job.rule,
+                f"Its jobs go to queue '{queue_name}', which could not be described; fix "
+                "the queue first (see above).",
             )
             continue
         info = checks.queue_info_from(queue_name, queue, queue_envs[queue_name])
@@ -214,7 +212,7 @@ def _workflow_checks(
                 mpi_secret=MPI_SECRET,
             )
         except ResourceError as err:
-            _add(per_rule, checks.failed(f"rule {job.rule}", str(err)))
+            _add_failure(per_rule, job.rule, str(err))
             continue
         demand = Demand(
             rule=job.rule,
@@ -234,8 +232,10 @@ def _workflow_checks(
     return results
 
 
-def _add(per_rule: dict[str, list[tuple[CheckResult, int]]], result: CheckResult) -> None:
-    per_rule.setdefault(result.check.removeprefix("rule "), []).append((result, 1))
+def _add_failure(
+    per_rule: dict[str, list[tuple[CheckResult, int]]], rule: str, message: str
+) -> None:
+    per_rule.setdefault(rule, []).append((checks.failed(f"rule {rule}", message), 1))
 
 
 def _worst(items: Sequence[tuple[CheckResult, int]]) -> CheckResult:
