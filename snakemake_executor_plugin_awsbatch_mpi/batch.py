@@ -71,6 +71,7 @@ class BatchClient:
         session = boto3.session.Session(region_name=region) if client is None else None
         self.client = client or session.client("batch", config=make_config())  # type: ignore[union-attr]
         self._logs_client = logs_client
+        self._s3_client: Any | None = None
         self._session = session
         self.region: str = self.client.meta.region_name
         self.bucket = TokenBucket(calls_per_second, burst=max(1, int(calls_per_second)))
@@ -90,6 +91,13 @@ class BatchClient:
             session = self._session or boto3.session.Session(region_name=self.region)
             self._logs_client = session.client("logs", config=make_config(5))
         return self._logs_client
+
+    @property
+    def s3_client(self) -> Any:
+        if self._s3_client is None:
+            session = self._session or boto3.session.Session(region_name=self.region)
+            self._s3_client = session.client("s3", config=make_config(5))
+        return self._s3_client
 
     # Queues -------------------------------------------------------------------------------
 
@@ -206,8 +214,7 @@ class BatchClient:
 
     def put_object(self, url: str, body: bytes) -> None:
         bucket, _, key = url.removeprefix("s3://").partition("/")
-        session = self._session or boto3.session.Session(region_name=self.region)
-        session.client("s3", config=make_config(5)).put_object(Bucket=bucket, Key=key, Body=body)
+        self.s3_client.put_object(Bucket=bucket, Key=key, Body=body)
         self.calls["s3_put_object"] += 1
 
     # Logs --------------------------------------------------------------------------------
