@@ -26,8 +26,6 @@ def job_name(rule: str, wildcards: Mapping[str, object] | None = None) -> str:
     parts = [rule] + [str(v) for v in (wildcards or {}).values()]
     full = "-".join(parts)
     safe = re.sub(r"[^A-Za-z0-9_-]+", "_", full).strip("_-") or "job"
-    if not safe[0].isalnum():
-        safe = "j" + safe
     if len(safe) < 2:
         safe = safe + "_job"
     if len(safe) > MAX_NAME:
