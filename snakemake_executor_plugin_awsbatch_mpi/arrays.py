@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 def array_key(spec: JobSpec) -> JobSpec:
     """The parts of a spec that must be equal for jobs to share one array job."""
-    return dataclasses.replace(spec, name="", command=(), warnings=())
+    return dataclasses.replace(spec, name="", command=())
 
 
 def selected(rule: str, setting: Sequence[str] | None) -> bool:
@@ -47,9 +47,6 @@ def group_for_arrays(
         groups.setdefault(array_key(spec), []).append(item)
     arrays: list[list[tuple[T, JobSpec]]] = []
     for members in groups.values():
-        if len(members) < MIN_ARRAY:
-            singles.extend(members)
-            continue
         for start in range(0, len(members), MAX_ARRAY):
             chunk = members[start : start + MAX_ARRAY]
             if len(chunk) < MIN_ARRAY:
