@@ -6,9 +6,11 @@ the rest of the plugin (see ``_bootstrap``).
 
 How a job runs:
 
-1. Rendezvous. The main node listens on ``AWSBATCH_MPI_PORT``; every child connects (retrying
-   with exponential backoff while the main node is not up yet), authenticates with the
-   per-job ``AWSBATCH_MPI_SECRET`` (``protocol``) and reports its address, slots and hostname.
+1. Rendezvous. Every node reads the per-job key from the object named by
+   ``AWSBATCH_MPI_KEY_URI`` (``key``; the key itself is never in a Batch request). The main
+   node listens on ``AWSBATCH_MPI_PORT`` at its private address; every child connects
+   (retrying with exponential backoff while the main node is not up yet), authenticates with
+   the key (``protocol``) and reports its address, slots and hostname.
    The main node goes on the moment the last node joins; a node missing after
    ``AWSBATCH_MPI_JOIN_TIMEOUT`` seconds fails the job, naming it.
 2. The main node writes hostfiles (``hostfile``), puts ``mpirun``/``mpiexec`` shims first on
@@ -34,12 +36,14 @@ the rule's outputs.
 """
 
 # Set by the plugin on every node (nodeOverrides).
-ENV_SECRET = "AWSBATCH_MPI_SECRET"
+ENV_KEY_URI = "AWSBATCH_MPI_KEY_URI"
 ENV_COMMAND = "AWSBATCH_MPI_COMMAND"
 ENV_SLOTS = "AWSBATCH_MPI_SLOTS"
 ENV_TASKS = "AWSBATCH_MPI_TASKS"
 ENV_JOIN_TIMEOUT = "AWSBATCH_MPI_JOIN_TIMEOUT"
 ENV_PORT = "AWSBATCH_MPI_PORT"
+# Set by the agent for its helpers (launcher shim, rsh agent): the private key file.
+ENV_KEY_FILE = "AWSBATCH_MPI_KEY_FILE"
 # Set by the local emulation: the loopback address this node binds and advertises.
 ENV_LOCAL_NODE_ADDRESS = "AWSBATCH_MPI_LOCAL_NODE_ADDRESS"
 # Test-only: children extract replicated directories (and run commands) under this root.

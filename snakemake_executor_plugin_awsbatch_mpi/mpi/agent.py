@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -16,8 +17,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from . import (
     ENV_HOSTFILE_MPICH,
     ENV_JOIN_TIMEOUT,
     ENV_JOINED_AT,
+    ENV_KEY_FILE,
+    ENV_KEY_URI,
     ENV_LOCAL_NODE_ADDRESS,
     ENV_MAIN_ADDRESS,
     ENV_MAIN_NODE_INDEX,
@@ -38,7 +42,6 @@ from . import (
     ENV_NODES,
     ENV_NUM_NODES,
     ENV_PORT,
-    ENV_SECRET,
     ENV_SLOTS,
     ENV_STATUS_FILE,
     ENV_SYNC_ROOT,
@@ -51,13 +54,16 @@ from . import (
     _log,
 )
 from .hostfile import NodeInfo, ordered, write_hostfiles
-from .protocol import AuthError, Channel, ProtocolError, RemoteError, connect, secret_key
+from .key import KeyUnavailable, delete_key, read_key, write_key_file
+from .protocol import AuthError, Channel, ProtocolError, RemoteError, connect
 from .server import NodeService, ProcessTable, exit_code, terminate_group
 
 BACKOFF_START = 0.05
 BACKOFF_MAX = 1.0
 START_ACK_TIMEOUT = 10.0
 LAUNCH_GRACE = 10.0  # for a launch still winding up when the command has ended
+LISTEN_BACKLOG = 1024
+METADATA_TIMEOUT = 2.0
 
 
 class ConfigError(ValueError):
@@ -73,7 +79,7 @@ class Config:
     node_index: int
     main_index: int
     num_nodes: int
-    secret: bytes = field(repr=False)
+    key_uri: str
     port: int
     slots: int
     tasks: int
@@ -82,6 +88,8 @@ class Config:
     local_address: str | None
     main_address: str | None
     sync_root: str | None
+    # Read from key_uri at start (see ``key``); never from the environment.
+    secret: bytes = field(default=b"", repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -103,10 +111,12 @@ class Config:
                 raise ConfigError(f"{name}={value} is below {minimum}")
             return value
 
-        try:
-            secret = secret_key(env.get(ENV_SECRET, ""))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        key_uri = env.get(ENV_KEY_URI, "")
+        if not key_uri.startswith(("s3://", "file://")):
+            raise ConfigError(
+                f"{ENV_KEY_URI}={key_uri!r} is not an s3:// or file:// URI of the job's "
+                "rendezvous key"
+            )
         num_nodes = integer(ENV_NUM_NODES, 1, minimum=1)
         node_index = integer(ENV_NODE_INDEX, 0)
         main_index = integer(ENV_MAIN_NODE_INDEX, 0)
@@ -129,7 +139,7 @@ class Config:
             node_index=node_index,
             main_index=main_index,
             num_nodes=num_nodes,
-            secret=secret,
+            key_uri=key_uri,
             port=integer(ENV_PORT, DEFAULT_PORT, minimum=1),
             slots=slots,
             tasks=integer(ENV_TASKS, slots * num_nodes, minimum=1),
@@ -145,8 +155,60 @@ def listen(address: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((address, port))
-    sock.listen(256)
+    sock.listen(LISTEN_BACKLOG)
     return sock
+
+
+def address_from_task_metadata(document: Mapping[str, Any]) -> str | None:
+    """The first IPv4 address of the container's awsvpc interface in ECS task metadata v4."""
+    for network in document.get("Networks") or []:
+        for address in network.get("IPv4Addresses") or []:
+            if address:
+                return str(address)
+    return None
+
+
+def main_node_address(env: Mapping[str, str]) -> str | None:
+    """The main node's private address, which Batch only tells the children.
+
+    Multi-node jobs run in awsvpc mode: the container's own elastic network interface, whose
+    address ECS's task metadata endpoint (``ECS_CONTAINER_METADATA_URI_V4``) reports.
+    """
+    uri = env.get("ECS_CONTAINER_METADATA_URI_V4")
+    if not uri:
+        return None
+    try:
+        with urllib.request.urlopen(uri, timeout=METADATA_TIMEOUT) as response:  # noqa: S310
+            return address_from_task_metadata(json.load(response))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def bind_address(config: Config, env: Mapping[str, str]) -> str:
+    """Where this node listens: its private address, not every interface.
+
+    Binding 0.0.0.0 would also answer on the container's other interfaces (in awsvpc mode,
+    the bridge every task on the host shares to reach the ECS agent). The emulation names
+    each node's loopback address; a child's is the one that routes to the main node.
+    """
+    if config.local_address:
+        return config.local_address
+    if config.main_address:
+        return own_address_towards(config.main_address)
+    return main_node_address(env) or "0.0.0.0"
+
+
+def raise_open_file_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit (ECS's default soft limit is 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def own_address_towards(peer: str) -> str:
@@ -401,7 +463,7 @@ def run_main(config: Config) -> int:
     )
     try:
         write_shims(bin_dir)
-        bind = config.local_address or "0.0.0.0"
+        bind = bind_address(config, os.environ)
         try:
             service.start(listen(bind, config.port))
         except OSError as exc:
@@ -433,7 +495,7 @@ def run_main(config: Config) -> int:
             time.monotonic() - started,
             _log.stamp(joined_at),
         )
-        address = config.local_address or rendezvous.main_address or "127.0.0.1"
+        address = (bind if bind != "0.0.0.0" else None) or rendezvous.main_address or "127.0.0.1"
         me = NodeInfo(config.node_index, address, config.slots, socket.gethostname())
         nodes = ordered([me, *(m.info for m in rendezvous.members.values())], config.main_index)
         files = write_hostfiles(workdir, nodes)
@@ -487,6 +549,8 @@ def run_main(config: Config) -> int:
     except Terminated:
         return 128 + (signals.received or signal.SIGTERM)
     finally:
+        if signals.received is None:
+            forget_key(config)
         rendezvous.finish({"op": "done"})
         service.stop()
         for proc in list(processes.processes):
@@ -564,20 +628,19 @@ def run_child(config: Config) -> int:
     signals = Signals(processes)
     signals.install()
     assert config.main_address is not None
-    address = config.local_address or own_address_towards(config.main_address)
+    address = bind_address(config, os.environ)
     service = NodeService(config.node_index, config.secret, processes, config.sync_root)
     created_bin: Path | None = None
     try:
-        bind = config.local_address or "0.0.0.0"
         try:
-            service.start(listen(bind, config.port))
+            service.start(listen(address, config.port))
         except OSError as exc:
-            log.error("cannot listen on %s:%d: %s", bind, config.port, exc)
+            log.error("cannot listen on %s:%d: %s", address, config.port, exc)
             return EXIT_CONFIG
         try:
             channel, welcome = join_main(config, address, deadline)
         except AuthError as exc:
-            log.error("%s: this node's AWSBATCH_MPI_SECRET differs from the main node's", exc)
+            log.error("%s: this node's rendezvous key differs from the main node's", exc)
             return 1
         except (TimeoutError, RemoteError, ProtocolError, OSError, EOFError) as exc:
             log.error("could not join the main node: %s", exc)
@@ -615,6 +678,23 @@ def run_child(config: Config) -> int:
             shutil.rmtree(created_bin, ignore_errors=True)
 
 
+def forget_key(config: Config) -> None:
+    """Delete the key object once the main node is done with the job.
+
+    Only when it ends by itself: Batch retries an attempt only for infrastructure failures
+    (a lost host, which does not get here), and a retried attempt must still find the key.
+    After a signal (TerminateJob, timeout) the submitter deletes it when it sees the job end.
+    """
+    problem = delete_key(config.key_uri)
+    if problem:
+        _log.get().warning(
+            "could not delete the rendezvous key %s (%s); the submitter deletes it when it "
+            "sees the job end",
+            config.key_uri,
+            problem,
+        )
+
+
 def main() -> int:
     log = _log.setup()
     try:
@@ -622,6 +702,20 @@ def main() -> int:
     except ConfigError as exc:
         log.error("invalid configuration: %s", exc)
         return EXIT_CONFIG
-    if config.is_main:
-        return run_main(config)
-    return run_child(config)
+    try:
+        config = replace(config, secret=read_key(config.key_uri))
+    except KeyUnavailable as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    raise_open_file_limit()
+    key_file = write_key_file(config.secret)
+    os.environ[ENV_KEY_FILE] = key_file  # for the launcher shim and rsh, via the command
+    try:
+        if config.is_main:
+            return run_main(config)
+        return run_child(config)
+    finally:
+        try:
+            os.unlink(key_file)
+        except OSError:
+            pass

@@ -44,7 +44,6 @@ from . import (
     ENV_JOINED_AT,
     ENV_NODE_INDEX,
     ENV_PORT,
-    ENV_SECRET,
     ENV_STATUS_FILE,
     ENV_SYNC,
     ENV_TASKS,
@@ -64,7 +63,8 @@ from .hostfile import (
     read_nodes,
     shared_hostname,
 )
-from .protocol import connect, request, secret_key
+from .key import load_secret
+from .protocol import connect, request
 from .server import exit_code
 from .sync import TreeStats, send_tree
 
@@ -447,7 +447,7 @@ def main(args: list[str], name: str = "mpirun") -> int:
     me = env.get(ENV_NODE_INDEX, "")
     children = [n for n in nodes if str(n.node_index) != me]
     port = int(env.get(ENV_PORT) or DEFAULT_PORT)
-    secret = secret_key(env.get(ENV_SECRET, ""))
+    secret = load_secret(env)
     cwd = Path.cwd()
     if children and env.get(ENV_SYNC, "1") != "0":
         started = time.monotonic()

@@ -1,14 +1,18 @@
 """Authenticated message channel between the node agents, their launcher shim and rsh agent.
 
 Why not plain JSON over TCP: the agents run commands on request, so anything that can reach
-the port could otherwise run code in the job. Every node knows the per-job secret
-(``AWSBATCH_MPI_SECRET``); nothing else does.
+the port could otherwise run code in the job. Every node knows the per-job key (read at start
+from the object named by ``AWSBATCH_MPI_KEY_URI``, see ``key``); nothing else does.
 
 Handshake (one per TCP connection)::
 
     server -> client:  MAGIC (8 bytes) + server nonce (32 random bytes)
-    client -> server:  client nonce (32 random bytes)
     key = HMAC-SHA256(secret, LABEL + server nonce + client nonce)
+    client -> server:  client nonce (32 random bytes) + HMAC-SHA256(key, PROOF) (32 bytes)
+
+The client proves it knows the secret in its very first 64 bytes, so a server reads no more
+than that from a peer that does not (and nothing at all after ``HANDSHAKE_DEADLINE``): an
+unauthenticated peer cannot make it buffer a large frame or hold a connection for long.
 
 Every frame after that is ``length (4 bytes, big endian) | mac (32 bytes) | payload`` with
 ``mac = HMAC-SHA256(key, direction + sequence number (8 bytes) + payload)``; the payload's
@@ -18,7 +22,7 @@ connection, so the key, and with it every MAC, differs; the client nonce does th
 the other direction (a fake server cannot replay a recorded server). The sequence numbers stop
 frames from being dropped, reordered or reflected within one connection.
 
-A server that sees a bad MAC answers with the 4-byte ``REJECT`` marker (it cannot
+A server that sees a bad proof or MAC answers with the 4-byte ``REJECT`` marker (it cannot
 authenticate anything to a peer that lacks the secret) and closes, so a misconfigured peer
 fails fast with a clear message instead of retrying until its timeout.
 """
@@ -32,6 +36,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +47,14 @@ MAC_BYTES = 32
 MIN_SECRET_BYTES = 32
 MAX_FRAME = 8 << 20
 REJECT = 0xFFFFFFFF
-HANDSHAKE_TIMEOUT = 10.0
+REJECT_BYTES = REJECT.to_bytes(4, "big")
+PROOF = b"awsbatch-mpi/1 client proof"
+HELLO_BYTES = len(MAGIC) + NONCE_BYTES
+CLIENT_HELLO_BYTES = NONCE_BYTES + MAC_BYTES
+# The whole handshake (both hellos) must be over within this many seconds.
+HANDSHAKE_DEADLINE = 5.0
+# The first request after the handshake (from an authenticated peer).
+REQUEST_TIMEOUT = 10.0
 
 KIND_JSON = b"J"
 KIND_STDOUT = b"O"
@@ -65,10 +77,10 @@ class AuthError(ProtocolError):
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key for a secret string; refuses short secrets (they could be guessed)."""
-    key = secret.encode()
+    key = secret.strip().encode()
     if len(key) < MIN_SECRET_BYTES:
         raise ValueError(
-            f"AWSBATCH_MPI_SECRET is missing or shorter than {MIN_SECRET_BYTES} characters"
+            f"the rendezvous key is missing or shorter than {MIN_SECRET_BYTES} characters"
         )
     return key
 
@@ -81,10 +93,34 @@ def frame_mac(key: bytes, direction: bytes, seq: int, payload: bytes) -> bytes:
     return hmac.new(key, direction + seq.to_bytes(8, "big") + payload, hashlib.sha256).digest()
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    """Read exactly n bytes; EOFError on a clean close before the first byte."""
+def client_proof(key: bytes) -> bytes:
+    return hmac.new(key, PROOF, hashlib.sha256).digest()
+
+
+def check_client_hello(secret: bytes, server_nonce: bytes, client_hello: bytes) -> bytes:
+    """The session key if the client's hello proves it knows the secret; AuthError if not."""
+    if len(client_hello) != CLIENT_HELLO_BYTES:
+        raise ProtocolError("short client hello")
+    client_nonce, proof = client_hello[:NONCE_BYTES], client_hello[NONCE_BYTES:]
+    key = session_key(secret, server_nonce, client_nonce)
+    if not hmac.compare_digest(proof, client_proof(key)):
+        raise AuthError("the peer does not know the rendezvous key")
+    return key
+
+
+def recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
+    """Read exactly n bytes; EOFError on a clean close before the first byte.
+
+    With a deadline (``time.monotonic()`` value), the whole read must be over by then:
+    a per-call timeout alone would let a peer trickle one byte just before each expiry.
+    """
     chunks = bytearray()
     while len(chunks) < n:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("handshake deadline passed")
+            sock.settimeout(remaining)
         chunk = sock.recv(n - len(chunks))
         if not chunk:
             if not chunks:
@@ -173,29 +209,59 @@ def _peer_name(sock: socket.socket) -> str:
     return str(name) or "local"
 
 
+def server_hello() -> tuple[bytes, bytes]:
+    """(server nonce, the bytes the server sends first)."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce, MAGIC + nonce
+
+
+def send_reject(sock: socket.socket) -> None:
+    """Tell a peer that failed authentication so (best effort, never blocks long)."""
+    try:
+        sock.settimeout(0.5)
+        sock.sendall(REJECT_BYTES)
+    except OSError:
+        pass
+
+
 def server_handshake(sock: socket.socket, secret: bytes) -> Channel:
-    """Server side: send a fresh nonce, read the client's. Frames are checked by recv()."""
-    sock.settimeout(HANDSHAKE_TIMEOUT)
-    server_nonce = os.urandom(NONCE_BYTES)
-    sock.sendall(MAGIC + server_nonce)
-    client_nonce = recv_exact(sock, NONCE_BYTES)
-    key = session_key(secret, server_nonce, client_nonce)
+    """Server side, blocking (the node service does the same without a thread per peer).
+
+    Raises AuthError (after telling the peer) when the client does not know the secret.
+    """
+    deadline = time.monotonic() + HANDSHAKE_DEADLINE
+    server_nonce, hello = server_hello()
+    sock.settimeout(HANDSHAKE_DEADLINE)
+    sock.sendall(hello)
+    try:
+        key = check_client_hello(
+            secret, server_nonce, recv_exact(sock, CLIENT_HELLO_BYTES, deadline)
+        )
+    except AuthError:
+        send_reject(sock)
+        sock.close()
+        raise
+    sock.settimeout(REQUEST_TIMEOUT)
     return Channel(sock, key, SERVER, CLIENT, peer=_peer_name(sock))
 
 
 def client_handshake(sock: socket.socket, secret: bytes) -> Channel:
-    """Client side of the handshake (see the module docstring)."""
-    sock.settimeout(HANDSHAKE_TIMEOUT)
-    hello = recv_exact(sock, len(MAGIC) + NONCE_BYTES)
+    """Client side of the handshake (see the module docstring).
+
+    A server that finds the proof wrong answers REJECT, which the first ``recv`` reports.
+    """
+    deadline = time.monotonic() + HANDSHAKE_DEADLINE
+    hello = recv_exact(sock, HELLO_BYTES, deadline)
     if not hello.startswith(MAGIC):
         raise ProtocolError(f"{_peer_name(sock)} is not an awsbatch-mpi node agent")
     client_nonce = os.urandom(NONCE_BYTES)
-    sock.sendall(client_nonce)
     key = session_key(secret, hello[len(MAGIC) :], client_nonce)
+    sock.sendall(client_nonce + client_proof(key))
+    sock.settimeout(REQUEST_TIMEOUT)
     return Channel(sock, key, CLIENT, SERVER, peer=_peer_name(sock))
 
 
-def connect(host: str, port: int, secret: bytes, timeout: float = HANDSHAKE_TIMEOUT) -> Channel:
+def connect(host: str, port: int, secret: bytes, timeout: float = HANDSHAKE_DEADLINE) -> Channel:
     """Open an authenticated client channel to the agent at host:port."""
     sock = socket.create_connection((host, port), timeout=timeout)
     try:

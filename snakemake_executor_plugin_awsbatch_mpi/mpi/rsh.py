@@ -23,7 +23,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from . import DEFAULT_PORT, ENV_PORT, ENV_SECRET, _log
+from . import DEFAULT_PORT, ENV_PORT, _log
+from .key import load_secret
 from .protocol import (
     KIND_JSON,
     KIND_STDERR,
@@ -31,7 +32,6 @@ from .protocol import (
     AuthError,
     ProtocolError,
     connect,
-    secret_key,
 )
 
 SSH_OPTIONS_WITH_VALUE = set("BbcDEeFIiJLlmOoPpQRSWw")
@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
     env = os.environ
     port = int(env.get(ENV_PORT) or DEFAULT_PORT)
     try:
-        channel = connect(call.host, port, secret_key(env.get(ENV_SECRET, "")), CONNECT_TIMEOUT)
+        channel = connect(call.host, port, load_secret(env), CONNECT_TIMEOUT)
     except (OSError, EOFError, ProtocolError, ValueError) as exc:
         log.error("cannot reach the node agent on %s:%d: %s", call.host, port, exc)
         return EXIT_CONNECTION
@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
                     log.error("%s: %s", call.host, message.get("message"))
                     return EXIT_CONNECTION
     except AuthError as exc:
-        log.error("%s (AWSBATCH_MPI_SECRET differs?)", exc)
+        log.error("%s (the rendezvous keys of the nodes differ?)", exc)
     except (OSError, EOFError, ProtocolError, ValueError) as exc:
         log.error("connection to %s lost: %s", call.host, exc or "closed")
     finally:

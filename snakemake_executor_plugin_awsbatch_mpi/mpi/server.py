@@ -1,6 +1,7 @@
 """What every node agent serves on its port: joins (main node), remote commands, directory copies.
 
-One thread per connection; the first authenticated message names the request:
+Connections are authenticated by the ``gate`` (one thread for all handshakes); each
+authenticated one gets a thread, and its first message names the request:
 
 - ``join`` (main node only): a child reports itself; the connection then stays open as the
   child's control connection (``start``/``done``/``abort`` go down it).
@@ -28,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from . import _log
+from .gate import Gate
 from .protocol import (
     KIND_STDERR,
     KIND_STDOUT,
     AuthError,
     Channel,
     ProtocolError,
-    server_handshake,
 )
 from .sync import receive_tree
 
@@ -140,8 +141,10 @@ class NodeService:
         return Path(path)
 
     def start(self, listener: socket.socket) -> None:
+        """Serve on listener; unauthenticated peers never get past the ``gate``."""
         self.listener = listener
-        threading.Thread(target=self._accept_loop, name="accept", daemon=True).start()
+        gate = Gate(listener, self.secret, self._handle, self.stopping)
+        threading.Thread(target=gate.run, name="gate", daemon=True).start()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -151,35 +154,22 @@ class NodeService:
             except OSError:
                 pass
 
-    def _accept_loop(self) -> None:
-        assert self.listener is not None
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                if self.stopping.is_set():
-                    return
-                time.sleep(0.05)
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def _handle(self, channel: Channel) -> None:
+        """One authenticated connection: its first message names the request."""
         log = _log.get()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock = channel.sock
         try:
-            channel = server_handshake(conn, self.secret)
-        except (OSError, EOFError, ProtocolError) as exc:
-            log.debug("connection dropped during handshake: %s", exc)
-            conn.close()
-            return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        except OSError:
+            pass
         try:
             try:
                 message = channel.recv_json()
             except AuthError:
                 log.warning(
-                    "rejected a connection from %s: authentication failed "
-                    "(wrong AWSBATCH_MPI_SECRET, or a replayed message)",
+                    "rejected a connection from %s: a message failed authentication "
+                    "(a replayed or altered message)",
                     channel.peer,
                 )
                 channel.reject()

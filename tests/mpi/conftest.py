@@ -128,6 +128,13 @@ class Cluster:
     def address(self, index: int) -> str:
         return f"127.0.0.{self.first_octet + index}"
 
+    def key_uri(self, secret: str | None = None) -> str:
+        """A file:// key URI holding secret (the cluster's own by default)."""
+        secret = self.secret if secret is None else secret
+        path = self.tmp / f"key-{secret[:8]}"
+        path.write_text(secret)
+        return f"file://{path}"
+
     def env(self, index: int, command: str = "", **extra: str) -> dict[str, str]:
         env = strip_env(dict(os.environ))
         env.update(
@@ -135,7 +142,7 @@ class Cluster:
                 "AWS_BATCH_JOB_NODE_INDEX": str(index),
                 "AWS_BATCH_JOB_MAIN_NODE_INDEX": "0",
                 "AWS_BATCH_JOB_NUM_NODES": str(self.num_nodes),
-                "AWSBATCH_MPI_SECRET": self.secret,
+                "AWSBATCH_MPI_KEY_URI": self.key_uri(),
                 "AWSBATCH_MPI_SLOTS": str(self.slots),
                 "AWSBATCH_MPI_TASKS": str(self.tasks or self.slots * self.num_nodes),
                 "AWSBATCH_MPI_JOIN_TIMEOUT": str(self.join_timeout),

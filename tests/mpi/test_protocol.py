@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
@@ -23,14 +24,27 @@ OTHER = secret_key("b" * 64)
 
 
 def pair(client_secret: bytes = SECRET, server_secret: bytes = SECRET):
-    """Connected (client, server) channels over a socketpair; handshakes run concurrently."""
+    """Connected (client, server) channels over a socketpair; handshakes run concurrently.
+
+    The server side is None when the handshake failed (its exception is in ``errors``).
+    """
     a, b = socket.socketpair()
-    result: dict[str, Channel] = {}
-    thread = threading.Thread(target=lambda: result.update(s=server_handshake(b, server_secret)))
+    result: dict[str, Channel | None] = {"s": None}
+
+    def serve() -> None:
+        try:
+            result["s"] = server_handshake(b, server_secret)
+        except Exception as exc:  # noqa: BLE001 - inspected by the tests
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve)
     thread.start()
     client = client_handshake(Recorder(a), client_secret)  # type: ignore[arg-type]
     thread.join()
     return client, result["s"]
+
+
+errors: list[Exception] = []
 
 
 def test_round_trip_both_directions():
@@ -43,14 +57,56 @@ def test_round_trip_both_directions():
     assert server.recv() == (protocol.KIND_DATA, b"")
 
 
-def test_wrong_secret_fails_authentication_and_peer_sees_reject():
+def test_wrong_secret_fails_in_the_handshake_and_peer_sees_reject():
+    errors.clear()
     client, server = pair(client_secret=OTHER)
-    client.send_json({"op": "join"})
-    with pytest.raises(AuthError):
-        server.recv_json()
-    server.reject()
+    assert server is None  # refused before any frame: the client hello carries a proof
+    assert isinstance(errors[-1], AuthError)
     with pytest.raises(AuthError, match="rejected"):
         client.recv()
+
+
+def test_server_reads_no_more_than_the_client_hello_from_a_stranger():
+    """An unauthenticated 8 MiB frame is never read: the proof comes first (64 bytes)."""
+    a, b = socket.socketpair()
+    errors.clear()
+    thread = threading.Thread(target=lambda: pytest.raises(AuthError, server_handshake, b, SECRET))
+    thread.start()
+    protocol.recv_exact(a, protocol.HELLO_BYTES)
+    a.sendall(b"\0" * protocol.CLIENT_HELLO_BYTES)
+    thread.join(5)
+    assert not thread.is_alive()
+    assert protocol.recv_exact(a, 4) == protocol.REJECT_BYTES
+    assert a.recv(1) == b""  # closed: nothing after the 64 bytes was waited for
+
+
+def test_handshake_has_a_total_deadline(monkeypatch):
+    """A peer trickling one byte at a time cannot keep the handshake open past the deadline."""
+    monkeypatch.setattr(protocol, "HANDSHAKE_DEADLINE", 0.5)
+    a, b = socket.socketpair()
+    done: list[Exception] = []
+
+    def serve() -> None:
+        try:
+            server_handshake(b, SECRET)
+        except Exception as exc:  # noqa: BLE001
+            done.append(exc)
+
+    thread = threading.Thread(target=serve)
+    started = time.monotonic()
+    thread.start()
+    protocol.recv_exact(a, protocol.HELLO_BYTES)
+    for _ in range(20):  # one byte every 0.1 s: each gap is below any per-read timeout
+        if not thread.is_alive():
+            break
+        try:
+            a.send(b"x")
+        except OSError:
+            break
+        time.sleep(0.1)
+    thread.join(5)
+    assert isinstance(done[0], TimeoutError)
+    assert time.monotonic() - started < 1.5
 
 
 def test_tampered_frame_is_refused():
@@ -79,17 +135,17 @@ def test_recorded_conversation_cannot_be_replayed():
     assert server.recv_json()["command"] == "echo pwned"
     recorded = bytes(client.sock.sent)  # client nonce + the authenticated frame
 
-    # Replay the exact bytes on a new connection: the server's fresh nonce changes the key.
+    # Replay the exact bytes on a new connection: the server's fresh nonce changes the key,
+    # so the replayed proof no longer fits and the server refuses it in the handshake.
     a, b = socket.socketpair()
-    result: dict[str, Channel] = {}
-    thread = threading.Thread(target=lambda: result.update(s=server_handshake(b, SECRET)))
+    errors.clear()
+    thread = threading.Thread(target=lambda: pytest.raises(AuthError, server_handshake, b, SECRET))
     thread.start()
     hello = protocol.recv_exact(a, len(protocol.MAGIC) + protocol.NONCE_BYTES)
     assert hello.startswith(protocol.MAGIC)
     a.sendall(recorded)
     thread.join()
-    with pytest.raises(AuthError):
-        result["s"].recv_json()
+    assert protocol.recv_exact(a, 4) == protocol.REJECT_BYTES
 
 
 def test_short_secret_refused():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -245,7 +246,7 @@ def test_rsh_forwards_only_mpi_runtime_settings():
 # -- agent config and exit codes -----------------------------------------------------------
 
 BASE = {
-    "AWSBATCH_MPI_SECRET": "f" * 64,
+    "AWSBATCH_MPI_KEY_URI": "s3://bucket/run/.awsbatch-mpi/keys/r1/k1",
     "AWS_BATCH_JOB_NODE_INDEX": "1",
     "AWS_BATCH_JOB_MAIN_NODE_INDEX": "0",
     "AWS_BATCH_JOB_NUM_NODES": "3",
@@ -259,13 +260,16 @@ def test_config_defaults():
     assert not config.is_main
     assert (config.port, config.join_timeout, config.tasks) == (47801, 600.0, 12)
     assert config.local_address is None
-    assert "ffff" not in repr(config)  # the secret never shows up in logs
+    assert config.key_uri == "s3://bucket/run/.awsbatch-mpi/keys/r1/k1"
+    assert replace(config, secret=b"f" * 64).secret == b"f" * 64
+    assert "ffff" not in repr(replace(config, secret=b"f" * 64))  # never in logs
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"AWSBATCH_MPI_SECRET": "short"}, "shorter"),
+        ({"AWSBATCH_MPI_KEY_URI": ""}, "AWSBATCH_MPI_KEY_URI"),
+        ({"AWSBATCH_MPI_KEY_URI": "f" * 64}, "not an s3:// or file:// URI"),
         ({"AWS_BATCH_JOB_NODE_INDEX": "3"}, "outside"),
         ({"AWSBATCH_MPI_SLOTS": "two"}, "not an integer"),
         ({"AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS": ""}, "child"),
