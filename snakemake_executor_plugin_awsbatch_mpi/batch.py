@@ -210,12 +210,18 @@ class BatchClient:
                 failed.append(f"{job_id}: {err}")
         return stopped, failed
 
-    # S3 (array command maps) -------------------------------------------------------------
+    # S3 (array command maps, MPI rendezvous keys) ----------------------------------------
 
     def put_object(self, url: str, body: bytes) -> None:
         bucket, _, key = url.removeprefix("s3://").partition("/")
         self.s3_client.put_object(Bucket=bucket, Key=key, Body=body)
         self.calls["s3_put_object"] += 1
+
+    def delete_object(self, url: str) -> None:
+        """Delete an object; deleting one that is already gone is not an error in S3."""
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        self.s3_client.delete_object(Bucket=bucket, Key=key)
+        self.calls["s3_delete_object"] += 1
 
     # Logs --------------------------------------------------------------------------------
 

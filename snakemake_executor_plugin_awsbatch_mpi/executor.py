@@ -7,7 +7,6 @@ reports to Snakemake and keeps the per-run state (warnings given, jobs Batch has
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -25,6 +24,8 @@ from .batch import DESCRIBE_CHUNK, BatchClient, BatchSetupError
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .environment import filter_environment
 from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
+from .mpi import ENV_KEY_URI
+from .mpi.key import key_uri, new_key
 from .naming import job_name
 from .ops import Status, has_failures, preflight
 from .resources import (
@@ -248,9 +249,9 @@ class Executor(RemoteExecutor):
                     "snakemake-rule": request.rule[:256],
                     "snakemake-workflow": self.workflow_name[:256],
                 },
-                # Authenticates the nodes of a multi-node job to each other; travels only in
-                # this job's own overrides.
-                mpi_secret=secrets.token_hex(32),
+                # Where the nodes of a multi-node job read their rendezvous key (the key
+                # itself never travels in a Batch request; see _store_mpi_key).
+                mpi_key_uri=self._mpi_key_uri(),
             )
         except ResourceError as err:
             raise WorkflowError(str(err)) from None
@@ -343,9 +344,14 @@ class Executor(RemoteExecutor):
 
     def _submit(self, job: JobExecutorInterface, spec: JobSpec) -> None:
         depends_on = self._depends_on([job], spec)
-        job_id = self._submit_guarded(
-            spec, lambda definition: submit_payload(spec, definition, depends_on)
-        )
+        key = self._store_mpi_key(spec)
+        try:
+            job_id = self._submit_guarded(
+                spec, lambda definition: submit_payload(spec, definition, depends_on)
+            )
+        except BaseException:
+            self._forget_mpi_key(key)
+            raise
         self.producers.record(self._paths(job.output), job_id)
         record_submission(self.run_id, job_id, spec.rule)
         self.logger.debug(f"Submitted {spec.name} as Batch job {job_id} to {spec.queue}.")
@@ -353,9 +359,52 @@ class Executor(RemoteExecutor):
             SubmittedJobInfo(
                 job,
                 external_jobid=job_id,
-                aux={"rule": spec.rule, "nodes": spec.mpi.nodes if spec.mpi else None},
+                aux={
+                    "rule": spec.rule,
+                    "nodes": spec.mpi.nodes if spec.mpi else None,
+                    "mpi_key": key,
+                },
             )
         )
+
+    # MPI rendezvous keys -----------------------------------------------------------------
+
+    def _mpi_key_uri(self) -> str:
+        """Where a multi-node job's key goes: under the run's storage prefix ("" if none)."""
+        prefix = self.workflow.storage_settings.default_storage_prefix or ""
+        if not prefix.startswith("s3://"):
+            return ""
+        return key_uri(prefix, self.run_id, uuid.uuid4().hex)
+
+    def _store_mpi_key(self, spec: JobSpec) -> str | None:
+        """Write a fresh key for a multi-node job just before SubmitJob; its URI.
+
+        The nodes read it with the job role; the request carries only the URI.
+        """
+        if spec.mpi is None:
+            return None
+        uri = dict(spec.environment)[ENV_KEY_URI]
+        try:
+            self.batch.put_object(uri, new_key().encode())
+        except (ClientError, BotoCoreError) as err:
+            raise WorkflowError(
+                f"Could not store the rendezvous key of rule '{spec.rule}' at {uri}: {err}. "
+                "Check that the default storage prefix is writable. Nothing was submitted "
+                "for this job."
+            ) from err
+        return uri
+
+    def _forget_mpi_key(self, uri: str | None) -> None:
+        """Delete a job's key once the job has ended (the main node may have already)."""
+        if not uri:
+            return
+        try:
+            self.batch.delete_object(uri)
+        except (ClientError, BotoCoreError) as err:
+            self.logger.warning(
+                f"Could not delete the MPI rendezvous key {uri} ({err}); the job has ended, "
+                "so the key is of no use any more, but delete the object by hand."
+            )
 
     def _submit_array(self, members: list[tuple[JobExecutorInterface, JobSpec]]) -> None:
         """One array job for same-shape jobs; child i runs job i's command from S3."""
@@ -439,6 +488,7 @@ class Executor(RemoteExecutor):
                 continue
             # The job has ended: its per-job state is no longer needed.
             self._attempts_seen.pop(info.external_jobid, None)
+            self._forget_mpi_key(info.aux.get("mpi_key"))
             if state is Outcome.SUCCEEDED:
                 self.report_job_success(info)
             else:
@@ -521,6 +571,8 @@ class Executor(RemoteExecutor):
             reason=f"Cancelled by Snakemake (run {self.run_id})",
         )
         self.logger.info(f"Terminated {stopped} AWS Batch job(s) of run {self.run_id}.")
+        for info in active_jobs:
+            self._forget_mpi_key(info.aux.get("mpi_key"))
         if failed:
             self.logger.error(
                 "These jobs could not be terminated; stop them in the console or with "

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 
+from .mpi import ENV_KEY_URI
 from .spec import JobShape, JobSize, JobSpec, MpiLayout, Platform, QueueInfo, ResourceError
 
 # Snakemake's own test workflows ask for mem="5MB"; a Python process running Snakemake needs
@@ -351,12 +352,13 @@ def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
 
 
 def mpi_environment(
-    layout: MpiLayout, command: tuple[str, ...], secret: str, join_timeout: int
+    layout: MpiLayout, command: tuple[str, ...], key_uri: str, join_timeout: int
 ) -> dict[str, str]:
-    """What the node agent reads: the Snakemake command to run, the layout, the job secret."""
+    """What the node agent reads: the Snakemake command to run, the layout, and where the
+    job's rendezvous key is (never the key: DescribeJobs shows this to anyone allowed)."""
     return {
         "AWSBATCH_MPI_COMMAND": command[-1],
-        "AWSBATCH_MPI_SECRET": secret,
+        ENV_KEY_URI: key_uri,
         "AWSBATCH_MPI_SLOTS": str(layout.slots_per_node),
         "AWSBATCH_MPI_TASKS": str(layout.tasks),
         "AWSBATCH_MPI_JOIN_TIMEOUT": str(join_timeout),
@@ -383,12 +385,13 @@ def translate(
     environment: Mapping[str, str],
     name: str,
     run_tags: Mapping[str, str],
-    mpi_secret: str = "",
+    mpi_key_uri: str = "",
 ) -> JobSpec:
     """Build the full `JobSpec`; raises `ResourceError` for anything Batch would refuse.
 
     For an MPI rule, `command` (Snakemake's job command) is handed to the node agent through
-    the environment, together with `mpi_secret`, and the agent becomes the command of every
+    the environment, together with `mpi_key_uri` (where the nodes read the job's rendezvous
+    key, see `mpi.key`), and the agent becomes the command of every
     node; sizes are per node.
     """
     rule = request.rule
@@ -400,11 +403,18 @@ def translate(
     if layout is not None:
         _check_multinode_queue(rule, queue)
         vcpus = layout.tasks_per_node * layout.cpus_per_task
-        if len(mpi_secret) < 32:
-            raise ValueError("an MPI job needs a secret of at least 32 characters")
+        if not mpi_key_uri:
+            raise ResourceError(
+                rule,
+                "mpi",
+                res.get("mpi"),
+                "the nodes of a multi-node job read their rendezvous key from the default "
+                "storage prefix; run with --default-storage-provider s3 "
+                "--default-storage-prefix s3://<bucket>/<prefix>.",
+            )
         environment = {
             **environment,
-            **mpi_environment(layout, command, mpi_secret, settings.mpi_join_timeout),
+            **mpi_environment(layout, command, mpi_key_uri, settings.mpi_join_timeout),
         }
         command = MPI_AGENT_COMMAND
     memory = memory_mib_of(request, settings.default_memory_mib)

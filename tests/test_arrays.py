@@ -26,7 +26,7 @@ def spec(rule="r", i=0, **resources):
         {},
         f"{rule}-{i}",
         {"snakemake-rule": rule},
-        mpi_secret="s" * 64,
+        mpi_key_uri="s3://bucket/k",
     )
 
 

@@ -139,7 +139,7 @@ def mpi_spec(**resources):
         {},
         "sim",
         {"snakemake-rule": "sim"},
-        mpi_secret="x" * 64,
+        mpi_key_uri="s3://bucket/run/.awsbatch-mpi/keys/r/k",
     )
 
 
@@ -163,15 +163,15 @@ def test_multinode_payloads_are_valid_and_open_ended():
     assert validate_request("SubmitJob", sub) == []
 
 
-def test_mpi_secret_only_in_the_jobs_own_overrides():
+def test_mpi_requests_name_the_key_object_and_carry_no_key():
     spec = mpi_spec(tasks=2, nodes=2)
-    secret = "x" * 64
     reg = register_payload(spec.shape)
     sub = submit_payload(spec, "jd")
-    assert secret not in repr(reg)
-    assert secret not in repr(sub["tags"]) and secret not in sub["jobName"]
     env = sub["nodeOverrides"]["nodePropertyOverrides"][0]["containerOverrides"]["environment"]
-    assert {"name": "AWSBATCH_MPI_SECRET", "value": secret} in env
+    uri = {"name": "AWSBATCH_MPI_KEY_URI", "value": "s3://bucket/run/.awsbatch-mpi/keys/r/k"}
+    assert uri in env
+    assert "AWSBATCH_MPI_SECRET" not in repr(sub) + repr(reg)
+    assert "keys" not in repr(reg)  # the job definition is shared: no per-job value in it
 
 
 def test_retry_strategy_in_submissions():

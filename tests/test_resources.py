@@ -183,7 +183,7 @@ def test_parse_tags():
 MPI_SETTINGS = TranslationSettings(
     job_queue="cpu", default_image="img", multinode_job_queue="mpi-q"
 )
-SECRET = "s" * 64
+KEY_URI = "s3://bucket/run/.awsbatch-mpi/keys/run1/job1"
 
 
 MPI_QUEUE = QueueInfo("mpi-q")
@@ -198,7 +198,7 @@ def mpi_spec(threads=1, queue=MPI_QUEUE, **resources):
         {"A": "1"},
         "sim",
         {},
-        mpi_secret=SECRET,
+        mpi_key_uri=KEY_URI,
     )
 
 
@@ -227,7 +227,8 @@ def test_mpi_job_runs_the_agent_with_the_command_in_its_environment():
     env = dict(spec.environment)
     assert spec.command[-1].endswith("-m snakemake_executor_plugin_awsbatch_mpi.mpi")
     assert env["AWSBATCH_MPI_COMMAND"] == "python -m snakemake --mode remote"
-    assert env["AWSBATCH_MPI_SECRET"] == SECRET
+    assert env["AWSBATCH_MPI_KEY_URI"] == KEY_URI
+    assert "AWSBATCH_MPI_SECRET" not in env
     assert env["AWSBATCH_MPI_TASKS"] == "4"
     assert env["AWSBATCH_MPI_SLOTS"] == "2"  # GPUs per node
     assert env["A"] == "1"
@@ -244,6 +245,11 @@ def test_mpi_queue_routing_and_refusals():
         mpi_spec(queue=QueueInfo("fg", Platform.FARGATE), mpi="mpirun", tasks=2)
     with pytest.raises(ResourceError, match="Spot.*multi-node"):
         mpi_spec(queue=QueueInfo("spot", spot_only=True), mpi="mpirun", tasks=2)
+
+
+def test_mpi_job_without_a_storage_prefix_for_its_key_is_refused():
+    with pytest.raises(ResourceError, match="--default-storage-prefix"):
+        translate(req(mpi="mpirun", tasks=2), MPI_SETTINGS, MPI_QUEUE, ("x",), {}, "sim", {})
 
 
 def test_tasks_one_without_mpi_is_an_ordinary_job():

@@ -17,7 +17,7 @@ from ..spec import ResourceError
 from . import checks
 from .aws import AwsError, AwsShell
 from .checks import CheckResult, Demand, Status
-from .plan import MPI_SECRET, RUN_ID, request_of
+from .plan import MPI_KEY_URI, RUN_ID, request_of
 from .workflow import LoadedWorkflow
 
 _ORDER = {Status.FAIL: 0, Status.WARN: 1, Status.PASS: 2}
@@ -209,7 +209,7 @@ def _workflow_checks(
                 environment={},
                 name="doctor",
                 run_tags={"snakemake-run-id": RUN_ID},
-                mpi_secret=MPI_SECRET,
+                mpi_key_uri=MPI_KEY_URI,
             )
         except ResourceError as err:
             _add_failure(per_rule, job.rule, str(err))

@@ -8,8 +8,8 @@ through the executor's own translation (`resources.translate`) and payload build
 credentials, no network.
 
 The document is stable across runs: keys are sorted, jobs come in topological order, and
-what changes on every run (the run id, the per-job MPI secret, Snakemake's job command with
-its source-archive checksum) is replaced by placeholders.
+what changes on every run (the run id, the URI of each MPI job's rendezvous key, Snakemake's
+job command with its source-archive checksum) is replaced by placeholders.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from .workflow import LoadedWorkflow, WorkflowJob, split_resources
 
 PLAN_FORMAT = 1
 RUN_ID = "<run-id>"
-# At least 32 characters, as translate() demands of a real secret.
-MPI_SECRET = "<mpi-secret: 64 random hex characters, new for every job>"
+# The key itself is never in a request; the URI names a new object for every job.
+MPI_KEY_URI = "s3://<default-storage-prefix>/.awsbatch-mpi/keys/<run-id>/<new for every job>"
 ENV_VALUE = "<value from the submitting environment>"
 # Snakemake's job command ("python -m snakemake --deploy-sources s3://... <checksum> && ...")
 # changes with every source change; it is typically 1-4 KiB long.
@@ -45,7 +45,10 @@ def command_placeholder(key: str) -> str:
 
 PLACEHOLDERS = {
     RUN_ID: "the run id, new for every snakemake invocation (tag snakemake-run-id)",
-    MPI_SECRET: "the secret authenticating the nodes of one multi-node job to each other",
+    MPI_KEY_URI: (
+        "where the nodes of one multi-node job read the key that authenticates them to each "
+        "other (written just before SubmitJob, deleted when the job ends)"
+    ),
     ENV_VALUE: "the value of the variable where snakemake runs",
     command_placeholder("<job>"): (
         "Snakemake's command for the job (deploys the workflow sources, then runs the job in "
@@ -187,7 +190,7 @@ def build_plan(
                     "snakemake-rule": request.rule[:256],
                     "snakemake-workflow": workflow.name[:256],
                 },
-                mpi_secret=MPI_SECRET,
+                mpi_key_uri=MPI_KEY_URI,
             )
         except ResourceError as err:
             entry["error"] = str(err)

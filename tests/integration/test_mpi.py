@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import boto3
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
 from snakemake_executor_plugin_awsbatch_mpi.local.faults import silence_node
+from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 
 from .conftest import jobs_with_tag
 from .test_executor import snakemake_cmd, write_workflow
+
+OPERATIONS = {
+    "submit_job": "SubmitJob",
+    "register_job_definition": "RegisterJobDefinition",
+    "describe_jobs": "DescribeJobs",
+    "terminate_job": "TerminateJob",
+}
 
 pytestmark = [
     pytest.mark.integration,
@@ -72,10 +86,55 @@ def mpi_cmd(work, *extra):
     return snakemake_cmd(work, "--awsbatch-mpi-multinode-job-queue", "local-mpi", *extra)
 
 
+SPY = [sys.executable, str(Path(__file__).with_name("_spy_snakemake.py"))]
+HEX_KEY = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+SOURCES_CHECKSUM = re.compile(r"snakemake-workflow-sources\.([0-9a-f]{64})")
+
+
+def spied(cmd: list[str], spy_file: Path) -> tuple[list[str], dict[str, str]]:
+    """The same Snakemake command run through the spy, recording to spy_file."""
+    assert cmd[:3] == [sys.executable, "-m", "snakemake"]
+    return [*SPY, *cmd[3:]], {**os.environ, "AWSBATCH_TEST_SPY_FILE": str(spy_file)}
+
+
+def read_spy(spy_file: Path) -> list[dict]:
+    return [json.loads(line) for line in spy_file.read_text().splitlines()]
+
+
+def key_objects(prefix: str) -> list[str]:
+    listing = boto3.client("s3").list_objects_v2(
+        Bucket=LOCAL_BUCKET, Prefix=f"{prefix}/.awsbatch-mpi/keys/"
+    )
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def unexplained_hex(text: str) -> set[str]:
+    """64-hex strings other than the checksum of the workflow sources archive."""
+    checksums = set(SOURCES_CHECKSUM.findall(text))
+    return set(HEX_KEY.findall(text)) - checksums
+
+
+def assert_key_never_sent(
+    records: list[dict], key: str, seen: tuple[str, ...] = ("submit_job", "describe_jobs")
+) -> None:
+    """No Batch request or answer holds the key, its old variable, or any 64-hex string."""
+    batch = [r for r in records if r["kind"] in ("request", "answer")]
+    assert {r["operation"] for r in batch} >= set(seen)
+    for record in batch:
+        text = json.dumps(record)
+        assert key not in text, record["operation"]
+        assert "AWSBATCH_MPI_SECRET" not in text
+        assert not unexplained_hex(text), record["operation"]
+        if record["kind"] == "request" and record["operation"] in OPERATIONS:
+            operation = OPERATIONS[record["operation"]]
+            assert validate_request(operation, record["request"]) == []
+
+
 def test_six_ranks_on_three_nodes(emulated_env, tmp_path, batch_client):
     work = mpi_workflow(tmp_path / "mpi3x2")
-    run = subprocess.run(mpi_cmd(work, "hello.txt"), cwd=work, capture_output=True, text=True,
-                         timeout=300)
+    spy_file = tmp_path / "spy.jsonl"
+    cmd, env = spied(mpi_cmd(work, "hello.txt"), spy_file)
+    run = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
     body = boto3.client("s3").get_object(Bucket=LOCAL_BUCKET, Key="mpi3x2/hello.txt")
     ranks = [line.split() for line in body["Body"].read().decode().splitlines()]
@@ -83,15 +142,23 @@ def test_six_ranks_on_three_nodes(emulated_env, tmp_path, batch_client):
     assert sorted(node for _, node in ranks) == ["0", "0", "1", "1", "2", "2"]
     [job] = jobs_with_tag(batch_client, "snakemake-workflow", "mpi3x2", queues=("local-mpi",))
     assert job["nodeProperties"]["numNodes"] == 3 and job["status"] == "SUCCEEDED"
-    # The per-job secret is only in the job's own node overrides: not in its name, tags,
-    # job definition, or any log.
+
+    # The key the plugin wrote to S3 just before SubmitJob, and what the nodes were told.
+    records = read_spy(spy_file)
+    [put] = [r for r in records if r["kind"] == "s3-put" and "/.awsbatch-mpi/keys/" in r["url"]]
+    key = put["body"]
+    assert HEX_KEY.fullmatch(key)
+    assert put["url"].startswith(f"s3://{LOCAL_BUCKET}/mpi3x2/.awsbatch-mpi/keys/")
     container = job["nodeProperties"]["nodeRangeProperties"][0]["container"]
-    secret = next(e["value"] for e in container["environment"]
-                  if e["name"] == "AWSBATCH_MPI_SECRET")
-    assert len(secret) >= 64
-    assert secret not in repr(job["tags"]) and secret not in job["jobName"]
+    env_seen = {e["name"]: e["value"] for e in container["environment"]}
+    assert env_seen["AWSBATCH_MPI_KEY_URI"] == put["url"]  # only where the key is
+    # Nowhere in what was sent to Batch or what Batch answered, during the run or now.
+    assert_key_never_sent(records, key)
     definition = batch_client.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])
-    assert definition["jobDefinitions"] and secret not in repr(definition)
+    assert definition["jobDefinitions"]
+    for text in (json.dumps(job, default=str), json.dumps(definition, default=str)):
+        assert key not in text and not unexplained_hex(text)
+    # Nor in any node's log or Snakemake's output.
     logs = boto3.client("logs")
     pages = logs.get_paginator("describe_log_streams").paginate(logGroupName="/aws/batch/job")
     streams = [s["logStreamName"] for page in pages for s in page["logStreams"]]
@@ -99,8 +166,37 @@ def test_six_ranks_on_three_nodes(emulated_env, tmp_path, batch_client):
     assert len(mine) == 3  # one per node
     for stream in mine:
         events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)
-        assert all(secret not in e["message"] for e in events["events"])
-    assert secret not in run.stdout + run.stderr
+        assert all(key not in e["message"] for e in events["events"])
+    assert key not in run.stdout + run.stderr
+    # The key object is gone once the job is over (the executor deletes it too).
+    assert key_objects("mpi3x2") == []
+    assert put["url"] in [r["url"] for r in records if r["kind"] == "s3-delete"]
+
+
+def test_immediate_submit_main_node_deletes_the_key(emulated_env, tmp_path, batch_client):
+    """The client exits right after submitting; the main node deletes the key at its end."""
+    work = mpi_workflow(tmp_path / "mpiimm")
+    spy_file = tmp_path / "spy.jsonl"
+    cmd, env = spied(mpi_cmd(work, "hello.txt", "--immediate-submit", "--notemp"), spy_file)
+    run = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+    records = read_spy(spy_file)
+    [put] = [r for r in records if r["kind"] == "s3-put" and "/.awsbatch-mpi/keys/" in r["url"]]
+    assert not [r for r in records if r["kind"] == "s3-delete"]  # the client did not wait
+    deadline = time.time() + 240
+    while True:
+        jobs = jobs_with_tag(batch_client, "snakemake-workflow", "mpiimm", queues=("local-mpi",))
+        if jobs and jobs[0]["status"] in ("SUCCEEDED", "FAILED"):
+            break
+        assert time.time() < deadline, f"the MPI job did not finish: {jobs}"
+        time.sleep(0.5)
+    [job] = jobs
+    assert job["status"] == "SUCCEEDED", job.get("statusReason")
+    assert key_objects("mpiimm") == []
+    assert_key_never_sent(records, put["body"], seen=("submit_job",))
+    # What DescribeJobs shows now names where the key was, never the key.
+    text = json.dumps(job, default=str)
+    assert put["body"] not in text and put["url"] in text
 
 
 def test_failing_rank_fails_the_job_with_its_exit_code(emulated_env, tmp_path):

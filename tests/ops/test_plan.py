@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import textwrap
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi import cli
-from snakemake_executor_plugin_awsbatch_mpi.ops.plan import MPI_SECRET, RUN_ID
+from snakemake_executor_plugin_awsbatch_mpi.ops.plan import MPI_KEY_URI, RUN_ID
 from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 
 
@@ -191,7 +192,10 @@ def test_mpi_fargate_fan_in_and_secrets(rich, no_network, monkeypatch, tmp_path,
             "environment"
         ]
     }
-    assert env["AWSBATCH_MPI_SECRET"] == MPI_SECRET
+    # Where the nodes read their key, never a key (nor anything that looks like one).
+    assert env["AWSBATCH_MPI_KEY_URI"] == MPI_KEY_URI
+    assert "AWSBATCH_MPI_SECRET" not in text
+    assert not re.search(r"[0-9a-f]{64}", text)
     assert env["AWSBATCH_MPI_COMMAND"] == "<snakemake job command of simulate>"
     assert env["PLAN_TEST_SETTING"].startswith("<value")
     assert "PLAN_TEST_TOKEN" not in env
