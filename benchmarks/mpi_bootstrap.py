@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import argparse
 import re
-import secrets
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
 from snakemake_executor_plugin_awsbatch_mpi.jobdef import register_payload, submit_payload
-from snakemake_executor_plugin_awsbatch_mpi.local import LocalEmulation
+from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET, LocalEmulation
+from snakemake_executor_plugin_awsbatch_mpi.mpi import ENV_KEY_URI
+from snakemake_executor_plugin_awsbatch_mpi.mpi.key import key_uri, new_key
 from snakemake_executor_plugin_awsbatch_mpi.resources import (
     JobRequest,
     TranslationSettings,
@@ -71,8 +73,9 @@ def run_one(batch: BatchClient, logs, hello: Path, nodes: int) -> tuple[float, f
         {},
         f"bootstrap-{nodes}",
         {},
-        mpi_secret=secrets.token_hex(32),
+        mpi_key_uri=key_uri(f"s3://{LOCAL_BUCKET}/bench", "bench", uuid.uuid4().hex),
     )
+    batch.put_object(dict(spec.environment)[ENV_KEY_URI], new_key().encode())
     definition = batch.ensure_job_definition(register_payload(spec.shape))
     job_id = batch.submit(submit_payload(spec, definition))
     while True:
@@ -105,7 +108,11 @@ def main() -> int:
         source.write_text(HELLO_C)
         hello = Path(tmp) / "hello"
         subprocess.run(["mpicc", "-O2", "-o", str(hello), str(source)], check=True)
-        batch = BatchClient(client=emu.boto3_client("batch"), calls_per_second=100)
+        batch = BatchClient(
+            client=emu.boto3_client("batch"),
+            s3_client=emu.boto3_client("s3"),
+            calls_per_second=100,
+        )
         logs = emu.boto3_client("logs")
         print(f"{'nodes':>5}  {'join -> mpirun (s)':>18}  {'job overhead (s)':>16}")
         for nodes in [int(n) for n in args.nodes.split(",")]:

@@ -67,11 +67,12 @@ class BatchClient:
         calls_per_second: float = 10.0,
         client: Any | None = None,
         logs_client: Any | None = None,
+        s3_client: Any | None = None,
     ) -> None:
         session = boto3.session.Session(region_name=region) if client is None else None
         self.client = client or session.client("batch", config=make_config())  # type: ignore[union-attr]
         self._logs_client = logs_client
-        self._s3_client: Any | None = None
+        self._s3_client = s3_client
         self._session = session
         self.region: str = self.client.meta.region_name
         self.bucket = TokenBucket(calls_per_second, burst=max(1, int(calls_per_second)))

@@ -178,7 +178,9 @@ def main_node_address(env: Mapping[str, str]) -> str | None:
     if not uri:
         return None
     try:
-        with urllib.request.urlopen(uri, timeout=METADATA_TIMEOUT) as response:  # noqa: S310
+        # Never through a proxy: the endpoint is link-local, answered by the ECS agent.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(uri, timeout=METADATA_TIMEOUT) as response:
             return address_from_task_metadata(json.load(response))
     except (OSError, ValueError, AttributeError):
         return None
