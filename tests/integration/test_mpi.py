@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -102,9 +103,16 @@ def read_spy(spy_file: Path) -> list[dict]:
 
 
 def key_objects(prefix: str) -> list[str]:
-    listing = boto3.client("s3").list_objects_v2(
-        Bucket=LOCAL_BUCKET, Prefix=f"{prefix}/.awsbatch-mpi/keys/"
-    )
+    """The key objects left under a test workflow's storage prefix.
+
+    After a cancelled run the S3 storage plugin deletes the bucket once it is empty, which
+    S3 allows only when no key object was left in it either.
+    """
+    s3 = boto3.client("s3")
+    try:
+        listing = s3.list_objects_v2(Bucket=LOCAL_BUCKET, Prefix=f"{prefix}/.awsbatch-mpi/keys/")
+    except s3.exceptions.NoSuchBucket:
+        return []
     return [o["Key"] for o in listing.get("Contents", [])]
 
 
@@ -231,3 +239,45 @@ def test_node_that_never_joins_times_out_naming_it(emulated_env, tmp_path):
     out = run.stdout + run.stderr
     assert run.returncode != 0
     assert "nodes 2 did not join within 5 s" in out, out[-3000:]
+
+
+def test_ctrl_c_deletes_the_key_of_a_running_mpi_job(emulated_env, tmp_path, batch_client):
+    """Terminated nodes cannot delete the key: the client does, when the user cancels."""
+    work = write_workflow(tmp_path / "mpicancel", """
+        rule sleepy:
+            output: "never.txt"
+            resources: mpi="mpirun", tasks=2, nodes=2
+            shell: "sleep 300; touch {output}"
+    """)
+    spy_file = tmp_path / "spy.jsonl"
+    cmd, env = spied(mpi_cmd(work), spy_file)
+    # As in test_ctrl_c_terminates_every_job: default SIGINT handling, as in a terminal.
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 90
+        while True:
+            jobs = jobs_with_tag(batch_client, "snakemake-workflow", "mpicancel",
+                                 queues=("local-mpi",))
+            if jobs and jobs[0]["status"] == "RUNNING":
+                break
+            assert time.time() < deadline, f"the MPI job never started: {jobs}"
+            time.sleep(0.3)
+        assert len(key_objects("mpicancel")) == 1  # the nodes are using it
+        time.sleep(2)  # let the nodes read it and join
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for job in jobs_with_tag(batch_client, "snakemake-workflow", "mpicancel",
+                                 queues=("local-mpi",)):
+            if job["status"] not in ("SUCCEEDED", "FAILED"):
+                batch_client.terminate_job(jobId=job["jobId"], reason="test cleanup")
+    assert "Terminated 1 AWS Batch job(s)" in out, out[-3000:]
+    assert key_objects("mpicancel") == []
+    records = read_spy(spy_file)
+    [put] = [r for r in records if r["kind"] == "s3-put" and "/.awsbatch-mpi/keys/" in r["url"]]
+    assert put["url"] in [r["url"] for r in records if r["kind"] == "s3-delete"]
