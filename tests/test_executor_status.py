@@ -52,6 +52,7 @@ def make_executor(answer):
     executor._missing = Counter()
     executor._report_attempts = lambda i, d: Executor._report_attempts(executor, i, d)
     executor._report_failure = lambda i, d: Executor._report_failure(executor, i, d)
+    executor._forget_mpi_key = lambda uri: Executor._forget_mpi_key(executor, uri)
     return executor, errors, successes, warnings
 
 
@@ -106,3 +107,23 @@ def test_outcomes_and_chunking():
     assert len(successes) == 150 and len(still) == 100 and not errors
     assert set(executor._attempts_seen) == {f"run{i}" for i in range(100)}  # ended jobs dropped
     assert executor.batch.client.calls == 3  # 250 ids in chunks of 100
+
+
+def test_mpi_key_object_is_deleted_when_the_job_ends_not_before():
+    status = {"mpi1": "RUNNING"}
+    executor, _, successes, _ = make_executor(
+        lambda jobs: {"jobs": [{"jobId": j, "status": status[j]} for j in jobs]}
+    )
+    deleted: list[dict] = []
+    executor.batch = BatchClient(
+        client=executor.batch.client,
+        s3_client=SimpleNamespace(delete_object=lambda **kw: deleted.append(kw)),
+        calls_per_second=1e6,
+    )
+    jobs = [SimpleNamespace(external_jobid="mpi1", aux={"rule": "r", "mpi_key": "s3://b/p/k"})]
+    assert check(executor, jobs) == jobs
+    assert deleted == []  # the nodes may still need it (a child starting late)
+    status["mpi1"] = "SUCCEEDED"
+    assert check(executor, jobs) == []
+    assert successes == ["mpi1"]
+    assert deleted == [{"Bucket": "b", "Key": "p/k"}]
