@@ -1,6 +1,6 @@
 # Quick start: `make demo` runs the example workflow on the local AWS emulation,
 # `make test` runs the whole test suite (about 12 minutes on 2 cores), `make test-unit` the
-# fast unit tests only (about 2 minutes). All create .venv and install everything first,
+# fast unit tests only (about a minute). All create .venv and install everything first,
 # at the exact versions of constraints.txt.
 PYTHON ?= python3
 VENV ?= .venv
