@@ -308,7 +308,7 @@ def failure_message(
     for tail in tails:
         found = mpi_failure(tail.lines)
         if found:
-            node = tail.label or f"node{found[0]}"
+            node = tail.label or (f"node{found[0]}" if found[0].isdigit() else "the main node")
             lines.append(f"mpirun on {node} reported: {found[1]}.")
     if failed_nodes:
         lines.append("Failed nodes: " + ", ".join(failed_nodes) + ".")
