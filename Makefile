@@ -1,10 +1,12 @@
 # Quick start: `make demo` runs the example workflow on the local AWS emulation,
-# `make test` runs the test suite. Both create .venv and install everything first.
+# `make test` runs the whole test suite (about 12 minutes on 2 cores), `make test-unit` the
+# fast unit tests only (about a minute). All create .venv and install everything first,
+# at the exact versions of constraints.txt.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps demo test test-unit lint bench clean
 
 install: $(VENV)/.installed system-deps
 
@@ -20,10 +22,10 @@ system-deps:
 	    exit 1; \
 	  fi; }
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
 demo: install
@@ -32,8 +34,16 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
+# One line per test with the share done, so a 12-minute run shows where it is.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -v --durations=10
+
+# Pure functions, moto-backed API shapes and plain local Snakemake runs: no emulated Batch
+# jobs, no MPI nodes.
+UNIT_TESTS = -m "not integration" --ignore=tests/integration --ignore=tests/local \
+	--ignore=tests/mpi/test_nodes.py
+test-unit: lint
+	$(BIN)/pytest -v $(UNIT_TESTS)
 
 bench: install
 	$(BIN)/python benchmarks/fanout.py

@@ -8,22 +8,28 @@ prints what they return and turns it into an exit code (0 fine, 1 a problem was 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-# `plan`/`doctor` flags that are executor settings, and the Snakemake flag each one stands for.
-EXECUTOR_FLAGS = {
-    "job_queue": "--awsbatch-mpi-job-queue",
-    "gpu_job_queue": "--awsbatch-mpi-gpu-job-queue",
-    "multinode_job_queue": "--awsbatch-mpi-multinode-job-queue",
-    "gpu_queues": "--awsbatch-mpi-gpu-queues",
-    "job_role_arn": "--awsbatch-mpi-job-role-arn",
-    "execution_role_arn": "--awsbatch-mpi-execution-role-arn",
-    "log_group": "--awsbatch-mpi-log-group",
-    "default_memory_mib": "--awsbatch-mpi-default-memory-mib",
-    "tags": "--awsbatch-mpi-tags",
-    "region": "--awsbatch-mpi-region",
-}
+# `plan`/`doctor` take the executor settings without their prefix (--job-queue for
+# --awsbatch-mpi-job-queue); the queues and identity are all that doctor needs without a workflow.
+DOCTOR_SETTINGS = ("job_queue", "gpu_job_queue", "multinode_job_queue", "job_role_arn", "region")
+SETTINGS_PREFIX = "--awsbatch-mpi-"
+
+
+def executor_fields() -> list[dataclasses.Field]:
+    """The fields of `ExecutorSettings`: the one declaration of every executor flag."""
+    from .settings import ExecutorSettings
+
+    return list(dataclasses.fields(ExecutorSettings))
+
+
+def executor_flag(field: dataclasses.Field) -> str:
+    """The Snakemake flag of a setting, e.g. --awsbatch-mpi-job-queue."""
+    return SETTINGS_PREFIX + field.name.replace("_", "-")
+
+
 # Arguments handed to Snakemake's own parser as they are.
 SNAKEMAKE_FLAGS = {
     "snakefile": "--snakefile",
@@ -48,23 +54,24 @@ def _add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_executor_arguments(parser: argparse.ArgumentParser, doctor: bool = False) -> None:
+    """The executor's own settings, derived from `ExecutorSettings` so that they cannot drift."""
     group = parser.add_argument_group(
         "executor settings (as --awsbatch-mpi-<name>; default: the profile, then the "
         "SNAKEMAKE_AWSBATCH_MPI_<NAME> variables)"
     )
-    group.add_argument("--job-queue", metavar="QUEUE", help="Queue for ordinary jobs.")
-    group.add_argument("--gpu-job-queue", metavar="QUEUE", help="Queue for jobs with gpu>0.")
-    group.add_argument("--multinode-job-queue", metavar="QUEUE", help="Queue for MPI jobs.")
-    group.add_argument("--job-role-arn", metavar="ARN", help="Role the jobs run as.")
-    group.add_argument("--region", metavar="REGION", help="AWS region of the queues.")
-    if doctor:
-        return
-    group.add_argument("--gpu-queues", metavar="'MODEL=QUEUE ...'", help="Queues by gpu_model.")
-    group.add_argument("--execution-role-arn", metavar="ARN", help="Fargate execution role.")
-    group.add_argument("--log-group", metavar="NAME", help="CloudWatch log group of the jobs.")
-    group.add_argument("--default-memory-mib", metavar="MIB", help="Memory of rules without one.")
-    group.add_argument("--tags", metavar="'KEY=VALUE ...'", help="Tags for every job.")
-    group.add_argument("--container-image", metavar="URI", help="Image of the jobs.")
+    for field in executor_fields():
+        if doctor and field.name not in DOCTOR_SETTINGS:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata["help"]
+        if field.type is bool or field.type == "bool":
+            group.add_argument(flag, action="store_true", default=None, help=help_text)
+        else:
+            group.add_argument(flag, metavar=field.metadata.get("metavar"), help=help_text)
+    if not doctor:
+        group.add_argument(
+            "--container-image", metavar="URI", help="Image of the jobs (Snakemake's flag)."
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,9 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    local = sub.add_parser("local", help="Serve a local AWS Batch/S3/Logs emulation.")
+    local = sub.add_parser(
+        "local",
+        help="Serve a local AWS Batch/S3/Logs emulation.",
+        description="Serve AWS Batch, S3 and CloudWatch Logs on 127.0.0.1 (a moto server) and "
+        "run every submitted job as a local process (multi-node jobs as several local nodes), "
+        "until Ctrl-C or SIGTERM. Prints the variables a client shell needs (AWS_ENDPOINT_URL "
+        "and dummy credentials); queues local-cpu, local-gpu, local-mpi, local-fargate and the "
+        "bucket snakemake-local exist from the start.",
+        allow_abbrev=False,
+    )
     local.add_argument("--port", type=int, default=4566, help="Port on 127.0.0.1 (default 4566).")
-    demo = sub.add_parser("demo", help="Run the example workflow on the local emulation.")
+    demo = sub.add_parser(
+        "demo",
+        help="Run the example workflow on the local emulation.",
+        description="Copy example_workflow/ to --workdir, start the local emulation in this "
+        "process, run the workflow through Snakemake with this executor (S3 as default "
+        "storage, an MPI rule on 3 emulated nodes), print a table of the Batch jobs and the "
+        "report, then stop everything. A second run finds the outputs up to date.",
+        allow_abbrev=False,
+    )
     demo.add_argument("--fresh", action="store_true", help="Rerun every job from scratch.")
     demo.add_argument(
         "--workdir", default=None, help="Where to copy the example (default: ./awsbatch-mpi-demo)."
@@ -91,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the parameters; neither calls AWS.",
         allow_abbrev=False,
     )
-    setup.add_argument("--stack-name", metavar="NAME", help="Stack name (prefix of the queues).")
+    setup.add_argument(
+        "--stack-name",
+        metavar="NAME",
+        help="Stack name, also the prefix of the queues' names (required, no default).",
+    )
     setup.add_argument(
         "--bucket", metavar="BUCKET", help="Existing S3 bucket of the workflow files."
     )
@@ -101,12 +129,26 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument(
         "--on-demand", action="store_true", help="On-demand CPU/GPU instances instead of Spot."
     )
-    setup.add_argument("--cpu-instance-types", default="c6i,m6i,r6i", metavar="LIST")
-    setup.add_argument("--gpu-instance-types", default="g4dn,g5", metavar="LIST")
-    setup.add_argument("--mpi-instance-types", default="c5n", metavar="LIST")
-    setup.add_argument("--cpu-max-vcpus", type=int, default=256, metavar="N")
-    setup.add_argument("--gpu-max-vcpus", type=int, default=64, metavar="N")
-    setup.add_argument("--mpi-max-vcpus", type=int, default=256, metavar="N")
+    for kind, types, vcpus in (
+        ("cpu", "c6i,m6i,r6i", 256),
+        ("gpu", "g4dn,g5", 64),
+        ("mpi", "c5n", 256),
+    ):
+        what = {"cpu": "CPU", "gpu": "GPU", "mpi": "multi-node MPI"}[kind]
+        setup.add_argument(
+            f"--{kind}-instance-types",
+            default=types,
+            metavar="LIST",
+            help=f"Instance types (or families) of the {what} compute environment, "
+            f"comma-separated (default {types}).",
+        )
+        setup.add_argument(
+            f"--{kind}-max-vcpus",
+            type=int,
+            default=vcpus,
+            metavar="N",
+            help=f"Most vCPUs the {what} compute environment may run at once (default {vcpus}).",
+        )
     setup.add_argument(
         "--runnable-timeout",
         type=int,
@@ -115,10 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="Cancel jobs that can never be placed after this long in RUNNABLE (600-86400).",
     )
     setup.add_argument("--efs", action="store_true", help="EFS at /mnt/efs on MPI instances.")
-    setup.add_argument("--vpc-id", default="", help="Existing VPC (default: create one).")
-    setup.add_argument("--subnet-ids", default="", metavar="LIST", help="Its subnets.")
-    setup.add_argument("--security-group-id", default="", help="Existing security group.")
-    setup.add_argument("--log-retention-days", type=int, default=30, metavar="DAYS")
+    setup.add_argument(
+        "--vpc-id", default="", metavar="ID", help="Existing VPC (default: create one)."
+    )
+    setup.add_argument(
+        "--subnet-ids", default="", metavar="LIST", help="Its subnets, comma-separated."
+    )
+    setup.add_argument(
+        "--security-group-id",
+        default="",
+        metavar="ID",
+        help="Existing security group (default: create one).",
+    )
+    setup.add_argument(
+        "--log-retention-days",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="Days CloudWatch keeps the jobs' logs (default 30).",
+    )
     setup.add_argument(
         "--service-role-arn",
         default="",
@@ -245,10 +302,12 @@ def snakemake_argv(args: argparse.Namespace, extra: list[str]) -> list[str]:
         values = getattr(args, dest, None)
         if values:
             argv += [f"--{dest}", *values]
-    for dest, flag in EXECUTOR_FLAGS.items():
-        value = getattr(args, dest, None)
-        if value not in (None, ""):
-            argv += [flag, str(value)]
+    for field in executor_fields():
+        value = getattr(args, field.name, None)
+        if value is True:
+            argv.append(executor_flag(field))
+        elif value not in (None, "", False):
+            argv += [executor_flag(field), str(value)]
     return argv + extra
 
 

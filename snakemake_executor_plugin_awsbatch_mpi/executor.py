@@ -26,6 +26,7 @@ from .environment import filter_environment
 from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .mpi import ENV_KEY_URI
 from .mpi.key import key_uri, new_key
+from .logs import fetch_tails
 from .naming import job_name
 from .ops import Status, has_failures, preflight
 from .resources import (
@@ -40,11 +41,9 @@ from .spec import JobSpec, Platform, ResourceError
 from .status import (
     Outcome,
     attempt_reason,
-    command_exit_code,
     failure,
     failure_message,
     finished_attempts,
-    mpi_failure_reason,
     outcome,
 )
 
@@ -52,9 +51,6 @@ from .status import (
 MAX_MISSING_CHECKS = 5
 # Consecutive DescribeJobs failures (after botocore's own retries) before giving up.
 MAX_DESCRIBE_FAILURES = 10
-LOG_DIR = Path(".snakemake/awsbatch-mpi/logs")
-# Log lines shown in the error message (all fetched lines go to the log file).
-SHOWN_LOG_LINES = 25
 
 
 def job_request(job: JobExecutorInterface) -> JobRequest:
@@ -515,8 +511,8 @@ class Executor(RemoteExecutor):
         """
         rule = info.aux.get("rule", "?")
         fail = failure(description)
-        message = failure_message(rule, fail, self.batch.region, self.settings.log_group)
         streams: list[tuple[str, str]] = []  # (label, stream)
+        failed_nodes = []
         nodes = info.aux.get("nodes") or (description.get("nodeProperties") or {}).get("numNodes")
         if nodes:
             node_ids = [f"{fail.job_id}#{i}" for i in range(int(nodes))]
@@ -524,41 +520,20 @@ class Executor(RemoteExecutor):
                 node_descs = self.batch.describe(node_ids)
             except (ClientError, BotoCoreError):
                 node_descs = {}
-            failed_nodes = []
             for index, node_id in enumerate(node_ids):
                 node = failure(node_descs.get(node_id, {}))
                 if node.exit_code not in (None, 0):
                     failed_nodes.append(f"node {index} (exit code {node.exit_code})")
                 if node.log_stream:
                     streams.append((f"node{index}", node.log_stream))
-            if failed_nodes:
-                message += "\nFailed nodes: " + ", ".join(failed_nodes) + "."
         if not streams and fail.log_stream:
             streams.append(("", fail.log_stream))
-        aux_logs = []
-        for label, stream in streams:
-            try:
-                lines = self.batch.log_tail(
-                    self.settings.log_group, stream, self.settings.log_tail_lines
-                )
-            except (ClientError, BotoCoreError) as err:
-                message += f"\n(The log {stream} could not be read: {err}.)"
-                continue
-            if not lines:
-                continue
-            code = None if label else command_exit_code(lines)
-            if code is not None:
-                message += f"\nInside the job, the rule's command exited with code {code}."
-            reason = mpi_failure_reason(lines)
-            if reason:
-                message += f"\nmpirun on {label} reported: {reason}."
-            LOG_DIR.mkdir(parents=True, exist_ok=True)
-            suffix = f"-{label}" if label else ""
-            path = LOG_DIR / f"{rule}-{fail.job_id}{suffix}.log"
-            path.write_text("\n".join(lines) + "\n")
-            aux_logs.append(str(path))
-            title = f"Last lines of the log of {label}" if label else "Last lines of the log"
-            message += f"\n{title}:\n    " + "\n    ".join(lines[-SHOWN_LOG_LINES:])
+        log_group = self.settings.log_group
+        tails = fetch_tails(
+            self.batch, log_group, streams, self.settings.log_tail_lines, rule, fail.job_id
+        )
+        message = failure_message(rule, fail, self.batch.region, log_group, tails, failed_nodes)
+        aux_logs = [tail.saved for tail in tails if tail.saved]
         self.report_job_error(info, msg=message + "\n", aux_logs=aux_logs)
 
     # Cancel ------------------------------------------------------------------------------

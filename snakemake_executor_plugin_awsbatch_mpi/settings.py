@@ -43,6 +43,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     job_queue: Optional[str] = field(
         default=None,
         metadata={
+            "metavar": "QUEUE",
             "help": "AWS Batch job queue for ordinary jobs (name or ARN).",
             "env_var": True,
             "required": True,
@@ -51,6 +52,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     region: Optional[str] = field(
         default=None,
         metadata={
+            "metavar": "REGION",
             "help": "AWS region of the queues. Default: boto3's chain (AWS_REGION, "
             "AWS_DEFAULT_REGION, ~/.aws/config).",
             "env_var": True,
@@ -59,6 +61,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     job_role_arn: Optional[str] = field(
         default=None,
         metadata={
+            "metavar": "ARN",
             "help": "IAM role the jobs run as (S3 access for staging comes from it). "
             "Optional: without it jobs get the compute environment's default permissions.",
             "env_var": True,
@@ -67,6 +70,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     execution_role_arn: Optional[str] = field(
         default=None,
         metadata={
+            "metavar": "ARN",
             "help": "ECS task execution role, required for Fargate queues (image pull, logs).",
             "env_var": True,
         },
@@ -74,6 +78,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     gpu_job_queue: Optional[str] = field(
         default=None,
         metadata={
+            "metavar": "QUEUE",
             "help": "Job queue for jobs with resources gpu>0 (else they use --job-queue).",
             "env_var": True,
         },
@@ -81,6 +86,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     multinode_job_queue: Optional[str] = field(
         default=None,
         metadata={
+            "metavar": "QUEUE",
             "help": "Job queue for multi-node MPI jobs (EC2 on-demand, not Spot or Fargate).",
             "env_var": True,
         },
@@ -88,6 +94,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     gpu_queues: Optional[dict] = field(
         default=None,
         metadata={
+            "metavar": "'MODEL=QUEUE ...'",
             "help": "Route rules by resources gpu_model: 'MODEL=QUEUE ...', "
             "e.g. 'a100=gpu-a100-queue t4=gpu-t4-queue'.",
             "env_var": True,
@@ -98,6 +105,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     tags: Optional[dict] = field(
         default=None,
         metadata={
+            "metavar": "'KEY=VALUE ...'",
             "help": "Tags for every job, 'KEY=VALUE ...' (added to the run id, rule and "
             "workflow tags; propagated to the ECS tasks).",
             "env_var": True,
@@ -108,6 +116,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     log_group: str = field(
         default=DEFAULT_LOG_GROUP,
         metadata={
+            "metavar": "NAME",
             "help": "CloudWatch log group of the jobs (read only for failed jobs).",
             "env_var": True,
         },
@@ -115,28 +124,35 @@ class ExecutorSettings(ExecutorSettingsBase):
     default_memory_mib: int = field(
         default=DEFAULT_MEMORY_MIB,
         metadata={
+            "metavar": "MIB",
             "help": "Memory (MiB) for jobs whose rule declares no mem_mb/mem_mib.",
             "type": int,
+            "env_var": True,
         },
     )
     api_calls_per_second: float = field(
         default=10.0,
         metadata={
+            "metavar": "N",
             "help": "Budget of Batch API calls per second for this client (the account's "
             "SubmitJob quota of 50/s is shared with everything else you run).",
             "type": float,
+            "env_var": True,
         },
     )
     log_tail_lines: int = field(
         default=40,
         metadata={
+            "metavar": "N",
             "help": "Lines of CloudWatch log shown for a failed job.",
             "type": int,
+            "env_var": True,
         },
     )
     array_jobs: Optional[list] = field(
         default=None,
         metadata={
+            "metavar": "all|RULE,...",
             "help": "Submit same-rule jobs that become ready together as one Batch array "
             "job: 'all' or a comma-separated list of rules.",
             "env_var": True,
@@ -147,24 +163,29 @@ class ExecutorSettings(ExecutorSettingsBase):
     batch_attempts: int = field(
         default=DEFAULT_BATCH_ATTEMPTS,
         metadata={
+            "metavar": "N",
             "help": "Attempts AWS Batch makes by itself when the infrastructure fails a job "
             "(Spot reclaim, task failed to start); 1 disables. Failures of the rule itself "
             "are not retried by Batch: use Snakemake's --retries for those.",
             "type": int,
+            "env_var": True,
         },
     )
     mpi_join_timeout: int = field(
         default=DEFAULT_JOIN_TIMEOUT_SECONDS,
         metadata={
+            "metavar": "SECONDS",
             "help": "Seconds the main node of a multi-node MPI job waits for the other "
             "nodes before failing the job and naming the missing ones.",
             "type": int,
+            "env_var": True,
         },
     )
     assign_public_ip: bool = field(
         default=False,
         metadata={
             "help": "Give Fargate jobs a public IP (needed in public subnets without NAT).",
+            "env_var": True,
         },
     )
 

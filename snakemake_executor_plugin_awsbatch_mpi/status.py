@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 DONE_OK = "SUCCEEDED"
 DONE_FAILED = "FAILED"
+# Job states in which Batch has queued the job (again) and no attempt is running.
+_QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
+
+# Batch's own words for the ways it ends a job (statusReason / container reason).
+TIMEOUT_REASON = "Job attempt duration exceeded timeout"
+OUT_OF_MEMORY_REASON = "OutOfMemoryError"
+SPOT_RECLAIM_PREFIX = "Host EC2"
+SIGKILL_EXIT_CODE = 137
+# Log lines shown in a failure message (the saved log file has every fetched line).
+SHOWN_LOG_LINES = 25
 
 
 class Outcome(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class Cause(StrEnum):
+    """Why Batch (not the rule) ended a job; each has its own remedy."""
+
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out of memory"
+    SPOT_RECLAIM = "spot reclaim"
+    KILLED = "killed"
 
 
 @dataclass(frozen=True)
@@ -27,6 +48,8 @@ class Failure:
     exit_code: int | None
     log_stream: str | None
     memory_mib: str | None = None
+    attempt_reason: str | None = None
+    timeout_seconds: int | None = None
 
     def summary(self) -> str:
         parts = []
@@ -34,9 +57,26 @@ class Failure:
             parts.append(f"exit code {self.exit_code}")
         if self.status_reason:
             parts.append(f"status reason: {self.status_reason}")
+        if self.attempt_reason and self.attempt_reason != self.status_reason:
+            parts.append(f"last attempt: {self.attempt_reason}")
         if self.container_reason:
             parts.append(f"container reason: {self.container_reason}")
         return "; ".join(parts) or "Batch gave no reason"
+
+    @property
+    def cause(self) -> Cause | None:
+        """Timeout, out of memory, Spot reclaim or a bare SIGKILL; None for the rule's own
+        failure. All of them may show exit code 137, so the reasons decide first."""
+        reasons = [r for r in (self.status_reason, self.attempt_reason) if r]
+        if any(TIMEOUT_REASON in r for r in reasons):
+            return Cause.TIMEOUT
+        if any(OUT_OF_MEMORY_REASON in r for r in [*reasons, self.container_reason or ""]):
+            return Cause.OUT_OF_MEMORY
+        if any(r.startswith(SPOT_RECLAIM_PREFIX) for r in reasons):
+            return Cause.SPOT_RECLAIM
+        if self.exit_code == SIGKILL_EXIT_CODE:
+            return Cause.KILLED
+        return None
 
 
 def outcome(description: dict[str, Any]) -> Outcome:
@@ -56,12 +96,12 @@ def failure(description: dict[str, Any]) -> Failure:
     """
     container = description.get("container") or {}
     attempts = description.get("attempts") or []
-    last = (attempts[-1].get("container") or {}) if attempts else {}
+    last_attempt = attempts[-1] if attempts else {}
+    last = last_attempt.get("container") or {}
     exit_code = container.get("exitCode", last.get("exitCode"))
     return Failure(
         job_id=description.get("jobId", "?"),
-        status_reason=description.get("statusReason")
-        or (attempts[-1].get("statusReason") if attempts else None),
+        status_reason=description.get("statusReason") or last_attempt.get("statusReason"),
         container_reason=container.get("reason") or last.get("reason"),
         exit_code=exit_code,
         log_stream=container.get("logStreamName") or last.get("logStreamName"),
@@ -73,13 +113,15 @@ def failure(description: dict[str, Any]) -> Failure:
             ),
             None,
         ),
+        attempt_reason=last_attempt.get("statusReason"),
+        timeout_seconds=(description.get("timeout") or {}).get("attemptDurationSeconds"),
     )
 
 
 _COMMAND_EXIT = re.compile(r"returned non-zero exit status (\d+)")
 
 
-def command_exit_code(log_lines: list[str]) -> int | None:
+def command_exit_code(log_lines: Sequence[str]) -> int | None:
     """The exit code of the rule's own command, as Snakemake logged it inside the job.
 
     Batch only sees the exit code of the Snakemake process (1 for any failure).
@@ -91,25 +133,40 @@ def command_exit_code(log_lines: list[str]) -> int | None:
     return None
 
 
-# The node agent's last line on the main node when mpirun failed (mpi/agent.py).
-_MPI_FAILURE = re.compile(r"after mpirun failed with -?\d+ \((.+)\): exiting with")
+# The node agent's last line on the main node when mpirun failed (mpi/agent.py); the agent's
+# log prefix names the node it runs on (mpi/_log.py).
+_MPI_FAILURE = re.compile(
+    r"\[awsbatch-mpi node (\S+?)\].*after mpirun failed with -?\d+ \((.+)\): exiting with"
+)
 
 
-def mpi_failure_reason(log_lines: list[str]) -> str | None:
-    """Why mpirun failed, as the node agent summed up its report (e.g. which rank aborted)."""
+def mpi_failure(log_lines: Sequence[str]) -> tuple[str, str] | None:
+    """(node index, why mpirun failed) as the node agent summed up its report."""
     for line in reversed(log_lines):
         match = _MPI_FAILURE.search(line)
         if match:
-            return match.group(1)
+            return match.group(1), match.group(2)
     return None
 
 
+def mpi_failure_reason(log_lines: Sequence[str]) -> str | None:
+    """Why mpirun failed, as the node agent summed up its report (e.g. which rank aborted)."""
+    found = mpi_failure(log_lines)
+    return found[1] if found else None
+
+
 def finished_attempts(description: dict[str, Any]) -> list[dict[str, Any]]:
-    """Attempts that ended, except the final failure of a failed job (reported on its own)."""
-    done = [a for a in description.get("attempts") or [] if a.get("stoppedAt")]
-    if description.get("status") == DONE_FAILED:
-        done = done[:-1]
-    return done
+    """Attempts that ended and that Batch followed with another one (its own retries).
+
+    The last attempt is left out unless Batch has queued the job again: of a finished job it
+    is the final outcome (success, or the failure reported on its own), and of a running job
+    it may be the one that is just ending. Real Batch lists a succeeded first attempt too, so
+    counting every stopped attempt warned about retries that never happened.
+    """
+    attempts = description.get("attempts") or []
+    if description.get("status") not in _QUEUED:
+        attempts = attempts[:-1]
+    return [a for a in attempts if a.get("stoppedAt")]
 
 
 def attempt_reason(attempt: dict[str, Any]) -> str:
@@ -117,37 +174,161 @@ def attempt_reason(attempt: dict[str, Any]) -> str:
     return attempt.get("statusReason") or container.get("reason") or "no reason given"
 
 
-def console_url(region: str, job_id: str) -> str:
-    return (
-        f"https://{region}.console.aws.amazon.com/batch/home?region={region}#jobs/detail/{job_id}"
-    )
+# The AWS console's domain per partition; partitions without a public console get no links.
+CONSOLE_DOMAINS = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
 
 
-def logs_url(region: str, group: str, stream: str) -> str:
+@lru_cache(maxsize=32)
+def partition(region: str) -> str:
+    """The AWS partition of a region (aws, aws-cn, aws-us-gov, ...), as botocore knows it."""
+    import botocore.session
+    from botocore.exceptions import UnknownRegionError
+
+    try:
+        return botocore.session.get_session().get_partition_for_region(region)
+    except UnknownRegionError:
+        return "aws"
+
+
+def _console(region: str) -> str | None:
+    domain = CONSOLE_DOMAINS.get(partition(region))
+    return f"https://{region}.{domain}" if domain else None
+
+
+def console_url(region: str, job_id: str) -> str | None:
+    base = _console(region)
+    return f"{base}/batch/home?region={region}#jobs/detail/{job_id}" if base else None
+
+
+def logs_url(region: str, group: str, stream: str) -> str | None:
     def enc(text: str) -> str:
         return text.replace("/", "$252F").replace("#", "$2523")
 
+    base = _console(region)
+    if base is None:
+        return None
     return (
-        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"{base}/cloudwatch/home?region={region}"
         f"#logsV2:log-groups/log-group/{enc(group)}/log-events/{enc(stream)}"
     )
 
 
-def failure_message(rule: str, fail: Failure, region: str, log_group: str) -> str:
-    """A complete, user-facing explanation of a failed job, with where to look next."""
-    lines = [
-        f"AWS Batch job {fail.job_id} for rule '{rule}' failed: {fail.summary()}.",
-    ]
-    reason = f"{fail.status_reason or ''} {fail.container_reason or ''}"
-    if "OutOfMemory" in reason or fail.exit_code == 137:
-        asked = f" of the {fail.memory_mib} MiB it requested" if fail.memory_mib else ""
-        lines.append(
-            f"The container was killed for running out{asked} memory: raise mem_mb for this "
-            "rule, or let it grow with each attempt, e.g. "
-            "resources: mem_mb=lambda wildcards, attempt: 4000 * attempt, with --retries 2."
+@dataclass(frozen=True)
+class LogTail:
+    """The last lines of one log stream of a failed job, and where they were saved."""
+
+    label: str  # "" for a single-node job, "node<i>" for a node of a multi-node job
+    stream: str
+    lines: tuple[str, ...] = ()
+    saved: str | None = None
+    error: str | None = None
+
+
+def _what_happened(rule: str, fail: Failure, command_code: int | None) -> str:
+    """The headline: the rule's own exit code when the log has it, else what Batch did."""
+    job = f"AWS Batch job {fail.job_id} of rule '{rule}'"
+    if command_code is not None:
+        return (
+            f"The command of rule '{rule}' exited with code {command_code} "
+            f"(AWS Batch job {fail.job_id})."
         )
+    cause = fail.cause
+    if cause is Cause.TIMEOUT:
+        limit = f" of {fail.timeout_seconds} s" if fail.timeout_seconds else ""
+        return f"{job} was stopped by Batch: it ran longer than its timeout{limit}."
+    if cause is Cause.OUT_OF_MEMORY:
+        asked = f" the {fail.memory_mib} MiB it requested" if fail.memory_mib else " its memory"
+        return f"{job} was killed for running out of{asked}."
+    if cause is Cause.SPOT_RECLAIM:
+        reason = fail.attempt_reason or fail.status_reason
+        return f"{job} lost its instance on its last attempt (a Spot reclaim: {reason})."
+    if cause is Cause.KILLED:
+        return f"{job} was killed with SIGKILL (exit code 137); Batch did not say why."
+    if fail.exit_code is not None:
+        return f"{job} failed with exit code {fail.exit_code}."
+    return f"{job} failed without an exit code (the container may never have started)."
+
+
+def _advice(fail: Failure) -> str | None:
+    cause = fail.cause
+    if cause is Cause.TIMEOUT:
+        return (
+            "Next: raise runtime (in minutes) for this rule, e.g. resources: runtime=120; "
+            "Batch's timeout comes from it."
+        )
+    if cause is Cause.OUT_OF_MEMORY:
+        return (
+            "Next: raise mem_mb for this rule, or let it grow with each attempt, e.g. resources: "
+            "mem_mb=lambda wildcards, attempt: 4000 * attempt, with --retries 2."
+        )
+    if cause is Cause.SPOT_RECLAIM:
+        return (
+            "Next: run the workflow again, allow Batch more attempts of its own "
+            "(--awsbatch-mpi-batch-attempts), or send this rule to an on-demand queue "
+            "(resources: awsbatch_queue=...)."
+        )
+    if cause is Cause.KILLED:
+        return (
+            "It was neither Batch's timeout nor its out-of-memory kill: something in the job "
+            "or on its host sent SIGKILL; the log may tell what."
+        )
+    return None
+
+
+def failure_message(
+    rule: str,
+    fail: Failure,
+    region: str,
+    log_group: str,
+    tails: Sequence[LogTail] = (),
+    failed_nodes: Sequence[str] = (),
+) -> str:
+    """A complete, user-facing explanation of a failed job, with where to look next.
+
+    It leads with the rule's own exit code (Batch only knows Snakemake's, 1 for any failure)
+    and the saved log; Batch's codes and reasons follow.
+    """
+    command_code = next(
+        (code for tail in tails if (code := command_exit_code(tail.lines)) is not None), None
+    )
+    saved = [tail.saved for tail in tails if tail.saved]
+    headline = _what_happened(rule, fail, command_code)
+    if saved:
+        headline += f" The log is saved in {', '.join(saved)} (last lines below)."
+    elif fail.log_stream:
+        headline += f" Read its log with `awsbatch-mpi logs {fail.job_id}`."
+    lines = [headline]
+    advice = _advice(fail)
+    if advice:
+        lines.append(advice)
+    for tail in tails:
+        found = mpi_failure(tail.lines)
+        if found:
+            node = tail.label or (f"node{found[0]}" if found[0].isdigit() else "the main node")
+            lines.append(f"mpirun on {node} reported: {found[1]}.")
+    if failed_nodes:
+        lines.append("Failed nodes: " + ", ".join(failed_nodes) + ".")
+    whose = ""
+    if command_code is not None and fail.exit_code is not None:
+        whose = " (its exit code is that of Snakemake inside the job)"
+    lines.append(f"AWS Batch reported for rule '{rule}'{whose}: {fail.summary()}.")
     if fail.log_stream:
         lines.append(f"Log stream: {log_group}/{fail.log_stream}")
-        lines.append(f"Logs: {logs_url(region, log_group, fail.log_stream)}")
-    lines.append(f"Console: {console_url(region, fail.job_id)}")
+        url = logs_url(region, log_group, fail.log_stream)
+        if url:
+            lines.append(f"Logs: {url}")
+    url = console_url(region, fail.job_id)
+    if url:
+        lines.append(f"Console: {url}")
+    for tail in tails:
+        if tail.error:
+            lines.append(f"(The log {tail.stream} could not be read: {tail.error}.)")
+        elif tail.lines:
+            of = f" of {tail.label}" if tail.label else ""
+            shown = tail.lines[-SHOWN_LOG_LINES:]
+            lines.append(f"Last lines of the log{of}:\n    " + "\n    ".join(shown))
     return "\n".join(lines)

@@ -56,6 +56,8 @@ def test_demo_runs_the_example_on_the_emulation(tmp_path, expected):  # noqa: F8
     assert all(row[5:] == ["1", "1", "1954", "1"] for row in by_rule["embed"])
     assert by_rule["gc_mpi"][0][5:] == ["3", "2", "977", "0"]  # 3 nodes x 2 vCPU
     assert "s3://snakemake-local/demo/results/" in out
+    # every job ran once: no warning about a Batch retry that never happened
+    assert "Batch retries it" not in (work / "demo.log").read_text()
     # the results, by content
     assert (work / "results" / "report.tsv").read_text() == expected_report(expected)
     check_mpi_table(work / "results" / "mpi" / "base_counts.tsv", expected)

@@ -68,3 +68,140 @@ def test_mpi_failure_reason_from_the_node_agents_last_line():
         "[awsbatch-mpi node 0] 15:05:04.312 job command exited with 1 after mpirun failed "
         "with 7: exiting with 7"
     ]) is None
+
+
+# -- attempts: only Batch's own retries are reported ---------------------------------------
+
+def _attempt(stopped=True, reason=None, exit_code=None):
+    attempt = {"container": {}, "startedAt": 1}
+    if stopped:
+        attempt["stoppedAt"] = 2
+    if reason:
+        attempt["statusReason"] = reason
+    if exit_code is not None:
+        attempt["container"]["exitCode"] = exit_code
+    return attempt
+
+
+def test_a_job_that_succeeded_first_time_was_not_retried():
+    from snakemake_executor_plugin_awsbatch_mpi.status import finished_attempts
+
+    # As DescribeJobs shows it on AWS: the one (successful) attempt is listed.
+    desc = {"status": "SUCCEEDED", "attempts": [_attempt(exit_code=0)]}
+    assert finished_attempts(desc) == []
+    # ... and while the attempt is ending, before the status moves on
+    assert finished_attempts({"status": "RUNNING", "attempts": [_attempt(exit_code=0)]}) == []
+
+
+def test_retried_attempts_are_those_batch_followed_with_another():
+    from snakemake_executor_plugin_awsbatch_mpi.status import finished_attempts
+
+    reclaimed = _attempt(reason="Host EC2 (instance i-1) terminated.")
+    # queued again after the reclaim
+    assert finished_attempts({"status": "RUNNABLE", "attempts": [reclaimed]}) == [reclaimed]
+    # the second attempt is running
+    running = {"status": "RUNNING", "attempts": [reclaimed, _attempt(stopped=False)]}
+    assert finished_attempts(running) == [reclaimed]
+    # finished either way: the final attempt is the outcome, not a retry
+    for status in ("SUCCEEDED", "FAILED"):
+        done = {"status": status, "attempts": [reclaimed, _attempt(exit_code=0)]}
+        assert finished_attempts(done) == [reclaimed]
+
+
+# -- failure messages ------------------------------------------------------------------------
+
+def _failed(reason=None, attempt_reason=None, container_reason=None, exit_code=None, **extra):
+    attempt = _attempt(reason=attempt_reason, exit_code=exit_code)
+    if container_reason:
+        attempt["container"]["reason"] = container_reason
+    desc = {
+        "jobId": "j9",
+        "status": "FAILED",
+        "attempts": [attempt],
+        "container": {
+            "logStreamName": "def/default/j9",
+            "resourceRequirements": [{"type": "MEMORY", "value": "2048"}],
+        },
+        **extra,
+    }
+    if reason:
+        desc["statusReason"] = reason
+    return failure(desc)
+
+
+def test_exit_code_137_is_told_apart_by_batchs_reasons():
+    from snakemake_executor_plugin_awsbatch_mpi.status import Cause
+
+    timeout = _failed("Job attempt duration exceeded timeout", exit_code=137,
+                      timeout={"attemptDurationSeconds": 600})
+    oom = _failed("Essential container in task exited", exit_code=137,
+                  container_reason="OutOfMemoryError: Container killed due to memory usage")
+    spot = _failed("Host EC2 (instance i-0abc) terminated.",
+                   attempt_reason="Host EC2 (instance i-0abc) terminated.")
+    killed = _failed("Essential container in task exited", exit_code=137)
+    assert [f.cause for f in (timeout, oom, spot, killed)] == [
+        Cause.TIMEOUT, Cause.OUT_OF_MEMORY, Cause.SPOT_RECLAIM, Cause.KILLED,
+    ]
+    messages = {
+        name: failure_message("r", f, "us-east-1", "/g")
+        for name, f in {"timeout": timeout, "oom": oom, "spot": spot, "killed": killed}.items()
+    }
+    assert [name for name, m in messages.items() if "raise mem_mb" in m.lower()] == ["oom"]
+    assert "the 2048 MiB it requested" in messages["oom"]
+    assert "timeout of 600 s" in messages["timeout"] and "runtime" in messages["timeout"]
+    assert "Spot reclaim" in messages["spot"] and "on-demand queue" in messages["spot"]
+    assert "SIGKILL" in messages["killed"] and "did not say why" in messages["killed"]
+    # the rule's own failure has no cause of Batch's making
+    assert _failed("Essential container in task exited", exit_code=1).cause is None
+
+
+def test_headline_leads_with_the_rules_exit_code_and_the_saved_log():
+    from snakemake_executor_plugin_awsbatch_mpi.status import LogTail
+
+    fail = _failed("Essential container in task exited", exit_code=1)
+    tail = LogTail("", "def/default/j9", (
+        "about to fail",
+        "Command 'set -euo pipefail;  exit 3' returned non-zero exit status 3.",
+    ), saved=".snakemake/awsbatch-mpi/logs/r-j9.log")
+    msg = failure_message("r", fail, "us-east-1", "/aws/batch/job", [tail])
+    headline, *rest = msg.splitlines()
+    assert headline.startswith("The command of rule 'r' exited with code 3 (AWS Batch job j9).")
+    assert "saved in .snakemake/awsbatch-mpi/logs/r-j9.log" in headline
+    # Batch's own code and reason come below, said to be Snakemake's
+    batch_line = next(line for line in rest if line.startswith("AWS Batch reported"))
+    assert "exit code 1" in batch_line and "Snakemake inside the job" in batch_line
+    assert "Essential container in task exited" in batch_line
+    assert "    about to fail" in rest
+
+
+def test_mpirun_report_names_the_node_when_the_log_has_no_node_label():
+    from snakemake_executor_plugin_awsbatch_mpi.status import LogTail
+
+    line = (
+        "[awsbatch-mpi node 0] 15:05:04.312 job command exited with 1 after mpirun failed "
+        "with 7 (MPI_ABORT was invoked on rank 3 in communicator MPI_COMM_WORLD with "
+        "errorcode 7): exiting with 7"
+    )
+    msg = failure_message("m", _failed(exit_code=7), "us-east-1", "/g",
+                          [LogTail("", "s", (line,))])
+    assert "mpirun on node0 reported: MPI_ABORT was invoked on rank 3" in msg
+    assert "mpirun on  " not in msg
+
+
+def test_console_links_follow_the_regions_partition():
+    from snakemake_executor_plugin_awsbatch_mpi.status import logs_url, partition
+
+    assert partition("cn-north-1") == "aws-cn"
+    assert partition("us-gov-west-1") == "aws-us-gov"
+    assert console_url("eu-west-1", "j").startswith("https://eu-west-1.console.aws.amazon.com/")
+    assert console_url("cn-north-1", "j").startswith("https://cn-north-1.console.amazonaws.cn/")
+    assert console_url("us-gov-west-1", "j").startswith(
+        "https://us-gov-west-1.console.amazonaws-us-gov.com/batch/"
+    )
+    assert logs_url("cn-northwest-1", "/g", "s").startswith(
+        "https://cn-northwest-1.console.amazonaws.cn/cloudwatch/"
+    )
+    # A partition without a public console (e.g. aws-iso) gets no link rather than a wrong one.
+    assert console_url("us-iso-east-1", "j") is None
+    msg = failure_message("r", _failed(exit_code=2), "us-iso-east-1", "/g")
+    assert "Console:" not in msg and "Logs:" not in msg

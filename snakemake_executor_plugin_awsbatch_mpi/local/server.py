@@ -32,15 +32,24 @@ def describe_environment(emu: LocalEmulation) -> str:
     return "\n".join(lines)
 
 
+# Signals that end `awsbatch-mpi local`: Ctrl-C, `kill <pid>`, and the terminal closing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def serve_forever(
     port: int,
     on_ready: Callable[[LocalEmulation], None] | None = None,
 ) -> None:
-    """Run the emulation on ``port`` until Ctrl-C or SIGTERM, then stop everything.
+    """Run the emulation on ``port`` until Ctrl-C, SIGTERM or SIGHUP, then stop everything.
 
-    The environment lines are logged at INFO level; a caller that wants to print them itself
-    passes ``on_ready`` (called with the started emulation before blocking) and calls
-    :func:`describe_environment`.
+    One signal is enough: it only sets a flag, and the main thread then stops the server and
+    every job process the emulation started (a KeyboardInterrupt raised in the middle of the
+    start-up or of the shutdown could leave some behind). Further signals while stopping are
+    ignored.
+
+    The environment lines are logged at INFO level, unless the caller prints them itself:
+    then it passes ``on_ready`` (called with the started emulation before blocking) and calls
+    :func:`describe_environment`, and the lines are not logged a second time.
     """
     if not logging.getLogger().handlers:
         # This is the foreground command's entry point: without a configured handler the
@@ -50,23 +59,26 @@ def serve_forever(
     previous: dict[int, object] = {}
 
     def _request_stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("Received signal %s; stopping the local emulation", signum)
+        if not stop.is_set():
+            logger.info(
+                "Received %s; stopping the local emulation", signal.Signals(signum).name
+            )
         stop.set()
 
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:
-        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _request_stop)
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, _request_stop)
     try:
         with LocalEmulation(port=port) as emu:
-            for line in describe_environment(emu).splitlines():
-                logger.info("%s", line)
+            if stop.is_set():
+                return
             if on_ready is not None:
                 on_ready(emu)
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                logger.info("Interrupted; stopping the local emulation")
+            else:
+                for line in describe_environment(emu).splitlines():
+                    logger.info("%s", line)
+            while not stop.wait(0.5):
+                pass
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]

@@ -158,6 +158,9 @@ def test_simple_workflow_cli(emulated_env, tmp_path, record_requests):
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=LOCAL_BUCKET,
                                                   Prefix="simplecli/")["Contents"]}
     assert {"simplecli/test3.out", "simplecli/res/somedir2/subdir.out"} <= keys
+    # every job ran once: no warning about retries that never happened
+    assert all(len(j["attempts"]) == 1 for j in jobs.values())
+    assert "Batch retries it" not in run.stdout + run.stderr
 
 
 def test_failing_rule_reports_exit_code_and_log_tail(emulated_env, tmp_path):
@@ -172,12 +175,33 @@ def test_failing_rule_reports_exit_code_and_log_tail(emulated_env, tmp_path):
     assert run.returncode != 0
     # Batch sees Snakemake's exit code (1); the rule's own code comes from the log
     assert "exit code 1" in out
-    assert "the rule's command exited with code 3" in out
     assert "rule 'fail'" in out
     assert "returned non-zero exit status 3" in out  # the log tail
     assert "console.aws.amazon.com/batch" in out
     logs = list((work / ".snakemake/awsbatch-mpi/logs").glob("fail-*.log"))
     assert len(logs) == 1 and "about to fail: bad input" in logs[0].read_text()
+    # the headline leads with the rule's own code and the saved log; Batch's 1 comes later
+    headline = next(line for line in out.splitlines() if "exited with code" in line)
+    assert "The command of rule 'fail' exited with code 3" in headline
+    assert str(logs[0].relative_to(work)) in headline
+    assert out.index(headline) < out.index("exit code 1")
+    assert "raise mem_mb" not in out and "Batch retries it" not in out
+
+
+def test_sigkill_is_not_reported_as_out_of_memory(emulated_env, tmp_path):
+    """Exit code 137 without Batch's OutOfMemoryError is a plain SIGKILL: no mem_mb advice."""
+    work = write_workflow(tmp_path / "sigkilled", """
+        rule killed:
+            output: "never.txt"
+            shell: "echo 'killing the whole container'; kill -9 0"
+    """)
+    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                         timeout=180)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "of rule 'killed' was killed with SIGKILL (exit code 137)" in out, out[-3000:]
+    assert "neither Batch's timeout nor its out-of-memory kill" in out
+    assert "raise mem_mb" not in out and "out of memory" not in out
 
 
 def test_bad_resource_stops_before_any_submission(emulated_env, tmp_path, batch_client):
@@ -295,6 +319,8 @@ def test_spot_reclaim_is_retried_by_batch_and_reported(emulated_env, tmp_path, b
     assert run.returncode == 0, run.stderr[-3000:]
     assert "attempt 1 of Batch job" in run.stderr and "Host EC2" in run.stderr
     assert "without using Snakemake's --retries" in run.stderr
+    # one warning, for the reclaimed attempt only: the successful second one is no retry
+    assert run.stderr.count("Batch retries it by itself") == 1
     [job] = jobs_with_tag(batch_client, "snakemake-workflow", "spotted")
     assert len(job["attempts"]) == 2 and job["status"] == "SUCCEEDED"
 
