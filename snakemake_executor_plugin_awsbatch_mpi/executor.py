@@ -24,9 +24,9 @@ from .batch import DESCRIBE_CHUNK, BatchClient, BatchSetupError
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .environment import filter_environment
 from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
+from .logs import fetch_tails
 from .mpi import ENV_KEY_URI
 from .mpi.key import key_uri, new_key
-from .logs import fetch_tails
 from .naming import job_name
 from .ops import Status, has_failures, preflight
 from .resources import (
