@@ -1,0 +1,47 @@
+"""Whole-DAG refusals of jobs that could only fail or hang inside Batch.
+
+Run over every job before the first submission, so that a workflow that cannot work on Batch
+costs nothing: no upstream job runs (and is paid for) before the problem shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from snakemake.io import is_flagged
+
+from .command import wildcard_problems_of
+
+
+def pipe_problem(rule: str, output: str) -> str:
+    """Why a `pipe()` output cannot run on Batch, and what to write instead."""
+    return (
+        f"Rule '{rule}' writes its output '{output}' with pipe(). Inside a Batch job every "
+        "output goes to the default storage, and Snakemake would wait forever to upload the "
+        "named pipe, so the job would hang. Write a regular file instead: replace pipe() by "
+        "temp()."
+    )
+
+
+def pipe_problems(jobs: Iterable[Any]) -> list[str]:
+    """One sentence per rule that writes a `pipe()` output, in DAG order."""
+    problems: dict[str, str] = {}
+    for job in jobs:
+        for single in job.jobs if job.is_group() else [job]:
+            rule = single.rule
+            if rule.name in problems:
+                continue
+            for pattern in rule.output:
+                if is_flagged(pattern, "pipe"):
+                    problems[rule.name] = pipe_problem(rule.name, str(pattern))
+                    break
+    return list(problems.values())
+
+
+def refusals(jobs: Iterable[Any]) -> list[str]:
+    """Every reason the jobs of this run cannot run on Batch (empty when they can)."""
+    jobs = list(jobs)
+    return [
+        f"{p} Rename the files, or use other wildcards." for p in wildcard_problems_of(jobs)
+    ] + pipe_problems(jobs)
