@@ -15,17 +15,30 @@ from .command import wildcard_problems_of
 
 
 def pipe_problem(rule: str, output: str) -> str:
-    """Why a `pipe()` output cannot run on Batch, and what to write instead."""
+    """Why a `pipe()` output cannot run on Batch as written, and the two ways that work."""
     return (
         f"Rule '{rule}' writes its output '{output}' with pipe(). Inside a Batch job every "
         "output goes to the default storage, and Snakemake would wait forever to upload the "
-        "named pipe, so the job would hang. Write a regular file instead: replace pipe() by "
-        "temp()."
+        f"named pipe, so the job would hang. Keep the pipe out of storage: write "
+        f'pipe(local("{output}")) there and local("{output}") in the rule that reads it '
+        "(both rules then run in one Batch job); or replace pipe() by temp()."
     )
 
 
+def as_written(rule: Any, pattern: Any) -> str:
+    """An output pattern as the Snakefile has it, not its local copy of the storage object."""
+    if not is_flagged(pattern, "storage_object"):
+        return str(pattern)
+    query = str(pattern.storage_object.query)
+    prefix = str(rule.workflow.storage_settings.default_storage_prefix or "").rstrip("/")
+    return query[len(prefix) + 1 :] if prefix and query.startswith(prefix + "/") else query
+
+
 def pipe_problems(jobs: Iterable[Any]) -> list[str]:
-    """One sentence per rule that writes a `pipe()` output, in DAG order."""
+    """One sentence per rule that writes a `pipe()` into storage, in DAG order.
+
+    A `pipe(local(...))` stays inside the job, and Snakemake runs it there as it does locally.
+    """
     problems: dict[str, str] = {}
     for job in jobs:
         for single in job.jobs if job.is_group() else [job]:
@@ -33,8 +46,8 @@ def pipe_problems(jobs: Iterable[Any]) -> list[str]:
             if rule.name in problems:
                 continue
             for pattern in rule.output:
-                if is_flagged(pattern, "pipe"):
-                    problems[rule.name] = pipe_problem(rule.name, str(pattern))
+                if is_flagged(pattern, "pipe") and not is_flagged(pattern, "local"):
+                    problems[rule.name] = pipe_problem(rule.name, as_written(rule, pattern))
                     break
     return list(problems.values())
 
