@@ -60,20 +60,43 @@ class JobArgs:
     unneeded_temp_files: tuple[str, ...] = ()
 
 
+def repr_quoting_is_safe(text: str) -> bool:
+    """Whether Snakemake's `repr()` quoting gives bash this text back, and nothing more.
+
+    `repr()` uses single quotes, which bash keeps verbatim, unless the text holds a `'`
+    (then double quotes, where `$()` and backticks run, or `\\'`, which bash cannot parse),
+    a backslash or a character it escapes.
+    """
+    return "'" not in text and "\\" not in text and text.isprintable()
+
+
+def needs_threads(args: JobArgs) -> bool:
+    """Whether the job's Snakemake must run `run:` jobs in threads (`--force-use-threads`).
+
+    Snakemake passes it for single jobs. A group job's Snakemake spawns each `run:` or
+    `shadow` job through `bash -c` with its own `repr()`-quoted `--target-jobs`, which is safe
+    only when every value survives `repr()`; otherwise the group runs them in threads (where
+    `shadow` jobs share the process's working directory, so do not run in parallel safely).
+    """
+    if args.group_id is None:
+        return True
+    texts = [target.spec() for target in args.targets] + list(args.unneeded_temp_files)
+    return not all(repr_quoting_is_safe(text) for text in texts)
+
+
 def render_job_args(args: JobArgs) -> str:
     """The arguments as one shell-safe string: every value goes through `shlex.quote`.
 
-    Same flags and order as Snakemake's own `get_job_args`, with one difference:
-    `--force-use-threads` for group jobs too. Without it, the Snakemake of a group job runs
-    each `run:` job of the group through `bash -c` with the same `repr()`-quoted
-    `--target-jobs`, so a hostile wildcard would run inside the job after all.
+    Same flags and order as Snakemake's own `get_job_args`; `--force-use-threads` also for
+    group jobs whose values Snakemake itself would quote unsafely (`needs_threads`).
     """
     words: list[str] = ["--target-jobs", *(target.spec() for target in args.targets)]
     words += ["--allowed-rules", *args.rules]
     if args.group_id is not None:
         words += ["--local-groupid", args.group_id]
     words += ["--cores", str(args.cores), "--attempt", str(args.attempt)]
-    words.append("--force-use-threads")
+    if needs_threads(args):
+        words.append("--force-use-threads")
     if args.unneeded_temp_files:
         words += ["--unneeded-temp-files", *args.unneeded_temp_files]
     return " ".join(shlex.quote(word) for word in words)

@@ -9,7 +9,7 @@ import pytest
 from snakemake.target_jobs import parse_target_jobs_cli_args
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.real import RealExecutor
-from snakemake_interface_executor_plugins.utils import TargetSpec
+from snakemake_interface_executor_plugins.utils import TargetSpec, format_cli_value
 
 from snakemake_executor_plugin_awsbatch_mpi.command import (
     JobArgs,
@@ -17,6 +17,7 @@ from snakemake_executor_plugin_awsbatch_mpi.command import (
     job_command,
     job_cores,
     render_job_args,
+    repr_quoting_is_safe,
     swap_job_args,
     wildcard_problem,
 )
@@ -59,20 +60,42 @@ def test_hostile_wildcards_reach_snakemake_unchanged_and_run_nothing(tmp_path):
     assert words[words.index("--attempt") + 1] == "2"
 
 
-def test_group_args_name_the_group_and_use_threads(tmp_path):
+def test_group_args_name_the_group_and_keep_snakemakes_processes(tmp_path):
     args = JobArgs(
-        targets=(TargetJob("a", (("s", "1"),)), TargetJob("b", ())),
+        targets=(TargetJob("a", (("s", "1 é"),)), TargetJob("b", ())),
         rules=("a", "b"), cores=4, attempt=1, group_id="5e1c-uuid",
     )
     words = bash_words(render_job_args(args), tmp_path)
     assert words == [
-        "--target-jobs", "a:s=1", "b:",
+        "--target-jobs", "a:s=1 é", "b:",
         "--allowed-rules", "a", "b",
         "--local-groupid", "5e1c-uuid",
         "--cores", "4", "--attempt", "1",
-        # a group's run: jobs would otherwise be spawned through bash -c by Snakemake itself
-        "--force-use-threads",
     ]
+
+
+@pytest.mark.parametrize("value", [v for v in HOSTILE if not repr_quoting_is_safe(v)])
+def test_group_with_values_snakemake_quotes_unsafely_runs_its_jobs_in_threads(value, tmp_path):
+    # else the group's Snakemake spawns each run: job through bash -c with repr() quoting
+    args = JobArgs(targets=(TargetJob("a", (("s", value),)),), rules=("a",), cores=1,
+                   attempt=1, group_id="g")
+    assert "--force-use-threads" in bash_words(render_job_args(args), tmp_path)
+
+
+@pytest.mark.parametrize("value", HOSTILE + ["plain", "x y", "é✓", 'say "hi"', "$HOME"])
+def test_values_called_safe_survive_snakemakes_own_quoting(value, tmp_path):
+    quoted = format_cli_value(f"r:x={value}", quote=True)  # what Snakemake puts in commands
+    if repr_quoting_is_safe(value):
+        assert bash_words(quoted, tmp_path) == [f"r:x={value}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_snakemakes_own_quoting_runs_the_reported_value(tmp_path):
+    """The root cause (snakemake-interface-executor-plugins 9.4: repr() as shell quoting)."""
+    value = "a'$(touch pwned)"
+    assert not repr_quoting_is_safe(value)
+    bash_words(format_cli_value(f"r:x={value}", quote=True), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["pwned"]
 
 
 def test_swap_replaces_exactly_snakemakes_job_arguments():
@@ -168,10 +191,6 @@ def test_job_command_keeps_snakemakes_command_around_safe_arguments(tmp_path):
     assert list(tmp_path.iterdir()) == []
     assert words[words.index("--target-jobs") + 1] == f"r:x={value}"
     assert words[words.index("--cores") + 1] == "2"
-    # what Snakemake alone would have sent runs the injected command
-    bash_words(FakeExecutor().format_job_exec(FakeJob({"x": value})).split("&& ", 1)[1],
-               tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["pwned"]
 
 
 def test_job_command_refuses_a_value_snakemake_cannot_carry():
