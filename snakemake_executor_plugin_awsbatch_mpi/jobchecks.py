@@ -15,13 +15,12 @@ from .command import wildcard_problems_of
 
 
 def pipe_problem(rule: str, output: str) -> str:
-    """Why a `pipe()` output cannot run on Batch as written, and the two ways that work."""
+    """Why a `pipe()` output cannot run on Batch, and what to write instead."""
     return (
         f"Rule '{rule}' writes its output '{output}' with pipe(). Inside a Batch job every "
         "output goes to the default storage, and Snakemake would wait forever to upload the "
-        f"named pipe, so the job would hang. Keep the pipe out of storage: write "
-        f'pipe(local("{output}")) there and local("{output}") in the rule that reads it '
-        "(both rules then run in one Batch job); or replace pipe() by temp()."
+        "named pipe, so the job would hang. Write a regular file instead: replace pipe() by "
+        "temp() (give the reading rule the same group: to run both in one Batch job)."
     )
 
 
@@ -37,7 +36,8 @@ def as_written(rule: Any, pattern: Any) -> str:
 def pipe_problems(jobs: Iterable[Any]) -> list[str]:
     """One sentence per rule that writes a `pipe()` into storage, in DAG order.
 
-    A `pipe(local(...))` stays inside the job, and Snakemake runs it there as it does locally.
+    A `pipe(local(...))` is left alone: Snakemake runs every job with a local() file on the
+    submitting machine, never on Batch.
     """
     problems: dict[str, str] = {}
     for job in jobs:
