@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
+from .command import SHELL
 from .spec import JobSpec
 
 MIN_ARRAY = 2
@@ -57,7 +59,10 @@ def group_for_arrays(
 
 
 def command_map(specs: Sequence[JobSpec]) -> bytes:
-    """The JSON document children read: index → the bash command of that job."""
+    """The JSON document children read: index → the bash command of that job.
+
+    Each entry is the job's own command from `command.job_command`, already quoted for bash.
+    """
     return json.dumps({str(i): spec.command[-1] for i, spec in enumerate(specs)}).encode()
 
 
@@ -66,5 +71,6 @@ def array_spec(first: JobSpec, map_url: str, size: int) -> JobSpec:
     return dataclasses.replace(
         first,
         name=f"{first.name[:100]}-x{size}" if first.name else f"array-x{size}",
-        command=("/bin/bash", "-c", f"{ARRAY_RUNNER} {map_url}"),
+        # The storage prefix is the user's and may hold any character S3 allows in a key.
+        command=(*SHELL, f"{ARRAY_RUNNER} {shlex.quote(map_url)}"),
     )

@@ -21,8 +21,10 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from .arrays import array_spec, command_map, group_for_arrays
 from .batch import DESCRIBE_CHUNK, BatchClient, BatchSetupError
+from .command import job_command, job_cores
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .environment import filter_environment
+from .jobchecks import refusals
 from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .logs import fetch_tails
 from .mpi import ENV_KEY_URI
@@ -133,6 +135,9 @@ class Executor(RemoteExecutor):
         if needrun is None:
             return
         jobs = list(needrun())
+        problems = refusals(jobs)
+        if problems:
+            raise WorkflowError("\n".join(problems) + " Nothing was submitted.")
         if self.immediate_submit:
             self._check_immediate_submit(jobs)
         seen: set[tuple[str, str]] = set()
@@ -237,7 +242,7 @@ class Executor(RemoteExecutor):
                 request,
                 self.translation,
                 queue,
-                command=("/bin/bash", "-c", self.format_job_exec(job)),
+                command=job_command(self, job, job_cores(request)),
                 environment=self._job_environment(),
                 name=job_name(request.rule, request.wildcards),
                 run_tags={

@@ -61,3 +61,15 @@ def test_command_map_and_array_payload():
     assert "job0" not in command  # commands travel through S3, not the payload
     assert command.endswith(".array s3://bucket/run/.awsbatch-mpi/arrays/x.json")
     assert validate_request("SubmitJob", payload) == []
+
+
+def test_array_runner_gets_the_map_url_as_one_word(tmp_path):
+    import subprocess
+
+    url = "s3://bucket/my run $(touch pwned)/x'y.json"
+    parent = array_spec(spec(), url, 2)
+    assert parent.command[:2] == ("/bin/bash", "-c")
+    runner = parent.command[2].replace("exec python -m", "printf '%s\\0'")
+    words = subprocess.run(["/bin/bash", "-c", runner], capture_output=True, cwd=tmp_path,
+                           check=True).stdout.decode().split("\0")[:-1]
+    assert words[-1] == url and list(tmp_path.iterdir()) == []

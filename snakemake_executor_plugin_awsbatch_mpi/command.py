@@ -1,0 +1,204 @@
+"""The shell command a Batch job runs: Snakemake's job command with its job arguments quoted.
+
+Why this module exists: Snakemake builds the remote command as one string for `bash -c` and
+quotes the job-specific arguments (`--target-jobs RULE:WILDCARD=VALUE`, `--unneeded-temp-files`)
+with Python's `repr()`, which is not shell quoting. A wildcard value holding `'` is wrapped in
+double quotes, so `$(…)` and backticks in it run inside the job; a value holding both kinds of
+quote yields `'…\\'…'`, which bash cannot parse. Wildcard values come from file names, often
+from sample sheets, so they are data, never code.
+
+The fix keeps everything else Snakemake puts into the command (source deployment, storage and
+general arguments) and swaps only its job arguments for the same arguments rebuilt here, each
+quoted with `shlex.quote`. Two kinds of value cannot survive Snakemake's `--target-jobs` parser
+whatever the quoting (it splits on every `,` and strips `'`/`"` from both ends of a value); jobs
+with such values are refused before anything is submitted (`wildcard_problem`).
+
+`--cores` becomes the vCPUs the job asked for (per node for MPI jobs) instead of `all`, so a
+job sees the cores Batch reserved for it rather than the whole host.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.real import RealExecutor
+
+from .resources import JobRequest, mpi_layout_of, vcpus_of
+
+# What the job runs its command with (the MPI node agent and array children do the same).
+SHELL = ("/bin/bash", "-c")
+# Snakemake's `--target-jobs` parser: `RULE:W1=V1,W2=V2`, values stripped of these at both ends.
+_STRIPPED_QUOTES = "'\""
+
+
+@dataclass(frozen=True)
+class TargetJob:
+    """One job a (group) job command runs: its rule and wildcard values."""
+
+    rule: str
+    wildcards: tuple[tuple[str, str], ...]
+
+    def spec(self) -> str:
+        """The `--target-jobs` item Snakemake parses (`snakemake.target_jobs`)."""
+        return f"{self.rule}:" + ",".join(f"{key}={value}" for key, value in self.wildcards)
+
+
+@dataclass(frozen=True)
+class JobArgs:
+    """The job-specific part of a job's Snakemake command (RealExecutor.get_job_args)."""
+
+    targets: tuple[TargetJob, ...]
+    rules: tuple[str, ...]
+    cores: int
+    attempt: int
+    group_id: str | None = None
+    unneeded_temp_files: tuple[str, ...] = ()
+
+
+def repr_quoting_is_safe(text: str) -> bool:
+    """Whether Snakemake's `repr()` quoting gives bash this text back, and nothing more.
+
+    `repr()` uses single quotes, which bash keeps verbatim, unless the text holds a `'`
+    (then double quotes, where `$()` and backticks run, or `\\'`, which bash cannot parse),
+    a backslash or a character it escapes.
+    """
+    return "'" not in text and "\\" not in text and text.isprintable()
+
+
+def needs_threads(args: JobArgs) -> bool:
+    """Whether the job's Snakemake must run `run:` jobs in threads (`--force-use-threads`).
+
+    Snakemake passes it for single jobs. A group job's Snakemake spawns each `run:` or
+    `shadow` job through `bash -c` with its own `repr()`-quoted `--target-jobs`, which is safe
+    only when every value survives `repr()`; otherwise the group runs them in threads (where
+    `shadow` jobs share the process's working directory, so do not run in parallel safely).
+    """
+    if args.group_id is None:
+        return True
+    texts = [target.spec() for target in args.targets] + list(args.unneeded_temp_files)
+    return not all(repr_quoting_is_safe(text) for text in texts)
+
+
+def render_job_args(args: JobArgs) -> str:
+    """The arguments as one shell-safe string: every value goes through `shlex.quote`.
+
+    Same flags and order as Snakemake's own `get_job_args`; `--force-use-threads` also for
+    group jobs whose values Snakemake itself would quote unsafely (`needs_threads`).
+    """
+    words: list[str] = ["--target-jobs", *(target.spec() for target in args.targets)]
+    words += ["--allowed-rules", *args.rules]
+    if args.group_id is not None:
+        words += ["--local-groupid", args.group_id]
+    words += ["--cores", str(args.cores), "--attempt", str(args.attempt)]
+    if needs_threads(args):
+        words.append("--force-use-threads")
+    if args.unneeded_temp_files:
+        words += ["--unneeded-temp-files", *args.unneeded_temp_files]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def swap_job_args(command: str, snakemake_args: str, safe_args: str) -> str:
+    """Snakemake's `command` with its own job arguments replaced by `safe_args`.
+
+    `snakemake_args` is exactly what Snakemake inserted; it must occur once, else Snakemake
+    changed how it builds commands and guessing would be unsafe.
+    """
+    if not snakemake_args.strip() or command.count(snakemake_args) != 1:
+        raise RuntimeError(
+            "Snakemake's job command no longer contains its job arguments exactly once, so "
+            "the plugin cannot quote them safely; please report this with your Snakemake "
+            "version."
+        )
+    return command.replace(snakemake_args, safe_args)
+
+
+def wildcard_problem(target: TargetJob) -> str | None:
+    """Why Snakemake's `--target-jobs` parser would change or reject a wildcard value, or None.
+
+    Snakemake splits the wildcards at every comma (even inside quotes) and strips quote
+    characters from both ends of each value, so such a job would fail inside Batch or,
+    worse, run the job of other wildcard values.
+    """
+    for key, value in target.wildcards:
+        if "," in value:
+            why = "contains a comma"
+        elif value != value.strip(_STRIPPED_QUOTES):
+            why = "starts or ends with a quote character"
+        else:
+            continue
+        return (
+            f"Rule '{target.rule}': wildcard {key}={value!r} {why}, which Snakemake cannot "
+            "pass to a job that runs elsewhere (its --target-jobs argument splits values at "
+            "commas and strips quotes at their ends)."
+        )
+    return None
+
+
+def job_cores(request: JobRequest) -> int:
+    """The cores a job's Snakemake may use: the vCPUs it asked Batch for (per node for MPI).
+
+    The Snakemake job of an MPI rule runs on the main node, which has
+    tasks_per_node x cpus_per_task vCPUs like every node of the job.
+    """
+    layout = mpi_layout_of(request)
+    if layout is not None:
+        return layout.tasks_per_node * layout.cpus_per_task
+    return max(1, math.ceil(vcpus_of(request)))
+
+
+def targets_of(job: Any) -> tuple[TargetJob, ...]:
+    """The target jobs of a Snakemake job or group job, as `--target-jobs` names them."""
+    return tuple(
+        TargetJob(spec.rulename, tuple((str(k), str(v)) for k, v in spec.wildcards_dict.items()))
+        for spec in job.get_target_spec()
+    )
+
+
+def _strings(values: Iterable[object]) -> tuple[str, ...]:
+    return tuple(str(value) for value in values)
+
+
+def job_args_of(executor: Any, job: Any, cores: int) -> JobArgs:
+    """Read a Snakemake job into `JobArgs` (the only place that touches Snakemake's objects)."""
+    return JobArgs(
+        targets=targets_of(job),
+        rules=_strings(job.rules),
+        cores=cores,
+        attempt=int(job.attempt),
+        group_id=str(job.jobid) if job.is_group() else None,
+        unneeded_temp_files=_strings(executor.workflow.dag.get_unneeded_temp_files(job)),
+    )
+
+
+def job_command(executor: Any, job: Any, cores: int) -> tuple[str, ...]:
+    """The container command of `job`: Snakemake's command, safe for `bash -c`, with `cores`.
+
+    Single, group, array (the command map holds the last element) and MPI jobs (the node agent
+    gets the last element) all use this one command.
+    """
+    args = job_args_of(executor, job, cores)
+    for target in args.targets:  # jobs added after a checkpoint were not vetted up front
+        problem = wildcard_problem(target)
+        if problem:
+            raise WorkflowError(f"{problem} Rename the files, or use other wildcards.")
+    command = executor.format_job_exec(job)
+    snakemake_args = RealExecutor.get_job_args(executor, job)
+    safe = render_job_args(args)
+    return (*SHELL, swap_job_args(command, snakemake_args, safe))
+
+
+def wildcard_problems_of(jobs: Iterable[Any]) -> list[str]:
+    """`wildcard_problem` over Snakemake jobs (groups included), one sentence per rule."""
+    problems: dict[str, str] = {}
+    for job in jobs:
+        for target in targets_of(job):
+            if target.rule not in problems:
+                problem = wildcard_problem(target)
+                if problem:
+                    problems[target.rule] = problem
+    return list(problems.values())

@@ -1,0 +1,198 @@
+"""The job command: job arguments quoted for bash, cores from the job's request."""
+
+from __future__ import annotations
+
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+from snakemake.target_jobs import parse_target_jobs_cli_args
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.real import RealExecutor
+from snakemake_interface_executor_plugins.utils import TargetSpec, format_cli_value
+
+from snakemake_executor_plugin_awsbatch_mpi.command import (
+    JobArgs,
+    TargetJob,
+    job_command,
+    job_cores,
+    render_job_args,
+    repr_quoting_is_safe,
+    swap_job_args,
+    wildcard_problem,
+)
+from snakemake_executor_plugin_awsbatch_mpi.resources import JobRequest
+
+HOSTILE = [
+    "a'$(touch pwned)",
+    'b"$(touch pwned)"c',
+    "c`touch pwned`d",
+    "d;touch pwned;e",
+    "e'both\"quotes",
+    "with some spaces",
+    "non-ascii é✓",
+    "new\nline",
+    "back\\slash $HOME !x",
+    "a=b:c",
+]
+
+
+def bash_words(text: str, cwd) -> list[str]:
+    """The words bash makes of `text` (prints each one NUL-terminated, runs nothing else)."""
+    done = subprocess.run(
+        ["/bin/bash", "-c", f"printf '%s\\0' {text}"], capture_output=True, cwd=cwd, check=True
+    )
+    return done.stdout.decode().split("\0")[:-1]
+
+
+def test_hostile_wildcards_reach_snakemake_unchanged_and_run_nothing(tmp_path):
+    targets = tuple(TargetJob("r", (("x", v), ("y", "1"))) for v in HOSTILE)
+    args = JobArgs(targets=targets, rules=("r",), cores=3, attempt=2,
+                   unneeded_temp_files=tuple(f"tmp/{v}.txt" for v in HOSTILE))
+    words = bash_words(render_job_args(args), tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no `touch pwned` ran
+    start = words.index("--target-jobs") + 1
+    specs = words[start : start + len(HOSTILE)]
+    parsed = parse_target_jobs_cli_args(specs)  # Snakemake's own parser, in the job
+    assert [spec.wildcards_dict for spec in parsed] == [{"x": v, "y": "1"} for v in HOSTILE]
+    assert words[words.index("--unneeded-temp-files") + 1 :] == [f"tmp/{v}.txt" for v in HOSTILE]
+    assert words[words.index("--cores") + 1] == "3"
+    assert words[words.index("--attempt") + 1] == "2"
+
+
+def test_group_args_name_the_group_and_keep_snakemakes_processes(tmp_path):
+    args = JobArgs(
+        targets=(TargetJob("a", (("s", "1 é"),)), TargetJob("b", ())),
+        rules=("a", "b"), cores=4, attempt=1, group_id="5e1c-uuid",
+    )
+    words = bash_words(render_job_args(args), tmp_path)
+    assert words == [
+        "--target-jobs", "a:s=1 é", "b:",
+        "--allowed-rules", "a", "b",
+        "--local-groupid", "5e1c-uuid",
+        "--cores", "4", "--attempt", "1",
+    ]
+
+
+@pytest.mark.parametrize("value", [v for v in HOSTILE if not repr_quoting_is_safe(v)])
+def test_group_with_values_snakemake_quotes_unsafely_runs_its_jobs_in_threads(value, tmp_path):
+    # else the group's Snakemake spawns each run: job through bash -c with repr() quoting
+    args = JobArgs(targets=(TargetJob("a", (("s", value),)),), rules=("a",), cores=1,
+                   attempt=1, group_id="g")
+    assert "--force-use-threads" in bash_words(render_job_args(args), tmp_path)
+
+
+@pytest.mark.parametrize("value", HOSTILE + ["plain", "x y", "é✓", 'say "hi"', "$HOME"])
+def test_values_called_safe_survive_snakemakes_own_quoting(value, tmp_path):
+    quoted = format_cli_value(f"r:x={value}", quote=True)  # what Snakemake puts in commands
+    if repr_quoting_is_safe(value):
+        assert bash_words(quoted, tmp_path) == [f"r:x={value}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_snakemakes_own_quoting_runs_the_reported_value(tmp_path):
+    """The root cause (snakemake-interface-executor-plugins 9.4: repr() as shell quoting)."""
+    value = "a'$(touch pwned)"
+    assert not repr_quoting_is_safe(value)
+    bash_words(format_cli_value(f"r:x={value}", quote=True), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["pwned"]
+
+
+def test_swap_replaces_exactly_snakemakes_job_arguments():
+    theirs = "--target-jobs \"r:x=a'$(id)\" --cores all"
+    command = f"python -m snakemake --snakefile S {theirs} --mode remote"
+    swapped = swap_job_args(command, theirs, "SAFE")
+    assert swapped == "python -m snakemake --snakefile S SAFE --mode remote"
+
+
+@pytest.mark.parametrize("found", ["", "--cores all"])
+def test_swap_refuses_when_the_arguments_are_not_there_exactly_once(found):
+    with pytest.raises(RuntimeError, match="exactly once"):
+        swap_job_args("x --cores all y --cores all", found, "SAFE")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("a,b", "contains a comma"), ("'a", "starts or ends"), ('a"', "starts or ends")],
+)
+def test_values_snakemakes_parser_would_change_are_named(value, why):
+    problem = wildcard_problem(TargetJob("r", (("s", "ok"), ("x", value))))
+    assert problem is not None and "Rule 'r'" in problem and f"x={value!r}" in problem
+    assert why in problem
+    # the reason is real: Snakemake's parser does not give the value back
+    parsed = None
+    try:
+        parsed = parse_target_jobs_cli_args([TargetJob("r", (("x", value),)).spec()])
+    except ValueError:
+        pass
+    assert parsed is None or parsed[0].wildcards_dict != {"x": value}
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_values_that_survive_the_parser_are_accepted(value):
+    assert wildcard_problem(TargetJob("r", (("x", value),))) is None
+
+
+@pytest.mark.parametrize(
+    ("threads", "resources", "is_group", "cores"),
+    [
+        (3, {}, False, 3),
+        (8, {"cpus_per_task": 2}, False, 2),
+        (1, {"_cores": 6}, True, 6),
+        # MPI: the main node's vCPUs, not the whole job's
+        (16, {"mpi": "mpirun", "tasks": 8, "nodes": 2}, False, 4),
+        (1, {"mpi": "mpirun", "tasks": 8, "tasks_per_node": 2, "cpus_per_task": 3}, False, 6),
+        (4, {"mpi": "mpirun", "tasks": 10}, False, 4),
+    ],
+)
+def test_cores_are_the_vcpus_the_job_asked_for(threads, resources, is_group, cores):
+    request = JobRequest(rule="r", threads=threads, resources=resources, is_group=is_group)
+    assert job_cores(request) == cores
+
+
+class FakeJob:
+    """The attributes of a Snakemake job that Snakemake's get_job_args and the plugin read."""
+
+    def __init__(self, wildcards: dict[str, str], group: bool = False) -> None:
+        self.wildcards = wildcards
+        self.group = group
+        self.rules = ["r"]
+        self.attempt = 1
+        self.jobid = "gid"
+        self.is_updated = False
+
+    def get_target_spec(self):
+        return [TargetSpec("r", self.wildcards)]
+
+    def is_group(self):
+        return self.group
+
+
+class FakeExecutor:
+    """Builds its command the way RealExecutor.format_job_exec does around get_job_args."""
+
+    cores = "all"
+    workflow = SimpleNamespace(dag=SimpleNamespace(get_unneeded_temp_files=lambda job: []))
+
+    def format_job_exec(self, job):
+        return (
+            "python -m snakemake --deploy-sources s3://b/x.tar.xz 1 && python -m snakemake "
+            f"--snakefile Snakefile {RealExecutor.get_job_args(self, job)} --mode remote"
+        )
+
+
+def test_job_command_keeps_snakemakes_command_around_safe_arguments(tmp_path):
+    value = "a'$(touch pwned)"
+    command = job_command(FakeExecutor(), FakeJob({"x": value}), cores=2)
+    assert command[:2] == ("/bin/bash", "-c")
+    assert command[2].startswith("python -m snakemake --deploy-sources s3://b/x.tar.xz 1 && ")
+    assert command[2].endswith(" --mode remote")
+    words = bash_words(command[2].split("&& ", 1)[1], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert words[words.index("--target-jobs") + 1] == f"r:x={value}"
+    assert words[words.index("--cores") + 1] == "2"
+
+
+def test_job_command_refuses_a_value_snakemake_cannot_carry():
+    with pytest.raises(WorkflowError, match="contains a comma.*Rename the files"):
+        job_command(FakeExecutor(), FakeJob({"x": "a,b"}), cores=1)
