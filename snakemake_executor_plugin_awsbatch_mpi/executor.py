@@ -23,19 +23,23 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from .arrays import array_spec, command_map, group_for_arrays
 from .batch import DESCRIBE_CHUNK, BatchClient, BatchSetupError
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
-from .environment import filter_environment
 from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
-from .naming import job_name
 from .ops import Status, has_failures, preflight
-from .resources import (
-    JobRequest,
-    resolve_queue,
-    translate,
-    translation_settings,
-    validate_request,
+from .planner import (
+    DEPENDS_ON_ROOM,
+    Environment,
+    JobPlan,
+    PlanError,
+    disk_warning,
+    dropped_warning,
+    needs_disk_warning,
+    plan_job,
+    split_environment,
 )
+from .resources import JobRequest, resolve_queue, translation_settings
 from .runs import record_submission
-from .spec import JobSpec, Platform, ResourceError
+from .settings import SettingsError, check_settings
+from .spec import JobSpec, ResourceError
 from .status import (
     Outcome,
     attempt_reason,
@@ -56,6 +60,21 @@ LOG_DIR = Path(".snakemake/awsbatch-mpi/logs")
 SHOWN_LOG_LINES = 25
 
 
+def written_resources(rule: Any) -> dict[str, object]:
+    """The rule's `resources:` as written in the Snakefile (plain values; callables left out).
+
+    Snakemake rounds floats (gpu=1.5 becomes 2) and derives mem_mib from mem_mb before the
+    plugin sees them; errors must name what the user wrote. Private API (`rule.ruleinfo`):
+    without it, errors name Snakemake's values instead.
+    """
+    info = getattr(rule, "ruleinfo", None)
+    declared = getattr(info, "resources", None)
+    if not declared:
+        return {}
+    _, values = declared
+    return {k: v for k, v in values.items() if isinstance(v, int | float | str)}
+
+
 def job_request(job: JobExecutorInterface) -> JobRequest:
     """Snakemake job (single or group) → the plain request the pure core understands."""
     resources = dict(job.resources.items())
@@ -71,6 +90,7 @@ def job_request(job: JobExecutorInterface) -> JobRequest:
         threads=job.threads,
         resources=resources,
         wildcards=dict(job.wildcards.items()) if job.wildcards else {},
+        written=written_resources(job.rule),
     )
 
 
@@ -78,6 +98,23 @@ class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         settings = self.workflow.executor_settings
         self.settings = settings
+        try:
+            self._start(settings)
+        except WorkflowError:
+            self._remove_source_archive()
+            raise
+        self.logger.info(
+            f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
+            f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}. Follow it with "
+            f"`awsbatch-mpi status --run {self.run_id}`."
+        )
+
+    def _start(self, settings: Any) -> None:
+        """Check everything that can be checked before the first SubmitJob."""
+        try:
+            check_settings(settings)
+        except SettingsError as err:
+            raise WorkflowError(str(err)) from None
         self.run_id = uuid.uuid4().hex[:16]
         self.batch = BatchClient(
             region=settings.region, calls_per_second=settings.api_calls_per_second
@@ -91,22 +128,22 @@ class Executor(RemoteExecutor):
         self._describe_failures = 0
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
-        self._environment: dict[str, str] | None = None
-        if not 1 <= settings.batch_attempts <= 10:
-            raise WorkflowError(
-                f"--awsbatch-mpi-batch-attempts is {settings.batch_attempts}; AWS Batch allows "
-                "1 to 10 attempts."
-            )
+        self._environment: Environment | None = None
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
+        self._preflight()
+        self._validate_dag()
         if self.immediate_submit:
             self._keep_source_archive()
-        self._validate_dag()
-        self._preflight()
-        self.logger.info(
-            f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
-            f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}. Follow it with "
-            f"`awsbatch-mpi status --run {self.run_id}`."
-        )
+
+    def _remove_source_archive(self) -> None:
+        """A refused run leaves nothing behind: Snakemake uploaded the sources just before
+        creating the executor, and removes them only after scheduling."""
+        if getattr(self.workflow, "_source_archive", None) is None:
+            return
+        try:
+            self.workflow.cleanup_source_archive()
+        except Exception as err:  # noqa: BLE001 - the refusal is the message that matters
+            self.logger.warning(f"Could not remove the uploaded workflow sources: {err}")
 
     def _keep_source_archive(self) -> None:
         """Under --immediate-submit, keep the uploaded workflow sources in S3.
@@ -126,14 +163,18 @@ class Executor(RemoteExecutor):
     # Validation --------------------------------------------------------------------------
 
     def _validate_dag(self) -> None:
-        """Vet every job that will run before the first submission.
+        """Plan every job that will run, with the submission's own code, before the first one.
 
         Resources are re-evaluated without caching them on the job (a callable may depend on
-        input sizes that are not known yet; such jobs are checked again when submitted).
+        input sizes that are not known yet; such jobs are planned again when submitted).
         """
         dag = self.dag
         needrun = getattr(dag, "needrun_jobs", None)
         if needrun is None:
+            self.logger.warning(
+                "This Snakemake version has no dag.needrun_jobs: the jobs are checked only "
+                "when each is submitted, not all before the first submission."
+            )
             return
         jobs = list(needrun())
         if self.immediate_submit:
@@ -154,15 +195,14 @@ class Executor(RemoteExecutor):
                     rule=single.rule.name,
                     threads=int(resources.get("_cores", 1)),
                     resources=dict(resources.items()),
+                    wildcards=dict(single.wildcards.items()) if single.wildcards else {},
+                    written=written_resources(single.rule),
                 )
                 key = (request.rule, repr(sorted(request.resources.items(), key=str)))
                 if key in seen:
                     continue
                 seen.add(key)
-                try:
-                    validate_request(request, self.translation)
-                except ResourceError as err:
-                    raise WorkflowError(f"{err} Nothing was submitted.") from None
+                self._plan(job, request, "0" * 64, before_submission=True)
 
     def _preflight(self) -> None:
         """Cheap checks of the configured queues: refuse to submit jobs that can never run."""
@@ -213,58 +253,57 @@ class Executor(RemoteExecutor):
 
     # Submission --------------------------------------------------------------------------
 
-    def _job_environment(self) -> dict[str, str]:
-        """The variables passed to every job: fixed for the run, so filtered once."""
+    def _job_environment(self) -> Environment:
+        """The variables passed to every job: fixed for the run, so split once."""
         if self._environment is None:
-            self._environment, dropped = filter_environment(self.envvars())
-            if dropped:
-                self._warn_once(
-                    "env",
-                    "These variables are not passed to Batch jobs because they hold "
-                    f"credentials or secrets: {', '.join(dropped)}. Inside jobs, AWS "
-                    "credentials come from the job role (--awsbatch-mpi-job-role-arn); keep "
-                    "other secrets in AWS Secrets Manager and read them through that role.",
-                )
+            settings = self.workflow.remote_execution_settings
+            declared = [*(settings.envvars or ()), *(self.workflow.envvars or ())]
+            self._environment = split_environment(self.envvars(), declared)
+            warning = dropped_warning(self._environment)
+            if warning:
+                self._warn_once("env", warning)
         return self._environment
 
-    def build_spec(self, job: JobExecutorInterface) -> JobSpec:
-        request = job_request(job)
+    def _plan(
+        self,
+        job: JobExecutorInterface,
+        request: JobRequest,
+        mpi_secret: str,
+        before_submission: bool = False,
+    ) -> JobPlan:
+        """The planner over one job, its refusals as messages that end the run cleanly."""
+        after = (
+            " Nothing was submitted; fix it and run again."
+            if before_submission
+            else " The job was not submitted; fix it and run again."
+        )
         try:
             queue = self.batch.queue_info(resolve_queue(request, self.translation))
-        except ResourceError as err:
-            raise WorkflowError(str(err)) from None
-        except BatchSetupError as err:
-            raise WorkflowError(f"Rule '{request.rule}': {err}") from None
-        try:
-            spec = translate(
+            plan = plan_job(
                 request,
                 self.translation,
                 queue,
                 command=("/bin/bash", "-c", self.format_job_exec(job)),
                 environment=self._job_environment(),
-                name=job_name(request.rule, request.wildcards),
-                run_tags={
-                    "snakemake-run-id": self.run_id,
-                    "snakemake-rule": request.rule[:256],
-                    "snakemake-workflow": self.workflow_name[:256],
-                },
+                workflow=self.workflow_name,
+                run_id=self.run_id,
                 # Authenticates the nodes of a multi-node job to each other; travels only in
                 # this job's own overrides.
-                mpi_secret=secrets.token_hex(32),
+                mpi_secret=mpi_secret,
+                depends_on_room=DEPENDS_ON_ROOM if self.immediate_submit else 0,
             )
-        except ResourceError as err:
-            raise WorkflowError(str(err)) from None
-        for warning in spec.warnings:
+        except (ResourceError, PlanError) as err:
+            raise WorkflowError(f"{err}{after}") from None
+        except BatchSetupError as err:
+            raise WorkflowError(f"Rule '{request.rule}': {err}{after}") from None
+        for warning in plan.warnings:
             self._warn_once(warning, warning)
-        disk = request.resources.get("disk_mb") or request.resources.get("disk_mib")
-        if disk and queue.platform is Platform.EC2:
-            self._warn_once(
-                "disk",
-                "Rules declare disk_mb, but on EC2 queues a job's disk comes from the compute "
-                "environment's launch template (and Docker's storage), not from the job; size "
-                "the launch template's volume for your largest job.",
-            )
-        return spec
+        if needs_disk_warning(plan, request):
+            self._warn_once("disk", disk_warning([request.rule]) or "")
+        return plan
+
+    def build_spec(self, job: JobExecutorInterface) -> JobSpec:
+        return self._plan(job, job_request(job), secrets.token_hex(32)).spec
 
     def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
         """Submit jobs that became ready together; same-rule jobs may go as one array job."""
