@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -136,14 +137,28 @@ class Executor(RemoteExecutor):
             self._keep_source_archive()
 
     def _remove_source_archive(self) -> None:
-        """A refused run leaves nothing behind: Snakemake uploaded the sources just before
-        creating the executor, and removes them only after scheduling."""
-        if getattr(self.workflow, "_source_archive", None) is None:
+        """A refused run leaves nothing behind.
+
+        Snakemake uploads the sources just before it creates the executor and removes them
+        only after scheduling, so a refusal here would leave the archive in S3. It is deleted
+        as one object: Snakemake's own cleanup goes through the S3 storage plugin, which also
+        deletes the bucket when it ends up empty.
+        """
+        archive = getattr(self.workflow, "_source_archive", None)
+        query = str(getattr(archive, "query", "") or "")
+        if not query.startswith("s3://"):
             return
+        bucket, _, key = query.removeprefix("s3://").partition("/")
         try:
-            self.workflow.cleanup_source_archive()
-        except Exception as err:  # noqa: BLE001 - the refusal is the message that matters
-            self.logger.warning(f"Could not remove the uploaded workflow sources: {err}")
+            batch = getattr(self, "batch", None)
+            s3 = (
+                batch.s3_client
+                if batch is not None
+                else boto3.session.Session(region_name=self.settings.region).client("s3")
+            )
+            s3.delete_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as err:
+            self.logger.warning(f"Could not remove the uploaded workflow sources {query}: {err}")
 
     def _keep_source_archive(self) -> None:
         """Under --immediate-submit, keep the uploaded workflow sources in S3.

@@ -1,0 +1,146 @@
+"""Bad input is refused before the first SubmitJob, through Snakemake and the emulation.
+
+Each workflow has a harmless upstream rule and a bad downstream rule: the refusal must come
+before the upstream job is submitted (no job of the workflow in any queue), name the rule, the
+resource as written and the value, and leave no workflow sources behind in S3.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import boto3
+import pytest
+
+from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
+
+from .test_executor import snakemake_cmd, write_workflow
+
+pytestmark = pytest.mark.integration
+
+UPSTREAM = """
+rule all:
+    input: "bad.txt"
+rule ok:
+    output: "ok.txt"
+    shell: "touch {output}"
+rule bad:
+    input: "ok.txt"
+    output: "bad.txt"
+"""
+
+
+def submitted(batch, workflow: str) -> list[dict]:
+    """Every job of `workflow` (by its tag) in every queue of the emulation."""
+    queues = [q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"]]
+    ids = []
+    for queue in queues:
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING",
+                       "SUCCEEDED", "FAILED"):
+            ids += [j["jobId"] for j in
+                    batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]]
+    jobs = []
+    for start in range(0, len(ids), 100):
+        jobs += batch.describe_jobs(jobs=ids[start:start + 100])["jobs"]
+    return [j for j in jobs if (j.get("tags") or {}).get("snakemake-workflow") == workflow]
+
+
+def run_refused(tmp_path, name: str, bad_rule: str, *extra: str) -> str:
+    """Run the workflow; assert it failed before any submission and left nothing in S3."""
+    work = write_workflow(tmp_path / name, UPSTREAM + bad_rule)
+    run = subprocess.run(snakemake_cmd(work, *extra), cwd=work, capture_output=True,
+                         text=True, timeout=180)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-2000:]
+    assert submitted(boto3.client("batch"), name) == []
+    listing = boto3.client("s3").list_objects_v2(Bucket=LOCAL_BUCKET, Prefix=f"{name}/")
+    leftovers = [o["Key"] for o in listing.get("Contents", [])]
+    assert leftovers == [], f"left in S3 after a refused run: {leftovers}"
+    assert "Traceback" not in out, out[-3000:]
+    return out
+
+
+def test_downstream_bad_tag_is_refused_before_upstream_runs(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "badtag", """
+    resources: awsbatch_tags="aws:owner=me"
+    shell: "touch {output}"
+""")
+    assert "Rule 'bad'" in out and "awsbatch_tags='aws:owner=me'" in out
+    assert "starts with 'aws:'" in out and "Nothing was submitted" in out
+
+
+def test_downstream_unknown_queue_is_refused(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "noqueue", """
+    resources: awsbatch_queue="no-such-queue"
+    shell: "touch {output}"
+""")
+    assert "Rule 'bad'" in out and "Job queue 'no-such-queue' does not exist" in out
+    assert "Nothing was submitted" in out
+
+
+def test_job_larger_than_any_compute_environment_is_refused(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "huge", """
+    threads: 100000
+    shell: "touch {output}"
+""")
+    assert "Rule 'bad'" in out and "threads=100000" in out
+    assert "at most 256 vCPUs" in out and "RUNNABLE forever" in out
+
+
+def test_memory_beyond_every_instance_names_mem_mb(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "hugemem", """
+    resources: mem_mb=10**12
+    shell: "touch {output}"
+""")
+    assert "mem_mb=1000000000000" in out and "MiB of memory" in out
+
+
+def test_negative_memory_is_named_as_written(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "negmem", """
+    resources: mem_mb=-100
+    shell: "touch {output}"
+""")
+    assert "mem_mb=-100" in out and "mem_mib" not in out
+
+
+def test_fractional_gpu_is_refused_not_rounded(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "halfgpu", """
+    resources: gpu=1.5
+    shell: "touch {output}"
+""")
+    assert "gpu=1.5" in out and "round it to 2" in out
+
+
+def test_huge_config_value_is_refused_with_advice(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "bigconfig", """
+    shell: "touch {output}"
+""", "--config", "blob=" + "x" * 40_000)
+    assert "30,720" in out and "--configfile" in out and "Nothing was submitted" in out
+
+
+def test_declared_secret_without_source_is_refused(emulated_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("DECLARED_TOKEN", "hunter2")
+    out = run_refused(tmp_path, "declared", """
+    shell: "touch {output}"
+envvars: "DECLARED_TOKEN"
+""")
+    assert "DECLARED_TOKEN" in out and "--awsbatch-mpi-secrets DECLARED_TOKEN=" in out
+    assert "hunter2" not in out
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "allowed"),
+    [
+        ("--awsbatch-mpi-api-calls-per-second", "0.001", "0.5 to 50"),
+        ("--awsbatch-mpi-api-calls-per-second", "0", "0.5 to 50"),
+        ("--awsbatch-mpi-api-calls-per-second", "-1", "0.5 to 50"),
+        ("--awsbatch-mpi-mpi-join-timeout", "-1", "10 to 86400"),
+    ],
+)
+def test_out_of_range_setting_is_one_sentence(emulated_env, tmp_path, flag, value, allowed):
+    name = "setting" + str(abs(hash((flag, value))) % 10_000)
+    out = run_refused(tmp_path, name, """
+    shell: "touch {output}"
+""", flag, value)
+    assert f"{flag} is {float(value)!r}" in out or f"{flag} is {value}" in out
+    assert allowed in out
