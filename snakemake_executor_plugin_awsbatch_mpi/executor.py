@@ -36,6 +36,7 @@ from .planner import (
     needs_disk_warning,
     plan_job,
     split_environment,
+    written_resources,
 )
 from .resources import JobRequest, resolve_queue, translation_settings
 from .runs import record_submission
@@ -59,21 +60,6 @@ MAX_DESCRIBE_FAILURES = 10
 LOG_DIR = Path(".snakemake/awsbatch-mpi/logs")
 # Log lines shown in the error message (all fetched lines go to the log file).
 SHOWN_LOG_LINES = 25
-
-
-def written_resources(rule: Any) -> dict[str, object]:
-    """The rule's `resources:` as written in the Snakefile (plain values; callables left out).
-
-    Snakemake rounds floats (gpu=1.5 becomes 2) and derives mem_mib from mem_mb before the
-    plugin sees them; errors must name what the user wrote. Private API (`rule.ruleinfo`):
-    without it, errors name Snakemake's values instead.
-    """
-    info = getattr(rule, "ruleinfo", None)
-    declared = getattr(info, "resources", None)
-    if not declared:
-        return {}
-    _, values = declared
-    return {k: v for k, v in values.items() if isinstance(v, int | float | str)}
 
 
 def job_request(job: JobExecutorInterface) -> JobRequest:

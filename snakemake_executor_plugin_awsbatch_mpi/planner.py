@@ -38,6 +38,21 @@ class PlanError(ValueError):
     """A job's requests would break a Batch limit; the message says what to do instead."""
 
 
+def written_resources(rule: Any) -> dict[str, object]:
+    """The rule's `resources:` as written in the Snakefile (plain values; callables left out).
+
+    Snakemake rounds floats (gpu=1.5 becomes 2) and derives mem_mib from mem_mb before the
+    plugin sees them; errors must name what the user wrote. Private API (`rule.ruleinfo`):
+    without it, errors name Snakemake's values instead.
+    """
+    info = getattr(rule, "ruleinfo", None)
+    declared = getattr(info, "resources", None)
+    if not declared:
+        return {}
+    _, values = declared
+    return {k: v for k, v in values.items() if isinstance(v, int | float | str)}
+
+
 def run_tags(run_id: str, rule: str, workflow: str) -> dict[str, str]:
     """The tags every job of a run carries (`awsbatch-mpi status --run` finds jobs by them)."""
     return {
