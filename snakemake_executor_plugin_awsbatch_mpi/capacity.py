@@ -61,9 +61,7 @@ def instance_size(entry: str) -> InstanceSize | None:
     """
     family, _, size = entry.partition(".")
     if family in BUNDLES:
-        sizes = [instance_size(f) for f in BUNDLES[family]]
-        known = [s for s in sizes if s is not None]
-        return max(known, key=lambda s: (s.vcpus, s.memory_mib)) if known else None
+        return envelope(entry, [instance_size(f) for f in BUNDLES[family]])
     top = FAMILY_MAX.get(family)
     if top is None:
         return None
@@ -78,6 +76,20 @@ def instance_size(entry: str) -> InstanceSize | None:
     else:
         return None
     return InstanceSize(entry, count, memory_gib * 1024 * count // vcpus, None if gpus else 0)
+
+
+def envelope(name: str, sizes: Sequence[InstanceSize | None]) -> InstanceSize | None:
+    """The most vCPUs, memory and GPUs any of `sizes` has (each may come from another type,
+    so this never refuses what one of them could run); None when one size is unknown."""
+    if not sizes or any(s is None for s in sizes):
+        return None
+    known = [s for s in sizes if s is not None]
+    return InstanceSize(
+        name,
+        max(s.vcpus for s in known),
+        max(s.memory_mib for s in known),
+        None if any(s.gpus is None for s in known) else max(s.gpus or 0 for s in known),
+    )
 
 
 @dataclass(frozen=True)
@@ -96,16 +108,8 @@ def limit_of(env: Mapping[str, Any]) -> ComputeLimit:
     """A DescribeComputeEnvironments item → its `ComputeLimit`."""
     resources = env.get("computeResources") or {}
     kind = str(resources.get("type", "EC2"))
-    sizes = [instance_size(str(t)) for t in resources.get("instanceTypes", [])]
-    largest = None
-    if sizes and all(s is not None for s in sizes):
-        known = [s for s in sizes if s is not None]
-        largest = InstanceSize(
-            ", ".join(s.name for s in known),
-            max(s.vcpus for s in known),
-            max(s.memory_mib for s in known),
-            None if any(s.gpus is None for s in known) else max(s.gpus or 0 for s in known),
-        )
+    types = [str(t) for t in resources.get("instanceTypes", [])]
+    largest = envelope(", ".join(types), [instance_size(t) for t in types])
     unmanaged = env.get("type") == "UNMANAGED"
     return ComputeLimit(
         name=str(env.get("computeEnvironmentName", "?")),
