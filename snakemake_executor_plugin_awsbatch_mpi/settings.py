@@ -213,7 +213,7 @@ RANGES: tuple[tuple[str, float, float, str], ...] = (
     ("batch_attempts", 1, 10, "AWS Batch allows 1 to 10 attempts"),
     ("default_memory_mib", 4, 24 * 1024 * 1024, "Batch's minimum is 4 MiB"),
     ("log_tail_lines", 1, 10_000, "CloudWatch returns at most 10,000 lines per call"),
-    ("mpi_join_timeout", 10, 86_400, "seconds, at most a day"),
+    ("mpi_join_timeout", 1, 86_400, "seconds, at most a day"),
 )
 
 

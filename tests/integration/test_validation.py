@@ -134,7 +134,7 @@ envvars: "DECLARED_TOKEN"
         ("--awsbatch-mpi-api-calls-per-second", "0.001", "0.5 to 50"),
         ("--awsbatch-mpi-api-calls-per-second", "0", "0.5 to 50"),
         ("--awsbatch-mpi-api-calls-per-second", "-1", "0.5 to 50"),
-        ("--awsbatch-mpi-mpi-join-timeout", "-1", "10 to 86400"),
+        ("--awsbatch-mpi-mpi-join-timeout", "-1", "1 to 86400"),
     ],
 )
 def test_out_of_range_setting_is_one_sentence(emulated_env, tmp_path, flag, value, allowed):
@@ -144,3 +144,73 @@ def test_out_of_range_setting_is_one_sentence(emulated_env, tmp_path, flag, valu
 """, flag, value)
     assert f"{flag} is {float(value)!r}" in out or f"{flag} is {value}" in out
     assert allowed in out
+
+
+def test_share_on_a_fifo_queue_is_refused(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "fifoshare", """
+    resources: awsbatch_share="teamA"
+    shell: "touch {output}"
+""")
+    assert "awsbatch_share='teamA'" in out and "no fair-share scheduling policy" in out
+
+
+def test_instance_type_on_a_single_node_rule_is_refused(emulated_env, tmp_path):
+    out = run_refused(tmp_path, "single", """
+    resources: awsbatch_instance_type="c5.24xlarge"
+    shell: "touch {output}"
+""")
+    assert "awsbatch_instance_type='c5.24xlarge'" in out and "multi-node" in out
+
+
+def test_tags_beyond_50_count_the_run_tags(emulated_env, tmp_path):
+    settings_tags = " ".join(f"k{i}=v" for i in range(45))
+    out = run_refused(tmp_path, "manytags", """
+    resources: awsbatch_tags="a=1,b=2,c=3"
+    shell: "touch {output}"
+""", "--awsbatch-mpi-tags", settings_tags)
+    assert "51 tags (3 set by the plugin" in out and "at most 50" in out
+
+
+def test_plan_and_a_real_run_send_the_same_requests(emulated_env, tmp_path, capsys):
+    """`awsbatch-mpi plan` renders what the executor sends: same names, queues, sizes,
+    definitions, timeouts and tag keys, job by job."""
+    from snakemake_executor_plugin_awsbatch_mpi import cli
+
+    work = write_workflow(tmp_path / "sameplan", """
+        rule all:
+            input: expand("out/{s}.txt", s=["x", "y"]), "big.txt"
+        rule small:
+            output: "out/{s}.txt"
+            resources: mem_mb=1000, runtime=5
+            shell: "echo {wildcards.s} > {output}"
+        rule big:
+            output: "big.txt"
+            threads: 2
+            resources: mem_mib=3000, awsbatch_tags="team=bio"
+            shell: "touch {output}"
+    """)
+    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = tmp_path / "plan.json"
+    code = cli.main(["plan", "-s", str(work / "Snakefile"), "-d", str(work),
+                     "--job-queue", "local-cpu", "--out", str(out)])
+    capsys.readouterr()
+    assert code == 0
+    import json
+    planned = {j["submitJob"]["jobName"]: j for j in json.loads(out.read_text())["jobs"]}
+    sent = {j["jobName"]: j for j in submitted(boto3.client("batch"), "sameplan")}
+    assert set(planned) == set(sent) == {"small-x", "small-y", "big"}
+    for name, job in sent.items():
+        submit = planned[name]["submitJob"]
+        assert job["jobQueue"].endswith("/" + submit["jobQueue"])
+        definition = job["jobDefinition"].rsplit("/", 1)[-1].split(":")[0]
+        assert definition == planned[name]["registerJobDefinition"]
+        requirements = {r["type"]: r["value"] for r in job["container"]["resourceRequirements"]}
+        expected = {r["type"]: r["value"]
+                    for r in submit["containerOverrides"]["resourceRequirements"]}
+        assert requirements == expected
+        assert job.get("timeout") == submit.get("timeout")
+        assert set(job["tags"]) == set(submit["tags"])
+        assert {k: v for k, v in job["tags"].items() if k != "snakemake-run-id"} == {
+            k: v for k, v in submit["tags"].items() if k != "snakemake-run-id"}
