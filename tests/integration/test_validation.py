@@ -214,3 +214,25 @@ def test_plan_and_a_real_run_send_the_same_requests(emulated_env, tmp_path, caps
         assert set(job["tags"]) == set(submit["tags"])
         assert {k: v for k, v in job["tags"].items() if k != "snakemake-run-id"} == {
             k: v for k, v in submit["tags"].items() if k != "snakemake-run-id"}
+
+
+def test_downstream_mpi_rule_on_a_spot_queue_is_refused(emulated_env, tmp_path):
+    batch = boto3.client("batch")
+    if not batch.describe_job_queues(jobQueues=["spot-only"])["jobQueues"]:
+        ce = batch.create_compute_environment(
+            computeEnvironmentName="spot-only-ce", type="MANAGED", state="ENABLED",
+            serviceRole=emulated_env.service_role_arn,
+            computeResources={
+                "type": "SPOT", "minvCpus": 0, "maxvCpus": 64, "instanceTypes": ["c5"],
+                "bidPercentage": 60, "subnets": [emulated_env.subnet_id],
+                "securityGroupIds": [emulated_env.security_group_id],
+                "instanceRole": emulated_env.instance_profile_arn,
+            },
+        )["computeEnvironmentArn"]
+        batch.create_job_queue(jobQueueName="spot-only", state="ENABLED", priority=1,
+                               computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+    out = run_refused(tmp_path, "mpispot", """
+    resources: mpi="mpirun", tasks=2, nodes=2
+    shell: "{resources.mpi} -n {resources.tasks} hostname > {output}"
+""", "--awsbatch-mpi-multinode-job-queue", "spot-only")
+    assert "Rule 'bad'" in out and "runs on Spot" in out and "multi-node" in out
