@@ -116,6 +116,7 @@ class Executor(RemoteExecutor):
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
         self._environment: Environment | None = None
+        self._disk_rules: set[str] = set()
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         self._preflight()
         self._validate_dag()
@@ -204,6 +205,8 @@ class Executor(RemoteExecutor):
                     continue
                 seen.add(key)
                 self._plan(job, request, "0" * 64, before_submission=True)
+        if self._disk_rules:
+            self._warn_once("disk", disk_warning(self._disk_rules) or "")
 
     def _preflight(self) -> None:
         """Cheap checks of the configured queues: refuse to submit jobs that can never run."""
@@ -300,7 +303,9 @@ class Executor(RemoteExecutor):
         for warning in plan.warnings:
             self._warn_once(warning, warning)
         if needs_disk_warning(plan, request):
-            self._warn_once("disk", disk_warning([request.rule]) or "")
+            self._disk_rules.add(request.rule)
+            if not before_submission:
+                self._warn_once("disk", disk_warning(self._disk_rules) or "")
         return plan
 
     def build_spec(self, job: JobExecutorInterface) -> JobSpec:

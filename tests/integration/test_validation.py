@@ -236,3 +236,35 @@ def test_downstream_mpi_rule_on_a_spot_queue_is_refused(emulated_env, tmp_path):
     shell: "{resources.mpi} -n {resources.tasks} hostname > {output}"
 """, "--awsbatch-mpi-multinode-job-queue", "spot-only")
     assert "Rule 'bad'" in out and "runs on Spot" in out and "multi-node" in out
+
+
+def test_declared_secret_reaches_the_job_through_batch_secrets(emulated_env, tmp_path,
+                                                               monkeypatch):
+    """`--awsbatch-mpi-secrets`: the job definition names the secret, the container gets its
+    value at start (as ECS does), and DescribeJobs never shows the value."""
+    monkeypatch.setenv("DECLARED_TOKEN", "value-on-the-laptop")
+    arn = boto3.client("secretsmanager").create_secret(
+        Name=f"declared-token-{tmp_path.name}", SecretString="from-secrets-manager")["ARN"]
+    work = write_workflow(tmp_path / "withsecret", """
+        envvars: "DECLARED_TOKEN"
+        rule all:
+            input: "checked.txt"
+        rule check:
+            output: "checked.txt"
+            shell: "test \\"$DECLARED_TOKEN\\" = from-secrets-manager && touch {output}"
+    """)
+    run = subprocess.run(
+        snakemake_cmd(work, "--awsbatch-mpi-secrets", f"DECLARED_TOKEN={arn}",
+                      "--awsbatch-mpi-execution-role-arn", emulated_env.execution_role_arn),
+        cwd=work, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    batch = boto3.client("batch")
+    [job] = submitted(batch, "withsecret")
+    assert job["status"] == "SUCCEEDED"
+    [definition] = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])[
+        "jobDefinitions"]
+    props = definition["containerProperties"]
+    assert props["secrets"] == [{"name": "DECLARED_TOKEN", "valueFrom": arn}]
+    assert props["executionRoleArn"] == emulated_env.execution_role_arn
+    described = str(job) + str(definition)
+    assert "from-secrets-manager" not in described and "value-on-the-laptop" not in described
