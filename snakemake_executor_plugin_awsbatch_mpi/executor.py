@@ -87,9 +87,10 @@ class Executor(RemoteExecutor):
         self.settings = settings
         try:
             self._start(settings)
-        except WorkflowError:
+        except WorkflowError as err:
             self._remove_source_archive()
-            raise
+            # Snakemake prints a WorkflowError's frames under its message: keep only this one.
+            raise err.with_traceback(None) from None
         self.logger.info(
             f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
             f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}. Follow it with "

@@ -239,8 +239,9 @@ def check_settings(settings: Any) -> None:
             value, bool
         ) else math.nan
         if not low <= number <= high:  # also refuses NaN
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)
             raise SettingsError(
-                f"{flag_of(name)} is {value!r}; allowed are {low:g} to {high:g} ({why}). "
+                f"{flag_of(name)} is {shown}; allowed are {low:g} to {high:g} ({why}). "
                 "Nothing was submitted."
             )
     tags = getattr(settings, "tags", None) or {}

@@ -41,7 +41,8 @@ def test_out_of_range_is_one_sentence_with_flag_value_and_range(name, value):
         check_settings(settings(**{name: value}))
     message = str(info.value)
     flag = "--awsbatch-mpi-" + name.replace("_", "-")
-    assert message.startswith(f"{flag} is {value!r}; allowed are {low:g} to {high:g}")
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    assert message.startswith(f"{flag} is {shown}; allowed are {low:g} to {high:g}")
     assert message.endswith("Nothing was submitted.") and "\n" not in message
 
 
