@@ -62,9 +62,13 @@ LOG_DIR = Path(".snakemake/awsbatch-mpi/logs")
 SHOWN_LOG_LINES = 25
 
 
-def job_request(job: JobExecutorInterface) -> JobRequest:
-    """Snakemake job (single or group) → the plain request the pure core understands."""
-    resources = dict(job.resources.items())
+def job_request(job: JobExecutorInterface, evaluated: Any = None) -> JobRequest:
+    """Snakemake job (single or group) → the plain request the pure core understands.
+
+    `evaluated`: the job's resources evaluated without caching them on the job (the
+    whole-DAG check), instead of `job.resources`.
+    """
+    resources = dict((job.resources if evaluated is None else evaluated).items())
     if job.is_group():
         return JobRequest(
             rule=job.name,
@@ -74,7 +78,7 @@ def job_request(job: JobExecutorInterface) -> JobRequest:
         )
     return JobRequest(
         rule=job.rule.name,
-        threads=job.threads,
+        threads=job.threads if evaluated is None else int(resources.get("_cores", 1)),
         resources=resources,
         wildcards=dict(job.wildcards.items()) if job.wildcards else {},
         written=written_resources(job.rule),
@@ -194,13 +198,7 @@ class Executor(RemoteExecutor):
                     )
                 except Exception:  # noqa: BLE001 - evaluated again at submission
                     continue
-                request = JobRequest(
-                    rule=single.rule.name,
-                    threads=int(resources.get("_cores", 1)),
-                    resources=dict(resources.items()),
-                    wildcards=dict(single.wildcards.items()) if single.wildcards else {},
-                    written=written_resources(single.rule),
-                )
+                request = job_request(single, resources)
                 key = (request.rule, repr(sorted(request.resources.items(), key=str)))
                 if key in seen:
                     continue
