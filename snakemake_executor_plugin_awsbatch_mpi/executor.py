@@ -203,6 +203,7 @@ class Executor(RemoteExecutor):
                 if key in seen:
                     continue
                 seen.add(key)
+                # A placeholder MPI secret of the real length: nothing is sent.
                 self._plan(job, request, "0" * 64, before_submission=True)
         if self._disk_rules:
             self._warn_once("disk", disk_warning(self._disk_rules) or "")
@@ -290,8 +291,6 @@ class Executor(RemoteExecutor):
                 environment=self._job_environment(),
                 workflow=self.workflow_name,
                 run_id=self.run_id,
-                # Authenticates the nodes of a multi-node job to each other; travels only in
-                # this job's own overrides.
                 mpi_secret=mpi_secret,
                 depends_on_room=DEPENDS_ON_ROOM if self.immediate_submit else 0,
             )
@@ -308,6 +307,8 @@ class Executor(RemoteExecutor):
         return plan
 
     def build_spec(self, job: JobExecutorInterface) -> JobSpec:
+        # The MPI secret authenticates the nodes of a multi-node job to each other; travels
+        # only in this job's own overrides.
         return self._plan(job, job_request(job), secrets.token_hex(32)).spec
 
     def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
