@@ -20,8 +20,8 @@ from .resources import (
     DEFAULT_JOIN_TIMEOUT_SECONDS,
     DEFAULT_MEMORY_MIB,
     MAX_TAGS,
-    parse_secrets,
     parse_tags,
+    secret_problem,
     tag_problem,
 )
 
@@ -39,7 +39,8 @@ def _parse_tags(text: str) -> dict[str, str]:
 
 
 def _parse_secrets(text: str) -> dict[str, str]:
-    return parse_secrets(text, "--awsbatch-mpi-secrets")
+    # The ARNs are checked by check_settings, whose refusal is one sentence, not a traceback.
+    return parse_tags(text, "--awsbatch-mpi-secrets")
 
 
 def _parse_rule_list(text: str) -> list[str]:
@@ -257,3 +258,7 @@ def check_settings(settings: Any) -> None:
             raise SettingsError(
                 f"--awsbatch-mpi-tags: {problem}. Change the tag. Nothing was submitted."
             )
+    for name, arn in (getattr(settings, "secrets", None) or {}).items():
+        problem = secret_problem(str(name), str(arn))
+        if problem:
+            raise SettingsError(f"--awsbatch-mpi-secrets: {problem}. Nothing was submitted.")

@@ -57,3 +57,12 @@ def test_tags_setting():
         check_settings(SimpleNamespace(tags={"aws:x": "1"}))
     with pytest.raises(SettingsError, match="48 tags; allowed are at most 47"):
         check_settings(SimpleNamespace(tags={f"k{i}": "v" for i in range(48)}))
+
+
+def test_secrets_setting_names_a_secret_arn():
+    with pytest.raises(SettingsError, match="'TOKEN=hunter2' must point at a Secrets Manager"):
+        check_settings(settings(secrets={"TOKEN": "hunter2"}))
+    with pytest.raises(SettingsError, match="'1BAD' is not an environment variable name"):
+        check_settings(settings(secrets={"1BAD": "arn:aws:ssm:us-east-1:123456789012:parameter/x"}))
+    check_settings(settings(secrets={
+        "TOKEN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-AbCdEf"}))
