@@ -276,11 +276,7 @@ class Executor(RemoteExecutor):
         before_submission: bool = False,
     ) -> JobPlan:
         """The planner over one job, its refusals as messages that end the run cleanly."""
-        after = (
-            " Nothing was submitted; fix it and run again."
-            if before_submission
-            else " The job was not submitted; fix it and run again."
-        )
+        after = " Nothing was submitted." if before_submission else " This job was not submitted."
         try:
             queue = self.batch.queue_info(resolve_queue(request, self.translation))
             plan = plan_job(
