@@ -50,7 +50,21 @@ def written_resources(rule: Any) -> dict[str, object]:
     if not declared:
         return {}
     _, values = declared
-    return {k: v for k, v in values.items() if isinstance(v, int | float | str)}
+    # --set-resources replaces what the Snakefile says (mem_mb there also replaces mem_mib).
+    settings = getattr(getattr(rule, "workflow", None), "resource_settings", None)
+    overwritten = (getattr(settings, "overwrite_resources", None) or {}).get(
+        getattr(rule, "name", None)
+    ) or {}
+    replaced = {_base(name) for name in overwritten.keys()}
+    return {
+        k: v
+        for k, v in values.items()
+        if isinstance(v, int | float | str) and _base(k) not in replaced
+    }
+
+
+def _base(name: str) -> str:
+    return name.removesuffix("_mib").removesuffix("_mb")
 
 
 def run_tags(run_id: str, rule: str, workflow: str) -> dict[str, str]:

@@ -77,3 +77,8 @@ def test_written_resources_come_from_the_rule_as_declared():
         "gpu": 1.5, "mem_mb": -100, "cb": lambda wildcards: 1})))
     assert written_resources(rule) == {"gpu": 1.5, "mem_mb": -100}
     assert written_resources(SimpleNamespace()) == {}
+    # --set-resources r:gpu=2 r:mem_mib=500 replaces what the Snakefile says
+    rule.name = "r"
+    rule.workflow = SimpleNamespace(resource_settings=SimpleNamespace(
+        overwrite_resources={"r": {"gpu": 2, "mem_mib": 500}}))
+    assert written_resources(rule) == {}

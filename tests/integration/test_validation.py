@@ -268,3 +268,16 @@ def test_declared_secret_reaches_the_job_through_batch_secrets(emulated_env, tmp
     assert props["executionRoleArn"] == emulated_env.execution_role_arn
     described = str(job) + str(definition)
     assert "from-secrets-manager" not in described and "value-on-the-laptop" not in described
+
+
+def test_set_resources_replaces_what_the_snakefile_says(emulated_env, tmp_path):
+    """gpu=1.5 in the Snakefile is refused, but --set-resources bad:gpu=0 replaces it."""
+    work = write_workflow(tmp_path / "overridden", UPSTREAM + """
+    resources: gpu=1.5
+    shell: "touch {output}"
+""")
+    run = subprocess.run(snakemake_cmd(work, "--set-resources", "bad:gpu=0"), cwd=work,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert {j["status"] for j in submitted(boto3.client("batch"), "overridden")} == {
+        "SUCCEEDED"}
