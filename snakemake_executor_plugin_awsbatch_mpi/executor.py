@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -23,23 +24,28 @@ from .arrays import array_spec, command_map, group_for_arrays
 from .batch import DESCRIBE_CHUNK, BatchClient, BatchSetupError
 from .command import job_command, job_cores
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
-from .environment import filter_environment
 from .jobchecks import refusals
 from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .logs import fetch_tails
 from .mpi import ENV_KEY_URI
 from .mpi.key import key_uri, new_key
-from .naming import job_name
 from .ops import Status, has_failures, preflight
-from .resources import (
-    JobRequest,
-    resolve_queue,
-    translate,
-    translation_settings,
-    validate_request,
+from .planner import (
+    DEPENDS_ON_ROOM,
+    Environment,
+    JobPlan,
+    PlanError,
+    disk_warning,
+    dropped_warning,
+    needs_disk_warning,
+    plan_job,
+    split_environment,
+    written_resources,
 )
+from .resources import JobRequest, resolve_queue, translation_settings
 from .runs import record_submission
-from .spec import JobSpec, Platform, ResourceError
+from .settings import SettingsError, check_settings
+from .spec import JobSpec, ResourceError
 from .status import (
     Outcome,
     attempt_reason,
@@ -55,9 +61,13 @@ MAX_MISSING_CHECKS = 5
 MAX_DESCRIBE_FAILURES = 10
 
 
-def job_request(job: JobExecutorInterface) -> JobRequest:
-    """Snakemake job (single or group) → the plain request the pure core understands."""
-    resources = dict(job.resources.items())
+def job_request(job: JobExecutorInterface, evaluated: Any = None) -> JobRequest:
+    """Snakemake job (single or group) → the plain request the pure core understands.
+
+    `evaluated`: the job's resources evaluated without caching them on the job (the
+    whole-DAG check), instead of `job.resources`.
+    """
+    resources = dict((job.resources if evaluated is None else evaluated).items())
     if job.is_group():
         return JobRequest(
             rule=job.name,
@@ -67,9 +77,10 @@ def job_request(job: JobExecutorInterface) -> JobRequest:
         )
     return JobRequest(
         rule=job.rule.name,
-        threads=job.threads,
+        threads=job.threads if evaluated is None else int(resources.get("_cores", 1)),
         resources=resources,
         wildcards=dict(job.wildcards.items()) if job.wildcards else {},
+        written=written_resources(job.rule),
     )
 
 
@@ -77,6 +88,24 @@ class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         settings = self.workflow.executor_settings
         self.settings = settings
+        try:
+            self._start(settings)
+        except WorkflowError as err:
+            self._remove_source_archive()
+            # Snakemake prints a WorkflowError's frames under its message: keep only this one.
+            raise err.with_traceback(None) from None
+        self.logger.info(
+            f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
+            f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}. Follow it with "
+            f"`awsbatch-mpi status --run {self.run_id}`."
+        )
+
+    def _start(self, settings: Any) -> None:
+        """Check everything that can be checked before the first SubmitJob."""
+        try:
+            check_settings(settings)
+        except SettingsError as err:
+            raise WorkflowError(str(err)) from None
         self.run_id = uuid.uuid4().hex[:16]
         self.batch = BatchClient(
             region=settings.region, calls_per_second=settings.api_calls_per_second
@@ -90,22 +119,37 @@ class Executor(RemoteExecutor):
         self._describe_failures = 0
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
-        self._environment: dict[str, str] | None = None
-        if not 1 <= settings.batch_attempts <= 10:
-            raise WorkflowError(
-                f"--awsbatch-mpi-batch-attempts is {settings.batch_attempts}; AWS Batch allows "
-                "1 to 10 attempts."
-            )
+        self._environment: Environment | None = None
+        self._disk_rules: set[str] = set()
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
+        self._preflight()
+        self._validate_dag()
         if self.immediate_submit:
             self._keep_source_archive()
-        self._validate_dag()
-        self._preflight()
-        self.logger.info(
-            f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
-            f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}. Follow it with "
-            f"`awsbatch-mpi status --run {self.run_id}`."
-        )
+
+    def _remove_source_archive(self) -> None:
+        """A refused run leaves nothing behind.
+
+        Snakemake uploads the sources just before it creates the executor and removes them
+        only after scheduling, so a refusal here would leave the archive in S3. It is deleted
+        as one object: Snakemake's own cleanup goes through the S3 storage plugin, which also
+        deletes the bucket when it ends up empty.
+        """
+        archive = getattr(self.workflow, "_source_archive", None)
+        query = str(getattr(archive, "query", "") or "")
+        if not query.startswith("s3://"):
+            return
+        bucket, _, key = query.removeprefix("s3://").partition("/")
+        try:
+            batch = getattr(self, "batch", None)
+            s3 = (
+                batch.s3_client
+                if batch is not None
+                else boto3.session.Session(region_name=self.settings.region).client("s3")
+            )
+            s3.delete_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as err:
+            self.logger.warning(f"Could not remove the uploaded workflow sources {query}: {err}")
 
     def _keep_source_archive(self) -> None:
         """Under --immediate-submit, keep the uploaded workflow sources in S3.
@@ -125,14 +169,18 @@ class Executor(RemoteExecutor):
     # Validation --------------------------------------------------------------------------
 
     def _validate_dag(self) -> None:
-        """Vet every job that will run before the first submission.
+        """Plan every job that will run, with the submission's own code, before the first one.
 
         Resources are re-evaluated without caching them on the job (a callable may depend on
-        input sizes that are not known yet; such jobs are checked again when submitted).
+        input sizes that are not known yet; such jobs are planned again when submitted).
         """
         dag = self.dag
         needrun = getattr(dag, "needrun_jobs", None)
         if needrun is None:
+            self.logger.warning(
+                "This Snakemake version has no dag.needrun_jobs: the jobs are checked only "
+                "when each is submitted, not all before the first submission."
+            )
             return
         jobs = list(needrun())
         problems = refusals(jobs)
@@ -152,19 +200,15 @@ class Executor(RemoteExecutor):
                     )
                 except Exception:  # noqa: BLE001 - evaluated again at submission
                     continue
-                request = JobRequest(
-                    rule=single.rule.name,
-                    threads=int(resources.get("_cores", 1)),
-                    resources=dict(resources.items()),
-                )
+                request = job_request(single, resources)
                 key = (request.rule, repr(sorted(request.resources.items(), key=str)))
                 if key in seen:
                     continue
                 seen.add(key)
-                try:
-                    validate_request(request, self.translation)
-                except ResourceError as err:
-                    raise WorkflowError(f"{err} Nothing was submitted.") from None
+                # A fresh key URI, as at submission: nothing is written or sent.
+                self._plan(job, request, self._mpi_key_uri(), before_submission=True)
+        if self._disk_rules:
+            self._warn_once("disk", disk_warning(self._disk_rules) or "")
 
     def _preflight(self) -> None:
         """Cheap checks of the configured queues: refuse to submit jobs that can never run."""
@@ -215,58 +259,55 @@ class Executor(RemoteExecutor):
 
     # Submission --------------------------------------------------------------------------
 
-    def _job_environment(self) -> dict[str, str]:
-        """The variables passed to every job: fixed for the run, so filtered once."""
+    def _job_environment(self) -> Environment:
+        """The variables passed to every job: fixed for the run, so split once."""
         if self._environment is None:
-            self._environment, dropped = filter_environment(self.envvars())
-            if dropped:
-                self._warn_once(
-                    "env",
-                    "These variables are not passed to Batch jobs because they hold "
-                    f"credentials or secrets: {', '.join(dropped)}. Inside jobs, AWS "
-                    "credentials come from the job role (--awsbatch-mpi-job-role-arn); keep "
-                    "other secrets in AWS Secrets Manager and read them through that role.",
-                )
+            settings = self.workflow.remote_execution_settings
+            declared = [*(settings.envvars or ()), *(self.workflow.envvars or ())]
+            self._environment = split_environment(self.envvars(), declared)
+            warning = dropped_warning(self._environment)
+            if warning:
+                self._warn_once("env", warning)
         return self._environment
 
-    def build_spec(self, job: JobExecutorInterface) -> JobSpec:
-        request = job_request(job)
+    def _plan(
+        self,
+        job: JobExecutorInterface,
+        request: JobRequest,
+        mpi_key_uri: str,
+        before_submission: bool = False,
+    ) -> JobPlan:
+        """The planner over one job, its refusals as messages that end the run cleanly."""
+        after = " Nothing was submitted." if before_submission else " This job was not submitted."
         try:
             queue = self.batch.queue_info(resolve_queue(request, self.translation))
-        except ResourceError as err:
-            raise WorkflowError(str(err)) from None
-        except BatchSetupError as err:
-            raise WorkflowError(f"Rule '{request.rule}': {err}") from None
-        try:
-            spec = translate(
+            plan = plan_job(
                 request,
                 self.translation,
                 queue,
                 command=job_command(self, job, job_cores(request)),
                 environment=self._job_environment(),
-                name=job_name(request.rule, request.wildcards),
-                run_tags={
-                    "snakemake-run-id": self.run_id,
-                    "snakemake-rule": request.rule[:256],
-                    "snakemake-workflow": self.workflow_name[:256],
-                },
+                workflow=self.workflow_name,
+                run_id=self.run_id,
                 # Where the nodes of a multi-node job read their rendezvous key (the key
                 # itself never travels in a Batch request; see _store_mpi_key).
-                mpi_key_uri=self._mpi_key_uri(),
+                mpi_key_uri=mpi_key_uri,
+                depends_on_room=DEPENDS_ON_ROOM if self.immediate_submit else 0,
             )
-        except ResourceError as err:
-            raise WorkflowError(str(err)) from None
-        for warning in spec.warnings:
+        except (ResourceError, PlanError) as err:
+            raise WorkflowError(f"{err}{after}") from None
+        except BatchSetupError as err:
+            raise WorkflowError(f"Rule '{request.rule}': {err}{after}") from None
+        for warning in plan.warnings:
             self._warn_once(warning, warning)
-        disk = request.resources.get("disk_mb") or request.resources.get("disk_mib")
-        if disk and queue.platform is Platform.EC2:
-            self._warn_once(
-                "disk",
-                "Rules declare disk_mb, but on EC2 queues a job's disk comes from the compute "
-                "environment's launch template (and Docker's storage), not from the job; size "
-                "the launch template's volume for your largest job.",
-            )
-        return spec
+        if needs_disk_warning(plan, request):
+            self._disk_rules.add(request.rule)
+            if not before_submission:
+                self._warn_once("disk", disk_warning(self._disk_rules) or "")
+        return plan
+
+    def build_spec(self, job: JobExecutorInterface) -> JobSpec:
+        return self._plan(job, job_request(job), self._mpi_key_uri()).spec
 
     def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
         """Submit jobs that became ready together; same-rule jobs may go as one array job."""

@@ -40,6 +40,9 @@ def container_properties(shape: JobShape) -> dict[str, Any]:
             "logDriver": "awslogs",
             "options": {"awslogs-group": shape.log_group},
         }
+    if shape.secrets:
+        props["secrets"] = [{"name": k, "valueFrom": v} for k, v in shape.secrets]
+        props["executionRoleArn"] = shape.execution_role_arn
     if shape.platform is Platform.FARGATE:
         props.pop("privileged")
         props["executionRoleArn"] = shape.execution_role_arn

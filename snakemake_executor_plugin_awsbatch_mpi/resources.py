@@ -7,9 +7,11 @@ error naming the rule, the resource, the value and what is allowed.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 
+from .capacity import instance_size, placement_problem
 from .mpi import ENV_KEY_URI
 from .spec import JobShape, JobSize, JobSpec, MpiLayout, Platform, QueueInfo, ResourceError
 
@@ -50,6 +52,9 @@ class JobRequest:
     resources: Mapping[str, object]
     wildcards: Mapping[str, str] = field(default_factory=dict)
     is_group: bool = False
+    # The rule's resources as written in the Snakefile (plain values only), before Snakemake
+    # rounds floats and derives mem_mib/disk_mib: errors name what the user wrote.
+    written: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class TranslationSettings:
     assign_public_ip: bool = False
     mpi_join_timeout: int = DEFAULT_JOIN_TIMEOUT_SECONDS
     batch_attempts: int = DEFAULT_BATCH_ATTEMPTS
+    # Environment variable name → Secrets Manager / SSM Parameter Store ARN, for every job.
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 def translation_settings(settings: object, container_image: str) -> TranslationSettings:
@@ -147,6 +154,62 @@ def parse_tags(text: str, what: str = "tags") -> dict[str, str]:
     return tags
 
 
+# Batch's tag rules (User Guide, "Tag restrictions"): letters, digits, spaces and + - = . _ : / @;
+# no key or value may start with aws: in any case; at most 50 tags per resource.
+TAG_SPECIALS = frozenset("+-=._:/@ ")
+MAX_TAGS = 50
+
+
+def _tag_text_ok(text: str) -> bool:
+    return all(ch.isalnum() or ch in TAG_SPECIALS for ch in text)
+
+
+def tag_problem(key: str, value: str) -> str | None:
+    """Why Batch would refuse the tag `key=value`, or None."""
+    for what, text in (("key", key), ("value", value)):
+        if text.lower().startswith("aws:"):
+            return f"tag {what} '{text}' starts with 'aws:', which AWS reserves for itself"
+        if not _tag_text_ok(text):
+            bad = "".join(sorted({ch for ch in text if not _tag_text_ok(ch)}))
+            return (
+                f"tag {what} '{text}' holds characters Batch refuses ({bad!r}); tags may use "
+                "letters, digits, spaces and + - = . _ : / @"
+            )
+    return None
+
+
+def safe_tag_value(text: str) -> str:
+    """A value Batch accepts, for tags the plugin writes (e.g. a directory name)."""
+    cleaned = "".join(ch if _tag_text_ok(ch) else "_" for ch in text)[:256]
+    return "_" + cleaned[1:] if cleaned.lower().startswith("aws:") else cleaned
+
+
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:\S+$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_secrets(text: str, what: str) -> dict[str, str]:
+    """`NAME=ARN ...` → {NAME: ARN}; each ARN names a Secrets Manager secret or SSM parameter."""
+    secrets = parse_tags(text, what)
+    for name, arn in secrets.items():
+        problem = secret_problem(name, arn)
+        if problem:
+            raise ValueError(f"{what}: {problem}")
+    return secrets
+
+
+def secret_problem(name: str, arn: str) -> str | None:
+    if not ENV_NAME.match(name):
+        return f"'{name}' is not an environment variable name"
+    if not SECRET_ARN.match(arn):
+        return (
+            f"'{name}={arn}' must point at a Secrets Manager secret "
+            "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME) or an SSM parameter "
+            "(arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)"
+        )
+    return None
+
+
 def vcpus_of(request: JobRequest) -> int:
     """VCPU is `cpus_per_task` when given (SLURM-style rules), else the job's threads."""
     res = request.resources
@@ -156,17 +219,75 @@ def vcpus_of(request: JobRequest) -> int:
     return _positive_int(request.rule, "threads", threads)
 
 
-def memory_mib_of(request: JobRequest, default_mib: int) -> int:
-    """MEMORY in MiB: `mem_mib`, else `mem_mb` (10^6 bytes) converted and rounded up."""
+def _sized_resource(request: JobRequest, base: str) -> tuple[str, object] | None:
+    """(name, value) of a sized resource (`mem`, `disk`), preferring the unit the user wrote.
+
+    Snakemake derives `mem_mib` from `mem_mb` (and the reverse), so both are present; the one
+    named in the Snakefile is used and named in errors (`mem_mb=-100`, not `mem_mib=-95`).
+    """
     res = request.resources
-    if _given(res, "mem_mib"):
-        mib = math.ceil(_positive_number(request.rule, "mem_mib", res["mem_mib"]))
-    elif _given(res, "mem_mb"):
-        mb = _positive_number(request.rule, "mem_mb", res["mem_mb"])
-        mib = math.ceil(_mib_from_mb(mb))
-    else:
-        mib = default_mib
+    names = (f"{base}_mib", f"{base}_mb")
+    written = [n for n in names if n in request.written]
+    for name in written + [n for n in names if n not in written]:
+        if _given(res, name):
+            return name, res[name]
+    return None
+
+
+def _size_mib(request: JobRequest, base: str) -> tuple[str, object, float] | None:
+    """(name as written, value as written, MiB) of a sized resource, validated (> 0)."""
+    found = _sized_resource(request, base)
+    if found is None:
+        return None
+    name, value = found
+    number = _positive_number(request.rule, name, value)
+    return name, value, number if name.endswith("_mib") else _mib_from_mb(number)
+
+
+def memory_mib_of(request: JobRequest, default_mib: int) -> int:
+    """MEMORY in MiB: `mem_mib` or `mem_mb` (10^6 bytes, converted and rounded up)."""
+    found = _size_mib(request, "mem")
+    mib = math.ceil(found[2]) if found else default_mib
     return max(mib, MEMORY_FLOOR_MIB)
+
+
+def disk_mib_of(request: JobRequest) -> tuple[str, object, float] | None:
+    """`disk_mb` / `disk_mib` validated on every platform (only Fargate uses it)."""
+    return _size_mib(request, "disk")
+
+
+# Whole-number resources: Snakemake rounds a float such as gpu=1.5 to 2 before the plugin
+# sees it, so the value as written is checked.
+WHOLE_NUMBERS = (
+    "gpu", "nvidia_gpu", "tasks", "nodes", "tasks_per_node", "cpus_per_task",
+    "awsbatch_priority", "awsbatch_shm_mb",
+)
+
+
+def check_written(request: JobRequest) -> None:
+    """Refuse values Snakemake would silently change, or the plugin would silently ignore."""
+    rule, written = request.rule, request.written
+    for name in WHOLE_NUMBERS:
+        value = written.get(name)
+        if isinstance(value, float) and not value.is_integer():
+            raise ResourceError(
+                rule,
+                name,
+                value,
+                f"must be a whole number; Snakemake would round it to {round(value)} without "
+                "a word. Write the whole number you mean.",
+            )
+    res = request.resources
+    image = res.get("awsbatch_image", written.get("awsbatch_image"))
+    if ("awsbatch_image" in res or "awsbatch_image" in written) and isinstance(image, str):
+        if not image.strip():
+            raise ResourceError(
+                rule,
+                "awsbatch_image",
+                image,
+                "must name a container image (e.g. 'ghcr.io/org/tool:1.0'); remove the "
+                "resource to use the default image.",
+            )
 
 
 def gpus_of(request: JobRequest) -> int:
@@ -285,6 +406,16 @@ def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
                     res[name],
                     "several nodes need an MPI rule: add resources: mpi='mpirun' and tasks=N.",
                 )
+        if _given(res, "awsbatch_instance_type"):
+            raise ResourceError(
+                rule,
+                "awsbatch_instance_type",
+                res["awsbatch_instance_type"],
+                "applies only to multi-node MPI rules (Batch picks the instance of a "
+                "single-node job from its compute environment). Remove it, or route the rule "
+                "with awsbatch_queue='<queue>' to a queue whose compute environment allows "
+                "that instance type.",
+            )
         return None
     if not has_tasks:
         raise ResourceError(
@@ -396,6 +527,7 @@ def translate(
     """
     rule = request.rule
     res = request.resources
+    check_written(request)
     layout = mpi_layout_of(request)
     warnings: list[str] = []
 
@@ -422,7 +554,7 @@ def translate(
     timeout = timeout_of(request)
 
     ephemeral_gib: int | None = None
-    disk = res.get("disk_mib") or res.get("disk_mb")
+    disk = disk_mib_of(request)
     if queue.platform is Platform.FARGATE:
         if gpus:
             raise ResourceError(
@@ -447,15 +579,16 @@ def translate(
                 f"{new_vcpus:g} vCPU / {new_memory} MiB, the nearest size Fargate accepts."
             )
         vcpus, memory = new_vcpus, new_memory
-        if disk not in (None, ""):
-            name_ = "disk_mib" if res.get("disk_mib") else "disk_mb"
-            disk_mib = _positive_number(rule, name_, disk)
-            if name_ == "disk_mb":
-                disk_mib = _mib_from_mb(disk_mib)
+        if disk is not None:
+            disk_name, disk_value, disk_mib = disk
             ephemeral_gib = max(FARGATE_MIN_EPHEMERAL_GIB, math.ceil(disk_mib / 1024))
             if ephemeral_gib > FARGATE_MAX_EPHEMERAL_GIB:
                 raise ResourceError(
-                    rule, name_, disk, "Fargate ephemeral storage is at most 200 GiB."
+                    rule,
+                    disk_name,
+                    disk_value,
+                    f"Fargate ephemeral storage is at most {FARGATE_MAX_EPHEMERAL_GIB} GiB "
+                    f"(this is {math.ceil(disk_mib / 1024)} GiB); use an EC2 queue.",
                 )
         if not settings.execution_role_arn:
             raise ResourceError(
@@ -470,17 +603,10 @@ def translate(
         raise ResourceError(
             rule, "awsbatch_privileged", True, "Fargate does not run privileged containers."
         )
-    tags = dict(settings.tags)
-    tags.update(run_tags)
-    if _given(res, "awsbatch_tags"):
-        try:
-            tags.update(parse_tags(str(res["awsbatch_tags"]), "awsbatch_tags"))
-        except ValueError as err:
-            raise ResourceError(
-                rule, "awsbatch_tags", res["awsbatch_tags"], f"{err} Use 'k1=v1,k2=v2'."
-            ) from None
-    if len(tags) > 50:
-        raise ResourceError(rule, "awsbatch_tags", len(tags), "Batch allows at most 50 tags.")
+    _check_placement(request, queue, vcpus, memory, gpus, layout)
+    share = _share_of(request, queue)
+    tags = _tags_of(request, settings, run_tags)
+    secrets = _secrets_of(request, settings, queue)
 
     image = str(res.get("awsbatch_image") or settings.default_image)
     job_definition = res.get("awsbatch_job_definition")
@@ -492,11 +618,14 @@ def translate(
         log_group=settings.log_group,
         job_role_arn=settings.job_role_arn,
         execution_role_arn=(
-            settings.execution_role_arn if queue.platform is Platform.FARGATE else None
+            settings.execution_role_arn
+            if queue.platform is Platform.FARGATE or secrets
+            else None
         ),
         ephemeral_storage_gib=ephemeral_gib,
         assign_public_ip=settings.assign_public_ip and queue.platform is Platform.FARGATE,
         multinode=layout is not None,
+        secrets=secrets,
     )
     return JobSpec(
         rule=rule,
@@ -509,12 +638,138 @@ def translate(
         timeout_seconds=timeout,
         job_definition=str(job_definition) if job_definition not in (None, "") else None,
         priority=priority,
-        share=str(res["awsbatch_share"]) if _given(res, "awsbatch_share") else None,
-        tags=tuple(sorted(tags.items())),
+        share=share,
+        tags=tags,
         mpi=layout,
         batch_attempts=settings.batch_attempts,
         warnings=tuple(warnings),
     )
+
+
+def _check_placement(
+    request: JobRequest,
+    queue: QueueInfo,
+    vcpus: float,
+    memory: int,
+    gpus: int,
+    layout: MpiLayout | None,
+) -> None:
+    """Refuse a job no compute environment of its queue can ever place (it would sit RUNNABLE)."""
+    instance = None
+    if layout is not None and layout.instance_type:
+        instance = instance_size(layout.instance_type)
+    problem = placement_problem(
+        queue.limits, vcpus, memory, gpus, layout.nodes if layout else 1, instance
+    )
+    if problem is None:
+        return
+    res = request.resources
+    if layout is not None:
+        name, value = "tasks", res.get("tasks")
+    elif gpus and "GPU" in problem:
+        name, value = ("gpu", res["gpu"]) if _given(res, "gpu") else ("nvidia_gpu", gpus)
+    elif "memory" in problem:
+        found = _sized_resource(request, "mem")
+        name, value = found if found else ("mem_mb", memory)
+    else:
+        name, value = ("cpus_per_task", res["cpus_per_task"]) if _given(
+            res, "cpus_per_task"
+        ) else ("threads", vcpus)
+    raise ResourceError(
+        request.rule,
+        name,
+        value,
+        f"no compute environment of queue '{queue.name}' can ever place this job "
+        f"({vcpus:g} vCPU, {memory} MiB" + (f", {gpus} GPU" if gpus else "") + "): "
+        f"{problem}. It would sit RUNNABLE forever. Lower the resource, or route the rule "
+        "to a larger queue with awsbatch_queue='<queue>'.",
+    )
+
+
+def _share_of(request: JobRequest, queue: QueueInfo) -> str | None:
+    """`awsbatch_share` only on fair-share queues, and always there (Batch's rule)."""
+    res = request.resources
+    share = str(res["awsbatch_share"]) if _given(res, "awsbatch_share") else None
+    if share is not None and queue.fair_share is False:
+        raise ResourceError(
+            request.rule,
+            "awsbatch_share",
+            share,
+            f"queue '{queue.name}' has no fair-share scheduling policy (it runs jobs first in, "
+            "first out), so Batch refuses a share identifier. Remove the resource, or route "
+            "the rule to a fair-share queue with awsbatch_queue='<queue>'.",
+        )
+    if share is None and queue.fair_share:
+        raise ResourceError(
+            request.rule,
+            "awsbatch_share",
+            None,
+            f"queue '{queue.name}' has a fair-share scheduling policy, so Batch needs a share "
+            "identifier for every job: add resources: awsbatch_share='<share>'.",
+        )
+    return share
+
+
+def _tags_of(
+    request: JobRequest, settings: TranslationSettings, run_tags: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """--awsbatch-mpi-tags, the run tags and the rule's `awsbatch_tags`, as Batch accepts."""
+    res, rule = request.resources, request.rule
+    tags = dict(settings.tags)
+    tags.update(run_tags)
+    for key, value in settings.tags.items():
+        problem = tag_problem(key, value)
+        if problem:
+            raise ResourceError(
+                rule, "--awsbatch-mpi-tags", f"{key}={value}", f"{problem}. Change the tag."
+            )
+    if _given(res, "awsbatch_tags"):
+        text = res["awsbatch_tags"]
+        try:
+            own = parse_tags(str(text), "awsbatch_tags")
+        except ValueError as err:
+            raise ResourceError(rule, "awsbatch_tags", text, f"{err} Use 'k1=v1,k2=v2'.") from None
+        for key, value in own.items():
+            problem = tag_problem(key, value)
+            if problem:
+                raise ResourceError(rule, "awsbatch_tags", text, f"{problem}. Change the tag.")
+        tags.update(own)
+    if len(tags) > MAX_TAGS:
+        raise ResourceError(
+            rule,
+            "awsbatch_tags",
+            res.get("awsbatch_tags"),
+            f"the job would carry {len(tags)} tags ({len(run_tags)} set by the plugin for "
+            f"the run, {len(settings.tags)} from --awsbatch-mpi-tags, the rest from the rule); "
+            f"Batch allows at most {MAX_TAGS}. Drop some tags.",
+        )
+    return tuple(sorted(tags.items()))
+
+
+def _secrets_of(
+    request: JobRequest, settings: TranslationSettings, queue: QueueInfo
+) -> tuple[tuple[str, str], ...]:
+    """--awsbatch-mpi-secrets plus the rule's `awsbatch_secrets`; they need an execution role."""
+    res, rule = request.resources, request.rule
+    secrets = dict(settings.secrets)
+    if _given(res, "awsbatch_secrets"):
+        text = res["awsbatch_secrets"]
+        try:
+            secrets.update(parse_secrets(str(text), "awsbatch_secrets"))
+        except ValueError as err:
+            raise ResourceError(
+                rule, "awsbatch_secrets", text, f"{err} Use 'NAME=ARN,NAME2=ARN2'."
+            ) from None
+    if secrets and not settings.execution_role_arn:
+        raise ResourceError(
+            rule,
+            "awsbatch_secrets" if _given(res, "awsbatch_secrets") else "--awsbatch-mpi-secrets",
+            ", ".join(sorted(secrets)),
+            "Batch injects secrets through the ECS execution role: set "
+            "--awsbatch-mpi-execution-role-arn to a role that may read them "
+            "(secretsmanager:GetSecretValue / ssm:GetParameters).",
+        )
+    return tuple(sorted(secrets.items()))
 
 
 def validate_request(request: JobRequest, settings: TranslationSettings) -> None:

@@ -5,8 +5,9 @@ No `from __future__ import annotations` here: Snakemake inspects the field types
 Snakemake's argument parsing).
 """
 
+import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from snakemake_interface_executor_plugins.settings import (
     CommonSettings,
@@ -18,7 +19,10 @@ from .resources import (
     DEFAULT_BATCH_ATTEMPTS,
     DEFAULT_JOIN_TIMEOUT_SECONDS,
     DEFAULT_MEMORY_MIB,
+    MAX_TAGS,
     parse_tags,
+    secret_problem,
+    tag_problem,
 )
 
 
@@ -32,6 +36,11 @@ def _parse_gpu_queues(text: str) -> dict[str, str]:
 
 def _parse_tags(text: str) -> dict[str, str]:
     return parse_tags(text, "--awsbatch-mpi-tags")
+
+
+def _parse_secrets(text: str) -> dict[str, str]:
+    # The ARNs are checked by check_settings, whose refusal is one sentence, not a traceback.
+    return parse_tags(text, "--awsbatch-mpi-secrets")
 
 
 def _parse_rule_list(text: str) -> list[str]:
@@ -181,6 +190,19 @@ class ExecutorSettings(ExecutorSettingsBase):
             "env_var": True,
         },
     )
+    secrets: Optional[dict] = field(
+        default=None,
+        metadata={
+            "metavar": "NAME=ARN",
+            "help": "Secrets for every job, 'NAME=ARN ...': each ARN is a Secrets Manager "
+            "secret or an SSM Parameter Store parameter, injected by ECS as variable NAME "
+            "when the job starts (needs --awsbatch-mpi-execution-role-arn). A variable "
+            "declared with `envvars:` whose name looks secret must be given this way.",
+            "env_var": True,
+            "parse_func": _parse_secrets,
+            "unparse_func": _unparse_mapping,
+        },
+    )
     assign_public_ip: bool = field(
         default=False,
         metadata={
@@ -204,3 +226,61 @@ common_settings = CommonSettings(
     pass_default_storage_provider_args=True,
     pass_default_resources_args=True,
 )
+
+
+# Run tags the executor adds to every job (snakemake-run-id, -rule, -workflow).
+RUN_TAG_COUNT = 3
+# (field, lowest, highest, what the range means) for every numeric setting.
+RANGES: tuple[tuple[str, float, float, str], ...] = (
+    ("api_calls_per_second", 0.5, 50, "AWS's SubmitJob quota is 50 per second"),
+    ("batch_attempts", 1, 10, "AWS Batch allows 1 to 10 attempts"),
+    ("default_memory_mib", 4, 24 * 1024 * 1024, "Batch's minimum is 4 MiB"),
+    ("log_tail_lines", 1, 10_000, "CloudWatch returns at most 10,000 lines per call"),
+    ("mpi_join_timeout", 1, 86_400, "seconds, at most a day"),
+)
+
+
+class SettingsError(ValueError):
+    """An executor setting is out of range; the message is one sentence naming the flag."""
+
+
+def flag_of(name: str) -> str:
+    return "--awsbatch-mpi-" + name.replace("_", "-")
+
+
+def check_settings(settings: Any) -> None:
+    """Refuse out-of-range settings before anything is uploaded or submitted.
+
+    Called first by the executor and by `awsbatch-mpi plan`/`doctor`. Raises `SettingsError`
+    with one sentence: the flag, the value, the allowed range.
+    """
+    for name, low, high, why in RANGES:
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        number = float(value) if isinstance(value, int | float) and not isinstance(
+            value, bool
+        ) else math.nan
+        if not low <= number <= high:  # also refuses NaN
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)
+            raise SettingsError(
+                f"{flag_of(name)} is {shown}; allowed are {low:g} to {high:g} ({why}). "
+                "Nothing was submitted."
+            )
+    tags = getattr(settings, "tags", None) or {}
+    if len(tags) > MAX_TAGS - RUN_TAG_COUNT:
+        raise SettingsError(
+            f"--awsbatch-mpi-tags sets {len(tags)} tags; allowed are at most "
+            f"{MAX_TAGS - RUN_TAG_COUNT} (Batch allows {MAX_TAGS} per job and the plugin adds "
+            f"{RUN_TAG_COUNT} run tags). Nothing was submitted."
+        )
+    for key, value in tags.items():
+        problem = tag_problem(str(key), str(value))
+        if problem:
+            raise SettingsError(
+                f"--awsbatch-mpi-tags: {problem}. Change the tag. Nothing was submitted."
+            )
+    for name, arn in (getattr(settings, "secrets", None) or {}).items():
+        problem = secret_problem(str(name), str(arn))
+        if problem:
+            raise SettingsError(f"--awsbatch-mpi-secrets: {problem}. Nothing was submitted.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .capacity import ComputeLimit
+
 
 class Platform(StrEnum):
     """Where a queue's compute environments run containers."""
@@ -41,6 +43,11 @@ class QueueInfo:
     spot_only: bool = False
     state: str = "ENABLED"
     status: str = "VALID"
+    # The queue has a fair-share scheduling policy (every job needs a share identifier);
+    # None when not known (offline plans), then not checked.
+    fair_share: bool | None = None
+    # What each compute environment can ever place; empty when not known (no check).
+    limits: tuple[ComputeLimit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,9 @@ class JobShape:
     # Multi-node parallel jobs get a `multinode` definition with an open node range ("0:"),
     # so one definition serves every node count.
     multinode: bool = False
+    # Batch `secrets` (name, Secrets Manager or SSM Parameter Store ARN): injected by ECS at
+    # start through the execution role, never shown by DescribeJobs.
+    secrets: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

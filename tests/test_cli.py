@@ -52,6 +52,10 @@ VALUES = {
     "array_jobs": ("a,b", ["a", "b"]),
     "batch_attempts": ("2", 2),
     "mpi_join_timeout": ("30", 30),
+    "secrets": (
+        "TOKEN=arn:aws:ssm:eu-west-1:123456789012:parameter/t",
+        {"TOKEN": "arn:aws:ssm:eu-west-1:123456789012:parameter/t"},
+    ),
     "assign_public_ip": (True, True),
 }
 

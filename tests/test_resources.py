@@ -254,3 +254,119 @@ def test_mpi_job_without_a_storage_prefix_for_its_key_is_refused():
 
 def test_tasks_one_without_mpi_is_an_ordinary_job():
     assert spec_of(req(tasks=1)).mpi is None
+
+
+# Issue 10 §4: refused before submission, naming what the user wrote -----------------------
+
+from snakemake_executor_plugin_awsbatch_mpi.capacity import limit_of  # noqa: E402
+
+
+def written(threads=1, written=None, **resources):
+    """A request as Snakemake passes it, with the rule's resources as written."""
+    return JobRequest("r", threads, resources, written=written or {})
+
+
+def test_errors_name_the_resource_as_written():
+    # Snakemake derives mem_mib=-95 from mem_mb=-100 and disk_mib=286103 from disk_mb=300000.
+    with pytest.raises(ResourceError, match=r"mem_mb=-100\b"):
+        spec_of(written(mem_mb=-100, mem_mib=-95, written={"mem_mb": -100}))
+    with pytest.raises(ResourceError, match=r"disk_mb=300000 .*200 GiB"):
+        spec_of(written(disk_mb=300000, disk_mib=286103, written={"disk_mb": 300000}),
+                queue=FARGATE)
+    as_mib = spec_of(written(mem_mb=1049, mem_mib=1000, written={"mem_mib": 1000}))
+    assert as_mib.size.memory_mib == 1000
+
+
+@pytest.mark.parametrize("name", ["gpu", "nvidia_gpu", "tasks", "awsbatch_priority"])
+def test_fractions_snakemake_would_round_are_refused(name):
+    with pytest.raises(ResourceError, match=rf"{name}=1.5 .*round it to 2"):
+        spec_of(written(**{name: 2}, written={name: 1.5}))
+
+
+@pytest.mark.parametrize("queue", [EC2, FARGATE])
+def test_negative_disk_is_refused_on_every_platform(queue):
+    with pytest.raises(ResourceError, match=r"disk_mb=-1 .*> 0"):
+        spec_of(written(disk_mb=-1, written={"disk_mb": -1}), queue=queue)
+
+
+def test_empty_image_is_refused():
+    with pytest.raises(ResourceError, match="awsbatch_image='' .*must name a container image"):
+        spec_of(written(awsbatch_image="", written={"awsbatch_image": ""}))
+
+
+def test_share_only_on_fair_share_queues():
+    fifo, fair = QueueInfo("cpu", fair_share=False), QueueInfo("cpu", fair_share=True)
+    with pytest.raises(ResourceError, match="awsbatch_share='teamA'.*no fair-share"):
+        spec_of(req(awsbatch_share="teamA"), queue=fifo)
+    with pytest.raises(ResourceError, match="fair-share scheduling policy.*awsbatch_share="):
+        spec_of(req(), queue=fair)
+    assert spec_of(req(awsbatch_share="teamA"), queue=fair).share == "teamA"
+    assert spec_of(req(awsbatch_share="teamA")).share == "teamA"  # queue not known: sent
+
+
+def test_instance_type_on_a_single_node_rule_is_refused():
+    with pytest.raises(ResourceError, match="awsbatch_instance_type='c5.large'.*multi-node"):
+        spec_of(req(awsbatch_instance_type="c5.large"))
+
+
+@pytest.mark.parametrize(
+    ("tags", "why"),
+    [
+        ("aws:owner=me", "starts with 'aws:'"),
+        ("AWS:owner=me", "starts with 'aws:'"),
+        ("owner=aws:me", "starts with 'aws:'"),
+        ("own$er=me", "characters Batch refuses"),
+        ("owner=m€;e", "characters Batch refuses"),
+    ],
+)
+def test_tags_batch_refuses(tags, why):
+    with pytest.raises(ResourceError, match=f"awsbatch_tags=.*{why}"):
+        spec_of(req(awsbatch_tags=tags))
+
+
+def test_tags_count_the_run_tags():
+    many = ",".join(f"k{i}=v" for i in range(48))
+    run_tags = {"snakemake-run-id": "x", "snakemake-rule": "r", "snakemake-workflow": "w"}
+    with pytest.raises(ResourceError, match="51 tags .*3 set by the plugin.*at most 50"):
+        translate(req(awsbatch_tags=many), SETTINGS, EC2, ("true",), {}, "r", run_tags)
+    assert len(spec_of(req(awsbatch_tags=many)).tags) == 49  # with one run tag: fine
+
+
+def queue_with(instance_types, max_vcpus=256, name="cpu"):
+    env = {"computeEnvironmentName": f"{name}-ce", "computeResources": {
+        "type": "EC2", "maxvCpus": max_vcpus, "instanceTypes": instance_types}}
+    return QueueInfo(name, limits=(limit_of(env),))
+
+
+def test_jobs_no_compute_environment_can_place():
+    with pytest.raises(ResourceError, match=r"threads=100000 .*at most 256 vCPUs"):
+        spec_of(req(threads=100000), queue=queue_with(["optimal"]))
+    with pytest.raises(ResourceError, match=r"mem_mb=1000000000000 .*1048576 MiB"):
+        spec_of(written(mem_mb=10**12, mem_mib=953674316407, written={"mem_mb": 10**12}),
+                queue=queue_with(["optimal"]))
+    with pytest.raises(ResourceError, match=r"gpu=16 .*at most 8 GPUs"):
+        spec_of(req(gpu=16), queue=queue_with(["g4dn"]))
+    with pytest.raises(ResourceError, match=r"tasks=72 .*at most 64 vCPUs.*needs 72"):
+        mpi_spec(queue=queue_with(["c5n"], 64, "mpi-q"), mpi="mpirun", tasks=72,
+                 tasks_per_node=36)
+    with pytest.raises(ResourceError, match=r"tasks=4 .*c5n.large.* 2 vCPUs"):
+        mpi_spec(queue=queue_with(["c5n"], 64, "mpi-q"), mpi="mpirun", tasks=4, nodes=1,
+                 awsbatch_instance_type="c5n.large")
+    # an unknown family is checked against maxvCpus only
+    assert spec_of(req(threads=200, mem_mb=10**7), queue=queue_with(["z9q"])).size.vcpus == 200
+
+
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+PARAM_ARN = "arn:aws:ssm:us-east-1:123456789012:parameter/app/token"
+
+
+def test_secrets_go_into_the_job_definition_with_the_execution_role():
+    settings = TranslationSettings("cpu", "img", execution_role_arn="arn:aws:iam::1:role/exec",
+                                   secrets={"DB_PASSWORD": SECRET_ARN})
+    spec = spec_of(req(awsbatch_secrets=f"API_TOKEN={PARAM_ARN}"), settings=settings)
+    assert spec.shape.secrets == (("API_TOKEN", PARAM_ARN), ("DB_PASSWORD", SECRET_ARN))
+    assert spec.shape.execution_role_arn.endswith("role/exec")
+    with pytest.raises(ResourceError, match="awsbatch_secrets=.*Secrets Manager"):
+        spec_of(req(awsbatch_secrets="TOKEN=plaintext"), settings=settings)
+    with pytest.raises(ResourceError, match="--awsbatch-mpi-execution-role-arn"):
+        spec_of(req(), settings=TranslationSettings("cpu", "img", secrets={"T": SECRET_ARN}))

@@ -272,17 +272,42 @@ def _stream_prefix(job: Job) -> str:
     return f"{job.job_definition.name}/default/{job.job_id.replace(':', '-')}"
 
 
+def _secret_values(secrets: list[dict[str, str]]) -> dict[str, str]:
+    """Batch `secrets`, resolved as ECS does when a container starts (from moto's stores)."""
+    from moto.secretsmanager.models import secretsmanager_backends
+    from moto.ssm.models import ssm_backends
+
+    values = {}
+    for secret in secrets:
+        arn = secret["valueFrom"]
+        _, _, service, region, account, rest = arn.split(":", 5)
+        if service == "ssm":
+            name = rest.removeprefix("parameter")
+            param = ssm_backends[account][region].get_parameter(
+                name if name.count("/") > 1 else name.lstrip("/")
+            )
+            value = param.value if param is not None else None
+        else:
+            answer = secretsmanager_backends[account][region].get_secret_value(arn, None, None)
+            value = answer.get("SecretString")
+        if value is None:
+            raise ClientException(f"secret {arn} of {secret['name']} could not be read")
+        values[secret["name"]] = value
+    return values
+
+
 def _plan_nodes(job: Job) -> list[NodeRecord]:
     job_def = job.job_definition
     if job_def.container_properties is not None:
         env_list = job._get_container_property("environment", [])
+        secrets = _secret_values(job_def.container_properties.get("secrets") or [])
         return [
             NodeRecord(
                 index=0,
                 name=f"{job.job_name}-{job.job_id.replace(':', '-')}",
                 image=job_def.container_properties.get("image", "alpine:latest"),
                 command=job._add_parameters_to_command(job._get_container_property("command", [])),
-                environment={e["name"]: e.get("value", "") for e in env_list},
+                environment={e["name"]: e.get("value", "") for e in env_list} | secrets,
                 log_stream=_stream_prefix(job),
                 is_main=True,
             )
@@ -297,7 +322,8 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 name=f"{job.job_name}-{job.job_id}-{i}",
                 image=spec.get("image", "alpine:latest"),
                 command=job._add_parameters_to_command(spec.get("command", [])),
-                environment={e["name"]: e.get("value", "") for e in spec.get("environment", [])},
+                environment={e["name"]: e.get("value", "") for e in spec.get("environment", [])}
+                | _secret_values(spec.get("secrets") or []),
                 log_stream=f"{_stream_prefix(job)}/{i}",
                 is_main=i == main,
             )

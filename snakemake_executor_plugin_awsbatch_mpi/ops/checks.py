@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ..capacity import BUNDLES, limits_of
 from ..spec import Platform, QueueInfo
 
 
@@ -252,17 +253,13 @@ def queue_info_from(
         spot_only=bool(types) and all(t in ("SPOT", "FARGATE_SPOT") for t in types),
         state=queue.get("state", "ENABLED"),
         status=queue.get("status", "VALID"),
+        fair_share=bool(queue.get("schedulingPolicyArn")),
+        limits=limits_of(envs),
     )
 
 
 # Instance types ---------------------------------------------------------------------------
 
-# Batch's instance "bundles" (botocore's documentation of ComputeResource.instanceTypes).
-BUNDLES: dict[str, tuple[str, ...]] = {
-    "optimal": ("m6i", "c6i", "r6i", "c7i"),
-    "default_x86_64": ("m6i", "c6i", "r6i", "c7i"),
-    "default_arm64": ("m6g", "c6g", "r6g", "c7g"),
-}
 _GPU_FAMILY = re.compile(r"^(p\d|g\d|gr\d)")
 
 

@@ -9,7 +9,7 @@ none sits RUNNABLE forever).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..resources import TranslationSettings, resolve_queue, translate, validate_request
@@ -199,7 +199,8 @@ def _workflow_checks(
                 "the queue first (see above).",
             )
             continue
-        info = checks.queue_info_from(queue_name, queue, queue_envs[queue_name])
+        # Placement is checked below with the region's real instance types (check_demand).
+        info = replace(checks.queue_info_from(queue_name, queue, queue_envs[queue_name]), limits=())
         try:
             spec = translate(
                 request,

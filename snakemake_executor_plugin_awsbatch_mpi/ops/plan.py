@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..dependencies import MAX_DEPENDS_ON, reduce_dependencies
-from ..environment import filter_environment
 from ..jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
-from ..naming import job_name
-from ..resources import JobRequest, TranslationSettings, resolve_queue, translate
+from ..planner import (
+    PlanError,
+    disk_warning,
+    dropped_warning,
+    needs_disk_warning,
+    plan_job,
+    split_environment,
+)
+from ..resources import JobRequest, TranslationSettings, resolve_queue
 from ..spec import JobSpec, Platform, QueueInfo, ResourceError
 from ..validation import MAX_SUBMIT_BYTES, validate_request
 from .workflow import LoadedWorkflow, WorkflowJob, split_resources
@@ -83,6 +89,7 @@ def request_of(job: WorkflowJob) -> JobRequest:
         resources=known,
         wildcards=dict(job.wildcards),
         is_group=job.is_group,
+        written=job.written,
     )
 
 
@@ -130,6 +137,7 @@ def settings_document(
         "log_group": settings.log_group,
         "default_memory_mib": settings.default_memory_mib,
         "tags": dict(settings.tags),
+        "secrets": dict(settings.secrets),
         "assign_public_ip": settings.assign_public_ip,
     }
 
@@ -144,13 +152,12 @@ def build_plan(
     fargate_queues = sorted(set(fargate_queues))
     plan_problems: list[str] = []
     plan_warnings: list[str] = []
-    environment, dropped = filter_environment({name: ENV_VALUE for name in workflow.envvars})
-    if dropped:
-        plan_warnings.append(
-            "These variables are not passed to Batch jobs because they hold credentials or "
-            f"secrets: {', '.join(dropped)}. Inside jobs, AWS credentials come from the job "
-            "role; keep other secrets in AWS Secrets Manager."
-        )
+    environment = split_environment(
+        {name: ENV_VALUE for name in workflow.envvars}, workflow.envvars
+    )
+    env_warning = dropped_warning(environment)
+    if env_warning:
+        plan_warnings.append(env_warning)
     definitions: dict[str, dict[str, Any]] = {}
     batch_keys = {job.key for job in workflow.jobs if not job.local}
     jobs_out: list[dict[str, Any]] = []
@@ -178,40 +185,35 @@ def build_plan(
             deferred_rules.setdefault(job.rule, set()).update(deferred)
         try:
             queue = _queue_info(resolve_queue(request, settings), fargate_queues)
-            spec = translate(
+            job_plan = plan_job(
                 request,
                 settings,
                 queue,
                 command=("/bin/bash", "-c", command_placeholder(job.key)),
                 environment=environment,
-                name=job_name(request.rule, request.wildcards),
-                run_tags={
-                    "snakemake-run-id": RUN_ID,
-                    "snakemake-rule": request.rule[:256],
-                    "snakemake-workflow": workflow.name[:256],
-                },
+                workflow=workflow.name,
+                run_id=RUN_ID,
                 mpi_key_uri=MPI_KEY_URI,
             )
-        except ResourceError as err:
+        except (ResourceError, PlanError) as err:
             entry["error"] = str(err)
             plan_problems.append(f"job {job.key}: {err}")
             continue
+        spec = job_plan.spec
         entry["queue"] = spec.queue
         entry["platform"] = spec.shape.platform.value
         if spec.mpi is not None:
             entry["nodes"] = spec.mpi.nodes
         if spec.warnings:
             entry["warnings"] = list(spec.warnings)
-        disk = job.resources.get("disk_mib") or job.resources.get("disk_mb")
-        if disk and spec.shape.platform is Platform.EC2:
+        if needs_disk_warning(job_plan, request):
             disk_on_ec2.append(job.rule)
 
-        if spec.job_definition:
-            definition = spec.job_definition
+        register = job_plan.register
+        definition = job_plan.definition
+        if register is None:
             entry["registerJobDefinition"] = None
         else:
-            register = register_payload(spec.shape)
-            definition = register["jobDefinitionName"]
             entry["registerJobDefinition"] = definition
             if definition not in definitions:
                 definitions[definition] = register
@@ -240,12 +242,9 @@ def build_plan(
             "that do not exist yet; they are evaluated when the job is submitted, and the plan "
             "shows the job without them (defaults apply)."
         )
-    if disk_on_ec2:
-        plan_warnings.append(
-            f"Rules {', '.join(sorted(set(disk_on_ec2)))} declare disk_mb, but on EC2 queues a "
-            "job's disk comes from the compute environment's launch template, not from the "
-            "job; size the launch template's volume for the largest job."
-        )
+    disk = disk_warning(disk_on_ec2)
+    if disk:
+        plan_warnings.append(disk)
     checkpoints = sorted({job.rule for job in workflow.jobs if job.checkpoint})
     if checkpoints:
         plan_warnings.append(
@@ -342,6 +341,11 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         queue = first.get("queue", "?")
         nodes = f", {first['nodes']} nodes" if first.get("nodes") else ""
         lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes})")
+    secrets = doc["settings"].get("secrets") or {}
+    if secrets:
+        lines.append(
+            f"Secrets injected by ECS when each job starts: {', '.join(sorted(secrets))}."
+        )
     for warning in plan.warnings:
         lines.append(f"Warning: {warning}")
     if plan.problems:

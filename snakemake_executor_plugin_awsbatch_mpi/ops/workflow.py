@@ -19,12 +19,13 @@ import contextlib
 import io
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import resources
 from ..naming import job_name
+from ..planner import written_resources
 from ..resources import TranslationSettings
 
 PLUGIN_NAME = "awsbatch-mpi"
@@ -53,6 +54,8 @@ class WorkflowJob:
     local: bool = False  # runs on the submitting machine (localrules), not on Batch
     is_group: bool = False
     checkpoint: bool = False
+    # The rule's resources as written in the Snakefile (see planner.written_resources).
+    written: Mapping[str, Any] = field(default_factory=dict)
 
 
 def split_resources(job: WorkflowJob) -> tuple[dict[str, Any], list[str]]:
@@ -92,8 +95,15 @@ def executor_settings(args: argparse.Namespace) -> Any:
     """The plugin's `ExecutorSettings` from flags, profile and SNAKEMAKE_AWSBATCH_MPI_* vars."""
     from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
 
+    from ..settings import SettingsError, check_settings
+
     plugin = ExecutorPluginRegistry().get_plugin(PLUGIN_NAME)
-    return plugin.get_settings(args)
+    settings = plugin.get_settings(args)
+    try:
+        check_settings(settings)
+    except SettingsError as err:
+        raise WorkflowLoadError(str(err).replace(" Nothing was submitted.", "")) from None
+    return settings
 
 
 def translation_settings(settings: Any, container_image: str) -> TranslationSettings:
@@ -300,6 +310,7 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
                 local=not is_group and bool(members[0].is_local),
                 is_group=is_group,
                 checkpoint=any(m.is_checkpoint for m in members),
+                written={} if is_group else written_resources(members[0].rule),
             )
         )
     return jobs

@@ -285,3 +285,12 @@ def test_cli_doctor_needs_a_queue(offline, capsys):
 
     assert cli.main(["doctor"]) == 2
     assert "--job-queue" in capsys.readouterr().err
+
+
+def test_doctor_refuses_an_out_of_range_setting_before_any_call(offline, capsys):
+    from snakemake_executor_plugin_awsbatch_mpi import cli
+
+    code = cli.main(["doctor", "--job-queue", "q", "--awsbatch-mpi-api-calls-per-second", "0"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "--awsbatch-mpi-api-calls-per-second is 0; allowed are 0.5 to 50" in err

@@ -149,6 +149,9 @@ rule own_definition:
 """
 
 
+TOKEN_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:plan-token"
+
+
 @pytest.fixture
 def rich(tmp_path) -> Path:
     workdir = tmp_path / "rich"
@@ -177,10 +180,19 @@ def test_mpi_fargate_fan_in_and_secrets(rich, no_network, monkeypatch, tmp_path,
         "arn:aws:iam::123456789012:role/exec",
         "--job-role-arn",
         "arn:aws:iam::123456789012:role/job",
+        # A declared secret-looking variable needs a source (it was dropped before).
+        "--awsbatch-mpi-secrets",
+        f"PLAN_TEST_TOKEN={TOKEN_ARN}",
     )
     assert code == 0, report
     assert "hunter2" not in text and "visible" not in text  # values never enter the plan
-    assert "PLAN_TEST_TOKEN" in report  # named as dropped
+    assert "PLAN_TEST_TOKEN" in report  # named as a secret injected by ECS
+    for definition in document["job_definitions"].values():
+        if "containerProperties" not in definition:
+            continue  # the multi-node definition holds them per node range
+        props = definition["containerProperties"]
+        assert props["secrets"] == [{"name": "PLAN_TEST_TOKEN", "valueFrom": TOKEN_ARN}]
+        assert props["executionRoleArn"].endswith("role/exec")
     jobs = by_job(document)
 
     mpi = jobs["simulate"]["submitJob"]
@@ -334,3 +346,25 @@ def test_groups_checkpoints_and_resources_from_input_sizes(tmp_path, no_network,
     assert jobs["d-x"]["resources_at_run_time"] == ["mem_mb", "mem_mib"]
     assert "Rule 'd': mem_mb, mem_mib depend on the sizes of input files" in report
     assert "Checkpoint rule(s) c" in report
+
+
+def test_declared_secret_without_a_source_is_a_problem(rich, no_network, monkeypatch, tmp_path,
+                                                       capsys):
+    monkeypatch.setenv("PLAN_TEST_TOKEN", "hunter2")
+    code, text, _, report = plan(
+        tmp_path, capsys, "-s", str(rich / "Snakefile"), "-d", str(rich),
+        "--job-queue", "cpu-q", "--multinode-job-queue", "mpi-q", "--fargate-queue", "fg-q",
+        "--execution-role-arn", "arn:aws:iam::123456789012:role/exec",
+    )
+    assert code == 1
+    assert "declares the environment variable(s) PLAN_TEST_TOKEN" in report
+    assert "--awsbatch-mpi-secrets PLAN_TEST_TOKEN=" in report and "hunter2" not in text
+
+
+def test_plan_refuses_an_out_of_range_setting(rich, no_network, tmp_path, capsys):
+    code, _, _, report = plan(
+        tmp_path, capsys, "-s", str(rich / "Snakefile"), "-d", str(rich),
+        "--job-queue", "cpu-q", "--awsbatch-mpi-log-tail-lines", "-1",
+    )
+    assert code != 0
+    assert "--awsbatch-mpi-log-tail-lines is -1; allowed are 1 to 10000" in report
