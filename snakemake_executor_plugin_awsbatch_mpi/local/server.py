@@ -26,8 +26,13 @@ def describe_environment(emu: LocalEmulation) -> str:
         f"# Bucket: s3://{emu.bucket}",
         f"# Job role ARN: {emu.job_role_arn}",
         f"# Logs: CloudWatch Logs group {emu.log_group}",
-        "# Jobs run as local processes with this machine's Python environment; "
-        "press Ctrl-C to stop.",
+        (
+            "# Jobs run in Docker containers of their job definition's image (never pulled);"
+            " press Ctrl-C to stop."
+            if emu.runtime == "docker"
+            else "# Jobs run as local processes with this machine's Python environment; "
+            "press Ctrl-C to stop."
+        ),
     ]
     return "\n".join(lines)
 
@@ -35,6 +40,7 @@ def describe_environment(emu: LocalEmulation) -> str:
 def serve_forever(
     port: int,
     on_ready: Callable[[LocalEmulation], None] | None = None,
+    runtime: str = "process",
 ) -> None:
     """Run the emulation on ``port`` until Ctrl-C or SIGTERM, then stop everything.
 
@@ -57,7 +63,7 @@ def serve_forever(
     if in_main_thread:
         previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _request_stop)
     try:
-        with LocalEmulation(port=port) as emu:
+        with LocalEmulation(port=port, runtime=runtime) as emu:
             for line in describe_environment(emu).splitlines():
                 logger.info("%s", line)
             if on_ready is not None:
