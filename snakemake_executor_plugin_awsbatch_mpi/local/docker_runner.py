@@ -16,14 +16,13 @@ Networking: the emulation listens on 127.0.0.1 only, which a container on a brid
 cannot reach. Every network this runner creates therefore gets a small TCP forwarder on its
 gateway address (the host side of the bridge) to the emulation, and containers receive
 ``AWS_ENDPOINT_URL=http://<gateway>:<forwarder port>``. Container jobs share one network;
-each multi-node job gets a network of its own, node ``i`` at the subnet's address ``2 + i``
-so every node (the main node first) knows the main node's address before it starts.
+each multi-node job gets a network of its own. The main node starts first (as on Batch);
+the other nodes are told its address.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -81,18 +80,11 @@ def docker_problem(docker: str = DOCKER) -> str | None:
 
 
 def docker_run_args(
-    request: StartRequest,
-    container_name: str,
-    network: str,
-    address: str | None,
-    label: str,
-    max_cpus: float,
+    request: StartRequest, container_name: str, network: str, label: str, max_cpus: float
 ) -> list[str]:
     """The ``docker run`` arguments for one Batch container (pure; environment by name)."""
     args = ["run", "--detach", "--pull", "never", "--name", container_name]
     args += ["--label", f"{LABEL}={label}", "--network", network]
-    if address is not None:
-        args += ["--ip", address]
     if request.vcpus:
         args += ["--cpus", f"{min(request.vcpus, max_cpus):g}"]
     if request.memory_mib:
@@ -114,12 +106,6 @@ def start_error(stderr: str, image: str) -> str:
             "(the emulation never pulls): build it (make images) or docker pull it."
         )
     return f"CannotStartContainerError: {message}"
-
-
-def node_address(subnet: str, node_index: int) -> str:
-    """Address of node ``node_index`` in a job network: the subnet's 2nd host onwards."""
-    network = ipaddress.ip_network(subnet)
-    return str(network.network_address + 2 + node_index)
 
 
 class TcpForwarder:
@@ -174,6 +160,7 @@ class _Network:
     gateway: str
     forwarder: TcpForwarder
     containers: set[str] = field(default_factory=set)
+    main_address: str = ""
 
 
 class DockerContainer:
@@ -374,20 +361,14 @@ class DockerRunner:
         context: JobContext | None = request.context
         key = context.job_id if context is not None and context.is_node else SHARED_NETWORK
         network = self._network(key)
-        address = main_address = None
-        if context is not None and context.is_node:
-            assert context.node_index is not None and context.main_node_index is not None
-            address = node_address(network.subnet, context.node_index)
-            main_address = node_address(network.subnet, context.main_node_index)
+        is_main = context is not None and context.node_index == context.main_node_index
         endpoint = f"http://{network.gateway}:{network.forwarder.port}"
         env = container_environment(
-            {}, request.environment, context, main_address or "", self.region, endpoint
+            {}, request.environment, context, network.main_address, self.region, endpoint
         )
         named = dataclasses.replace(request, environment=env)
         container_name = f"{request.name}-{uuid.uuid4().hex[:6]}"[:120]
-        args = docker_run_args(
-            named, container_name, network.name, address, self.label, self.max_cpus
-        )
+        args = docker_run_args(named, container_name, network.name, self.label, self.max_cpus)
         proc = self.cli(args, env={**os.environ, **env})
         if proc.returncode != 0:
             error = start_error(proc.stderr, request.image)
@@ -396,16 +377,12 @@ class DockerRunner:
             self._drop_network(key)
             return DockerContainer.failed(self, request, error)
         cid = proc.stdout.strip()
-        if address is None:
-            inspected = self.cli(
-                [
-                    "inspect",
-                    "--format",
-                    "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                    cid,
-                ]
-            )
-            address = inspected.stdout.strip() or None
+        inspected = self.cli(
+            ["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cid]
+        )
+        address = inspected.stdout.strip() or None
+        if is_main and key != SHARED_NETWORK:
+            network.main_address = address or ""
         container = DockerContainer(self, request, cid, address)
         with self._lock:
             network.containers.add(cid)

@@ -642,10 +642,12 @@ def _describe(self: Job) -> dict[str, Any]:
         _complete_container_details(self, result["container"])
     if self.job_definition.type == "multinode" and self.job_definition.node_properties:
         result["nodeProperties"] = _effective_node_properties(self)
-    if self.job_stopped and self.exit_code is not None and not self._child_jobs:
+    reason = getattr(self, CONTAINER_REASON_ATTR, None)
+    if self.job_stopped and not self._child_jobs and (self.exit_code is not None or reason):
+        # A container that never started (an image Docker lacks) has a reason, no exit code.
         container = result.setdefault("container", {})
-        container["exitCode"] = self.exit_code
-        reason = getattr(self, CONTAINER_REASON_ATTR, None)
+        if self.exit_code is not None:
+            container["exitCode"] = self.exit_code
         if reason:
             container["reason"] = reason
     if failed and "statusReason" not in result and not self._child_jobs:
