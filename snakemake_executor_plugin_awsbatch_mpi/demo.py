@@ -205,9 +205,7 @@ def run_demo(
         job_image, mpi_image = images or (DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE)
         try:
             for build in ensure_images(job_image, mpi_image):
-                _say(
-                    f"Built {build.tag} (containers/{build.dockerfile}) in {build.seconds:.0f} s."
-                )
+                _say(f"Built {build.tag} (containers/{build.dockerfile}) in {build.seconds:.0f} s.")
         except EmulationError as err:
             _say(str(err))
             return 1

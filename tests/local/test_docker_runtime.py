@@ -35,6 +35,8 @@ from snakemake_executor_plugin_awsbatch_mpi.local.images import (
 )
 from snakemake_executor_plugin_awsbatch_mpi.local.patches import OOM_REASON
 
+from ..test_demo import check_mpi_table
+from ..test_example_workflow import config, expected, expected_report  # noqa: F401
 from ._helpers import PRINT_ENV, SUBMITTER_SECRET, Aws
 
 REQUIRE = os.environ.get("AWSBATCH_MPI_REQUIRE_DOCKER") == "1"
@@ -255,7 +257,8 @@ def test_nodes_of_a_multi_node_job_are_containers_on_their_own_network(aws: Aws)
 
 
 def test_the_example_workflow_runs_in_containers_with_mpi_ranks_on_three_hosts(
-    tmp_path: Path, docker_available: None
+    tmp_path: Path,
+    expected: dict,  # noqa: F811
 ) -> None:
     workdir = tmp_path / "demo"
     proc = subprocess.run(
@@ -277,14 +280,13 @@ def test_the_example_workflow_runs_in_containers_with_mpi_ranks_on_three_hosts(
     assert proc.returncode == 0, proc.stdout[-3000:] + (
         log.read_text()[-5000:] if log.exists() else ""
     )
-    # The demo copies what the jobs stored in the emulated bucket into results/.
+    # What the jobs stored in the emulated bucket (the demo saves it on disk), by content.
     objects = workdir / ".emulated-s3" / "objects" / "demo" / "results"
-    assert (objects / "report.tsv").read_text().count("\n") == 4  # header + 3 samples
+    assert (objects / "report.tsv").read_text() == expected_report(expected)
+    check_mpi_table(objects / "mpi" / "base_counts.tsv", expected)
     with (objects / "mpi" / "base_counts.tsv").open() as handle:
         rows = [row for row in csv.DictReader(handle, delimiter="\t") if row["rank"] != "total"]
-    assert len(rows) == 6
-    hosts = {row["host"] for row in rows}
-    assert len(hosts) == 3, rows  # three containers, one host name each
+    assert len({row["host"] for row in rows}) == 3, rows  # 3 containers, a host name each
     assert "Jobs run in Docker containers" in proc.stdout
 
 
