@@ -10,6 +10,7 @@ from types import FrameType
 
 from ._common import ALL_LOCAL_QUEUES
 from .emulation import LocalEmulation
+from .images import DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,9 @@ def describe_environment(emu: LocalEmulation) -> str:
         f"# Job role ARN: {emu.job_role_arn}",
         f"# Logs: CloudWatch Logs group {emu.log_group}",
         (
-            "# Jobs run in Docker containers of their job definition's image (never pulled);"
+            "# Jobs run in Docker containers of their job definition's image (never pulled:"
+            f" `make images` builds ours; use them with --container-image {DEFAULT_JOB_IMAGE}"
+            f" and, for MPI rules, resources awsbatch_image={DEFAULT_MPI_IMAGE});"
             " press Ctrl-C to stop."
             if emu.runtime == "docker"
             else "# Jobs run as local processes with this machine's Python environment; "
