@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install system-deps demo test test-unit lint bench clean
+.PHONY: install system-deps demo test test-unit lint bench images clean
 
 install: $(VENV)/.installed system-deps
 
@@ -47,6 +47,13 @@ test-unit: lint
 
 bench: install
 	$(BIN)/python benchmarks/fanout.py
+
+# The job and MPI images of containers/ (the base is pulled, or built from Debian packages
+# when no registry answers: see containers/build-base.sh). Used by --runtime docker.
+images:
+	containers/build-base.sh
+	DOCKER_BUILDKIT=0 docker build -f containers/Dockerfile -t snakemake-awsbatch-mpi:0.1.0 .
+	DOCKER_BUILDKIT=0 docker build -f containers/Dockerfile.mpi -t snakemake-awsbatch-mpi:0.1.0-mpi .
 
 clean:
 	rm -rf $(VENV) awsbatch-mpi-demo .pytest_cache .ruff_cache

@@ -105,6 +105,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--workdir", default=None, help="Where to copy the example (default: ./awsbatch-mpi-demo)."
     )
+    from .local.images import DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE
+
+    for command in (local, demo):
+        command.add_argument(
+            "--runtime",
+            choices=("process", "docker"),
+            default="process",
+            help="How jobs run: as local processes (default) or in Docker containers of the "
+            "job definition's image.",
+        )
+    demo.add_argument(
+        "--image",
+        default=DEFAULT_JOB_IMAGE,
+        help=f"Job image for --runtime docker (default {DEFAULT_JOB_IMAGE}; built when missing).",
+    )
+    demo.add_argument(
+        "--mpi-image",
+        default=DEFAULT_MPI_IMAGE,
+        help=f"Image of the MPI rule for --runtime docker (default {DEFAULT_MPI_IMAGE}).",
+    )
 
     setup = sub.add_parser(
         "setup",
@@ -480,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             serve_forever(
-                args.port, on_ready=lambda emu: print(describe_environment(emu), flush=True)
+                args.port,
+                on_ready=lambda emu: print(describe_environment(emu), flush=True),
+                runtime=args.runtime,
             )
         except EmulationError as err:
             print(f"awsbatch-mpi local: {err}", file=sys.stderr)
@@ -489,7 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        return run_demo(fresh=args.fresh, workdir=args.workdir)
+        return run_demo(
+            fresh=args.fresh,
+            workdir=args.workdir,
+            runtime=args.runtime,
+            images=(args.image, args.mpi_image),
+        )
     if args.command == "setup":
         return run_setup(args)
     if args.command == "doctor":

@@ -4,6 +4,10 @@ The emulation lives only as long as this process, so the demo keeps the emulated
 `<workdir>/.emulated-s3/` between runs and restores it (objects in their original order of
 modification) before Snakemake looks at it: a second run then finds the outputs up to date,
 exactly as it would against a real bucket.
+
+With ``runtime="docker"`` every job runs in a container of the images in containers/ (built
+first when missing): the job image for every rule, the MPI image for the multi-node rule, as
+``--container-image`` and ``awsbatch_image`` would name them on AWS.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .runs import describe_all, queue_job_ids
 
 PREFIX = "demo"
 STATE_DIR = ".emulated-s3"
+MPI_RULE = "gc_mpi"
 PROGRESS = re.compile(
     r"(\d+ of \d+ steps|Nothing to be done|rule \w+:|Submitted|Error|error|Exiting because)"
 )
@@ -156,9 +161,21 @@ def _say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def run_snakemake(workdir: Path, env: dict[str, str], log_path: Path) -> int:
+def image_arguments(job_image: str, mpi_image: str) -> list[str]:
+    """Snakemake arguments that put the example's jobs into these images."""
+    return [
+        "--container-image",
+        job_image,
+        "--set-resources",
+        f"{MPI_RULE}:awsbatch_image={mpi_image}",
+    ]
+
+
+def run_snakemake(
+    workdir: Path, env: dict[str, str], log_path: Path, extra: list[str] | None = None
+) -> int:
     """Run Snakemake with the local profile, echoing its progress lines."""
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/local"]
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", *(extra or [])]
     with (
         log_path.open("w") as log,
         subprocess.Popen(
@@ -173,17 +190,39 @@ def run_snakemake(workdir: Path, env: dict[str, str], log_path: Path) -> int:
         return proc.wait()
 
 
-def run_demo(fresh: bool = False, workdir: str | None = None) -> int:
-    from .local import LOCAL_BUCKET, LOCAL_QUEUES, LocalEmulation
+def run_demo(
+    fresh: bool = False,
+    workdir: str | None = None,
+    runtime: str = "process",
+    images: tuple[str, str] | None = None,
+) -> int:
+    from .local import LOCAL_BUCKET, LOCAL_QUEUES, EmulationError, LocalEmulation
+    from .local.images import DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE, ensure_images
 
     started = time.monotonic()
+    extra: list[str] = []
+    if runtime == "docker":
+        job_image, mpi_image = images or (DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE)
+        try:
+            for build in ensure_images(job_image, mpi_image):
+                _say(f"Built {build.tag} (containers/{build.dockerfile}) in {build.seconds:.0f} s.")
+        except EmulationError as err:
+            _say(str(err))
+            return 1
+        _say(f"Jobs run in Docker containers: {job_image}, and {mpi_image} for rule {MPI_RULE}.")
+        extra = image_arguments(job_image, mpi_image)
     work = Path(workdir or "awsbatch-mpi-demo").resolve()
     if fresh and work.exists():
         shutil.rmtree(work)
     if not work.exists():
         shutil.copytree(example_source(), work, ignore=shutil.ignore_patterns(".snakemake"))
         _say(f"Copied the example workflow to {work}.")
-    with LocalEmulation() as emu:
+    try:
+        emulation = LocalEmulation(runtime=runtime).start()
+    except EmulationError as err:
+        _say(str(err))
+        return 1
+    with emulation as emu:
         _say(f"Local AWS emulation listening on {emu.endpoint_url} (Batch, S3, CloudWatch Logs).")
         env = {**os.environ, **emu.client_env()}
         s3 = emu.boto3_client("s3")
@@ -194,7 +233,7 @@ def run_demo(fresh: bool = False, workdir: str | None = None) -> int:
         for key in upload_inputs(s3, LOCAL_BUCKET, work):
             _say(f"Uploaded input s3://{LOCAL_BUCKET}/{key}.")
         _say("Running Snakemake with --executor awsbatch-mpi (profile profiles/local)...")
-        code = run_snakemake(work, env, work / "demo.log")
+        code = run_snakemake(work, env, work / "demo.log", extra)
         rows = collect_rows(batch, tuple(LOCAL_QUEUES))
         save_bucket(s3, LOCAL_BUCKET, work / STATE_DIR)
         results = work / "results"

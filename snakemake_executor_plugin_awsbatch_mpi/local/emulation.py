@@ -38,11 +38,12 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from .runtime import LocalContainerRuntime
+    from .runtime import Runner
 
 logger = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/batch/job"
+RUNTIMES = ("process", "docker")
 STOPPED_REASON = "Local emulation stopped"
 
 # Attributes of a LocalEmulation that describe the (shared) AWS resources.
@@ -61,9 +62,10 @@ _SHARED_ATTRIBUTES = (
 class _SharedState:
     """What every LocalEmulation running in this process shares: moto's state is global."""
 
-    runtime: LocalContainerRuntime
+    runtime: Runner
     region: str
     resources: dict[str, Any]
+    runtime_name: str = "process"
     members: list[LocalEmulation] = field(default_factory=list)
     cleanup: list[Path] = field(default_factory=list)
 
@@ -195,7 +197,14 @@ class LocalEmulation:
         host: str = "127.0.0.1",
         region: str = "us-east-1",
         workdir: Path | None = None,
+        runtime: str = "process",
     ):
+        if runtime not in RUNTIMES:
+            raise EmulationError(
+                f"Unknown runtime {runtime!r}: use 'process' (local processes, the default) or "
+                "'docker' (real containers of the job definitions' images)."
+            )
+        self.runtime = runtime
         self.port = port
         self.host = host
         self.region = region
@@ -211,7 +220,7 @@ class LocalEmulation:
         self.subnet_id = ""
         self.security_group_id = ""
         self._server: Any = None
-        self._runtime: LocalContainerRuntime | None = None
+        self._runtime: Runner | None = None
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -245,6 +254,12 @@ class LocalEmulation:
                     f"An emulation for region {_shared.region} already runs in this process; "
                     f"emulations in one process share moto's state and cannot use {self.region}."
                 )
+            if _shared is not None and _shared.runtime_name != self.runtime:
+                server._server.server_close()
+                raise EmulationError(
+                    f"An emulation with the {_shared.runtime_name} runtime already runs in this "
+                    f"process; emulations in one process share it and cannot use {self.runtime}."
+                )
             self._server = server
             self._started = True
             try:
@@ -266,19 +281,28 @@ class LocalEmulation:
 
     def _start_first(self) -> _SharedState:
         from . import patches
-        from .runtime import LocalContainerRuntime
 
         cleanup: list[Path] = []
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="awsbatch-mpi-local-"))
             cleanup.append(self.workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        runtime = LocalContainerRuntime(
-            self.workdir / "containers",
-            endpoint_url=self.endpoint_url,
-            region=self.region,
-            stop_grace_seconds=self.stop_grace_seconds,
-        )
+        runtime: Runner
+        if self.runtime == "docker":
+            from .docker_runner import DockerRunner
+
+            runtime = DockerRunner(
+                self.endpoint_url, self.region, stop_grace_seconds=self.stop_grace_seconds
+            )
+        else:
+            from .runtime import LocalContainerRuntime
+
+            runtime = LocalContainerRuntime(
+                self.workdir / "containers",
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                stop_grace_seconds=self.stop_grace_seconds,
+            )
         self._runtime = runtime
         patches.install(runtime)
         try:
@@ -298,7 +322,11 @@ class LocalEmulation:
             raise
         resources = {name: copy.deepcopy(getattr(self, name)) for name in _SHARED_ATTRIBUTES}
         return _SharedState(
-            runtime=runtime, region=self.region, resources=resources, cleanup=cleanup
+            runtime=runtime,
+            region=self.region,
+            resources=resources,
+            runtime_name=self.runtime,
+            cleanup=cleanup,
         )
 
     def stop(self) -> None:
@@ -363,7 +391,8 @@ class LocalEmulation:
         }
 
     def running_containers(self) -> int:
-        """Local container processes still alive (0 after ``stop()``: no orphans)."""
+        """Containers (local process groups or Docker containers) still alive (0 after
+        ``stop()``: no orphans)."""
         return self._runtime.live_count() if self._runtime is not None else 0
 
     @property

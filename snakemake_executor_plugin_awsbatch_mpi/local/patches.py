@@ -3,12 +3,11 @@
 moto is pinned exactly because these patches reach into its internals. Each patch fixes one
 gap between moto and AWS Batch that a client of the plugin would trip over:
 
-``Job.docker_client``
-    returns the emulation's :class:`~.runtime.LocalContainerRuntime` instead of
-    ``docker.from_env()``: containers become local process groups.
 ``Job.run``
     replaced by :func:`_run_job`, which keeps moto's state machine (SUBMITTED, PENDING,
     RUNNABLE, STARTING, RUNNING, then SUCCEEDED or FAILED, driven by ``advance()``) but
+    starts containers through the emulation's runner (:class:`~.runtime.Runner`: local
+    processes, or Docker containers), never ``docker.from_env()``; it also
 
     * waits for dependencies with a short poll and records ``Dependent Job failed``;
     * starts every node of a multi-node job (main node first) and watches them
@@ -17,7 +16,9 @@ gap between moto and AWS Batch that a client of the plugin would trip over:
     * honours ``nodeOverrides`` (node count, per-node command and environment);
     * forwards output to CloudWatch Logs while the job runs, one stream per container
       (moto wrote all nodes into one stream, and only after the job ended);
-    * records exit code, container reason and status reason on the job and its attempt.
+    * passes the effective vCPUs and memory to the runner (Docker enforces them);
+    * records exit code, container reason (``OutOfMemoryError: ...`` when the container was
+      killed for exceeding its memory) and status reason on the job and its attempt.
 ``Job.describe`` / ``Job.describe_short``
     omit ``startedAt`` for jobs that never started (moto said 0), and add
     ``container.exitCode`` and ``container.reason`` (also in ``attempts[-1]``), a
@@ -87,9 +88,11 @@ from .retry import SPOT_RECLAIM_REASON, should_retry
 from .runtime import (
     NODE_OVERRIDES_ATTR,
     TIMED_OUT_ATTR,
-    LocalContainer,
-    LocalContainerRuntime,
+    Container,
+    Runner,
+    StartRequest,
     effective_num_nodes,
+    job_context_for,
     main_node_index,
 )
 
@@ -99,6 +102,7 @@ POLL_SECONDS = 0.1
 LOG_FLUSH_SECONDS = 0.5
 START_FAILED_REASON = "Task failed to start"
 LOCAL_ERROR_REASON = "Local emulation error"
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 
 NODES_ATTR = "_local_nodes"
 RETRY_ATTR = "_local_retry_strategy"
@@ -111,7 +115,7 @@ CONTAINER_REASON_ATTR = "_local_container_reason"
 _TERMINAL = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value)
 
 _state_lock = threading.Lock()
-_runtime: LocalContainerRuntime | None = None
+_runtime: Runner | None = None
 _originals: dict[tuple[type, str], Any] = {}
 _MISSING = object()
 _submit_context = threading.local()
@@ -120,7 +124,7 @@ _submit_context = threading.local()
 # -- installation ---------------------------------------------------------------------------
 
 
-def install(runtime: LocalContainerRuntime) -> None:
+def install(runtime: Runner) -> None:
     """Apply every patch (once) and route containers to ``runtime``."""
     global _runtime
     with _state_lock:
@@ -128,7 +132,6 @@ def install(runtime: LocalContainerRuntime) -> None:
         if _originals:
             return
         replacements: list[tuple[type, str, Any]] = [
-            (Job, "docker_client", property(_docker_client)),
             (Job, "run", _run_job),
             (Job, "describe", _describe),
             (Job, "describe_short", _describe_short),
@@ -176,12 +179,6 @@ def _original(cls: type, name: str) -> Any:
     return value
 
 
-def _docker_client(self: Job) -> LocalContainerRuntime:
-    if _runtime is None:
-        raise RuntimeError("the local emulation is not running")
-    return _runtime
-
-
 # -- per-node bookkeeping ---------------------------------------------------------------------
 
 
@@ -196,7 +193,9 @@ class NodeRecord:
     environment: dict[str, str]
     log_stream: str
     is_main: bool
-    container: LocalContainer | None = None
+    vcpus: float | None = None
+    memory_mib: int | None = None
+    container: Container | None = None
     status: str = JobStatus.RUNNABLE.value
     exit_code: int | None = None
     reason: str | None = None
@@ -296,11 +295,33 @@ def _secret_values(secrets: list[dict[str, str]]) -> dict[str, str]:
     return values
 
 
+def container_sizes(properties: dict[str, Any]) -> tuple[float | None, int | None]:
+    """(vCPUs, memory in MiB) of container properties: resourceRequirements, else the
+    legacy ``vcpus``/``memory`` fields; None where neither says."""
+    by_type = {r["type"]: r["value"] for r in properties.get("resourceRequirements") or []}
+    vcpus = by_type.get("VCPU", properties.get("vcpus"))
+    memory = by_type.get("MEMORY", properties.get("memory"))
+    return (
+        float(vcpus) if vcpus is not None else None,
+        int(float(memory)) if memory is not None else None,
+    )
+
+
 def _plan_nodes(job: Job) -> list[NodeRecord]:
     job_def = job.job_definition
     if job_def.container_properties is not None:
         env_list = job._get_container_property("environment", [])
         secrets = _secret_values(job_def.container_properties.get("secrets") or [])
+        properties = job_def.container_properties
+        vcpus, memory_mib = container_sizes(
+            {
+                **properties,
+                "resourceRequirements": _merged_requirements(
+                    properties.get("resourceRequirements") or [],
+                    (job.container_overrides or {}).get("resourceRequirements") or [],
+                ),
+            }
+        )
         return [
             NodeRecord(
                 index=0,
@@ -310,6 +331,8 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 environment={e["name"]: e.get("value", "") for e in env_list} | secrets,
                 log_stream=_stream_prefix(job),
                 is_main=True,
+                vcpus=vcpus,
+                memory_mib=memory_mib,
             )
         ]
     if job_def.node_properties is not None:
@@ -318,7 +341,6 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
         return [
             NodeRecord(
                 index=i,
-                # moto's naming; the runtime reads the node index from the suffix.
                 name=f"{job.job_name}-{job.job_id}-{i}",
                 image=spec.get("image", "alpine:latest"),
                 command=job._add_parameters_to_command(spec.get("command", [])),
@@ -326,6 +348,8 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 | _secret_values(spec.get("secrets") or []),
                 log_stream=f"{_stream_prefix(job)}/{i}",
                 is_main=i == main,
+                vcpus=container_sizes(spec)[0],
+                memory_mib=container_sizes(spec)[1],
             )
             for i, spec in enumerate(specs)
         ]
@@ -392,6 +416,8 @@ def _finish_node(node: NodeRecord, main_succeeded: bool | None = None) -> None:
     if container.start_error:
         node.reason = container.start_error
         node.status_reason = START_FAILED_REASON
+    elif container.oom_killed:
+        node.reason = OOM_REASON
     if node.stopped_by_main and main_succeeded is not None:
         node.reason = MAIN_NODE_EXITED_REASON
         node.status = JobStatus.SUCCEEDED.value if main_succeeded else JobStatus.FAILED.value
@@ -456,9 +482,7 @@ def _run_job(job: Job) -> None:
                 node.container.remove()
 
 
-def _run_attempt(
-    job: Job, nodes: list[NodeRecord], runtime: LocalContainerRuntime, attempt: int
-) -> bool:
+def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: int) -> bool:
     """Start the containers of one attempt and watch it; True when it succeeded."""
     setattr(job, NODES_ATTR, nodes)
     main = next(node for node in nodes if node.is_main)
@@ -471,17 +495,20 @@ def _run_attempt(
 
     # Main node first, as on Batch; the runtime gives the others the main node's address.
     for node in [main] + [n for n in nodes if not n.is_main]:
-        environment = dict(node.environment)
         silent = any(job.job_name.startswith(p) and node.index == i for p, i in SILENT_NODES)
-        container = runtime.containers.run(
-            image=node.image,
-            command=["/bin/bash", "-c", "sleep 3600"] if silent else node.command,
-            environment=environment,
-            name=node.name,
-            detach=True,
+        is_node = job.job_definition.type == "multinode"
+        node.container = runtime.start(
+            StartRequest(
+                name=node.name,
+                image=node.image,
+                command=["/bin/bash", "-c", "sleep 3600"] if silent else node.command,
+                environment=dict(node.environment),
+                context=job_context_for(job, node.index if is_node else None),
+                job=job,
+                vcpus=node.vcpus,
+                memory_mib=node.memory_mib,
+            )
         )
-        assert isinstance(container, LocalContainer)
-        node.container = container
         node.started_at = datetime.now()
         node.status = JobStatus.RUNNING.value
 
@@ -502,7 +529,7 @@ def _run_attempt(
     return succeeded and not reclaimed
 
 
-def _watch(job: Job, nodes: list[NodeRecord], main: NodeRecord, rt: LocalContainerRuntime) -> bool:
+def _watch(job: Job, nodes: list[NodeRecord], main: NodeRecord, rt: Runner) -> bool:
     """Wait for the main node, then stop the others and record the outcome."""
     assert main.container is not None
     stopping = False
@@ -641,10 +668,12 @@ def _describe(self: Job) -> dict[str, Any]:
         _complete_container_details(self, result["container"])
     if self.job_definition.type == "multinode" and self.job_definition.node_properties:
         result["nodeProperties"] = _effective_node_properties(self)
-    if self.job_stopped and self.exit_code is not None and not self._child_jobs:
+    reason = getattr(self, CONTAINER_REASON_ATTR, None)
+    if self.job_stopped and not self._child_jobs and (self.exit_code is not None or reason):
+        # A container that never started (an image Docker lacks) has a reason, no exit code.
         container = result.setdefault("container", {})
-        container["exitCode"] = self.exit_code
-        reason = getattr(self, CONTAINER_REASON_ATTR, None)
+        if self.exit_code is not None:
+            container["exitCode"] = self.exit_code
         if reason:
             container["reason"] = reason
     if failed and "statusReason" not in result and not self._child_jobs:

@@ -1,31 +1,30 @@
-"""A stand-in for the Docker engine: every "container" is a local process group.
+"""How the emulation runs one Batch container (a job, or one node of a multi-node job).
 
-moto's Batch backend runs each job in a thread that talks to ``docker.from_env()``. There is no
-Docker engine where the emulation is meant to run (laptops without Docker, CI), and pulling
-images would make a local try-out slow anyway. This module offers the small part of the
-docker-py surface that a Batch job needs (``containers.run``, ``reload``, ``status``,
-``logs``, ``wait``, ``kill``, ``remove``, ``attrs["NetworkSettings"]``) and implements it with
-``subprocess``:
+moto keeps the Batch state; the patched job thread (see :mod:`.patches`) asks a *runner* to
+start, watch, stop and collect the output of each container. A runner is anything with the
+:class:`Runner` surface; there are two:
 
-* Each container is one process started with ``start_new_session=True`` so that its whole
-  process group can be signalled; killing a container never leaves grand-children behind.
-  When the leader exits, the rest of its group is killed too, as when PID 1 of a container
-  exits.
-* Each container runs in a fresh temporary directory that is deleted on ``remove()``, so two
-  jobs can only exchange data through S3, as on AWS.
-* The image is not pulled. The command runs with the host's Python environment (the directory
-  of ``sys.executable`` first on ``PATH``); a warning says so once per image.
-* The environment is built from a clean base, never from the host process, so the submitter's
-  AWS credentials cannot leak into a job. The emulation injects job-role credentials and the
-  emulation endpoint last, so they win over anything the job definition says.
-* stdout and stderr are captured line by line with the time each line arrived, which gives
-  the ``<timestamp> <message>`` format that moto's log collection parses.
-* Attempt timeouts are enforced here, by killing the process group at the deadline.
+* :class:`LocalContainerRuntime` (here, the default): every "container" is a local process
+  group in a private temporary directory, with the host's Python environment. No Docker
+  needed, starts in milliseconds, but the image is not used and limits are not enforced.
+* :class:`~.docker_runner.DockerRunner` (``--runtime docker``): a real container of the job
+  definition's image, with Batch's vCPU and memory as container limits.
 
-When called from a moto job thread, ``threading.current_thread()`` is the moto ``Job``; the
-runtime reads the job id, queue, compute environment, attempt, array index and node index from
-it to set the ``AWS_BATCH_*`` variables a real Batch container would see. Called from any
-other thread, the runtime is a plain local process launcher.
+Both give the same environment: a clean base (never the submitter's variables, so the
+submitter's AWS credentials cannot leak into a job), the job's variables, Batch's
+``AWS_BATCH_*`` variables, then job-role-like credentials and the emulation endpoint, which
+win over anything the job definition says.
+
+The local process runtime:
+
+* runs each container as one process started with ``start_new_session=True`` so that its
+  whole process group can be signalled; when the leader exits, the rest of its group is
+  killed too, as when PID 1 of a container exits;
+* runs the command with the host's Python environment (the directory of
+  ``sys.executable`` first on ``PATH``); a warning says so once per image;
+* captures stdout and stderr line by line with the time each line arrived;
+* enforces attempt timeouts by killing the process group at the deadline;
+* gives the nodes of a multi-node job their own loopback addresses (127.A.B.x).
 """
 
 from __future__ import annotations
@@ -41,10 +40,10 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from ..environment import AWS_CREDENTIAL_VARS
 from ..mpi.server import exit_code as shell_exit_code
@@ -74,11 +73,6 @@ class LogLine:
     timestamp: float
     stream: str
     text: str
-
-    def docker_format(self) -> str:
-        """``<RFC3339 UTC timestamp> <text>``, as ``docker logs --timestamps`` prints it."""
-        stamp = datetime.fromtimestamp(self.timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return f"{stamp} {self.text}"
 
 
 @dataclass(frozen=True)
@@ -127,29 +121,12 @@ def main_node_index(job: Any) -> int:
     return int((job.job_definition.node_properties or {}).get("mainNode", 0))
 
 
-def _moto_job_from_thread() -> Any | None:
-    """The moto ``Job`` running in this thread, if any (moto's Job *is* a Thread)."""
-    thread = threading.current_thread()
-    if hasattr(thread, "job_id") and hasattr(thread, "job_definition"):
-        return thread
-    return None
-
-
-def _node_index_from_name(job: Any, name: str | None) -> int | None:
-    """moto names node containers ``<job name>-<job id>-<node index>``."""
-    if not name or getattr(job.job_definition, "type", None) != "multinode":
-        return None
-    tail = name.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else None
-
-
-def job_context_for(job: Any, container_name: str | None) -> JobContext:
+def job_context_for(job: Any, node_index: int | None = None) -> JobContext:
     """Read a ``JobContext`` off a moto job (duck-typed so this module never imports moto)."""
     queue = job.job_queue
     environments = getattr(queue, "environments", None) or []
     ce_name = environments[0].name if environments else ""
     array_index = (getattr(job, "array_properties", None) or {}).get("index")
-    node_index = _node_index_from_name(job, container_name)
     deadline = None
     duration = attempt_duration_seconds(job)
     if duration:
@@ -235,33 +212,78 @@ def _group_members(pgid: int) -> list[int]:
     return [pgid]
 
 
-@dataclass
-class _StartSpec:
+@dataclass(frozen=True)
+class StartRequest:
+    """What a runner needs to start one container of a job attempt."""
+
     name: str
     image: str
     command: list[str]
     environment: dict[str, str]
-    address: str
-    context: JobContext | None
-    job: Any | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    context: JobContext | None = None
+    job: Any | None = None  # the moto Job, told when the container times out
+    vcpus: float | None = None
+    memory_mib: int | None = None
+
+
+class Container(Protocol):
+    """One started container, as the job thread watches it."""
+
+    name: str
+    address: str | None
+    exit_code: int | None
+    start_error: str | None
+    oom_killed: bool
+
+    def log_lines(self, start: int = 0) -> list[LogLine]: ...
+    def has_exited(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> int | None: ...
+    def kill(self, signal_name: str | int | None = None) -> None: ...
+    def remove(self) -> None: ...
+
+
+class Runner(Protocol):
+    """Starts, watches, stops and collects the output of containers (see the module doc)."""
+
+    endpoint_url: str
+    stop_grace_seconds: float
+
+    def start(self, request: StartRequest) -> Container: ...
+    def live_count(self) -> int: ...
+    def shutdown(self, grace: float | None = None) -> None: ...
+
+
+def record_timeout(job: Any | None, name: str) -> None:
+    """Record on the moto job why its container is being killed, so DescribeJobs says so."""
+    logger.info("Container %s exceeded its attempt duration; killing it", name)
+    if job is not None:
+        setattr(job, TIMED_OUT_ATTR, True)
+        if getattr(job, "job_stopped_reason", None) is None:
+            job.job_stopped_reason = TIMEOUT_REASON
 
 
 class LocalContainer:
     """One "container": a process group in a private working directory."""
 
-    def __init__(self, runtime: LocalContainerRuntime, spec: _StartSpec, root: Path):
+    def __init__(
+        self,
+        runtime: LocalContainerRuntime,
+        request: StartRequest,
+        environment: dict[str, str],
+        address: str,
+        root: Path,
+    ):
         self._runtime = runtime
         self.id = uuid.uuid4().hex
         self.short_id = self.id[:12]
-        self.name = spec.name
-        self.image = spec.image
-        self.labels = spec.labels
-        self.command = spec.command
-        self.environment = spec.environment
-        self.address = spec.address
-        self.context = spec.context
-        self.job = spec.job
+        self.name = request.name
+        self.image = request.image
+        self.command = request.command
+        self.environment = environment
+        self.address: str | None = address
+        self.context = request.context
+        self.job = request.job
+        self.oom_killed = False  # a process group has no memory limit
         self.root = root
         self.workdir = root / "work"
         self.status = "created"
@@ -276,8 +298,6 @@ class LocalContainer:
         self._readers: list[threading.Thread] = []
         self._exited = threading.Event()
         self._removed = False
-        self.attrs: dict[str, Any] = {}
-        self._refresh_attrs()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -324,7 +344,6 @@ class LocalContainer:
         threading.Thread(
             target=self._monitor, name=f"local-container-{self.short_id}-monitor", daemon=True
         ).start()
-        self._refresh_attrs()
 
     def _fail_start(self, exit_code: int, message: str) -> None:
         """A container whose command cannot start exits at once, like Docker's OCI error."""
@@ -333,7 +352,6 @@ class LocalContainer:
         self.exit_code = exit_code
         self.status = "exited"
         self._exited.set()
-        self._refresh_attrs()
 
     def _read_pipe(self, stream_name: str, pipe: IO[bytes]) -> None:
         try:
@@ -364,7 +382,7 @@ class LocalContainer:
             except subprocess.TimeoutExpired:
                 deadline = None
                 self.timed_out = True
-                self._runtime._on_timeout(self)
+                record_timeout(self.job, self.name)
                 self._terminate_group(self._runtime.stop_grace_seconds)
         # The leader is gone: like a container whose PID 1 exited, nothing else survives.
         self._signal_group(signal.SIGKILL)
@@ -372,7 +390,6 @@ class LocalContainer:
             reader.join(timeout=5)
         self.exit_code = shell_exit_code(returncode)
         self.status = "exited"
-        self._refresh_attrs()
         self._exited.set()
 
     def _signal_group(self, signum: int) -> None:
@@ -399,30 +416,13 @@ class LocalContainer:
         timer.daemon = True
         timer.start()
 
-    def _refresh_attrs(self) -> None:
-        self.attrs = {
-            "Id": self.id,
-            "Name": f"/{self.name}",
-            "Config": {"Image": self.image, "Labels": dict(self.labels)},
-            "State": {
-                "Status": self.status,
-                "Running": self.status == "running",
-                "ExitCode": self.exit_code if self.exit_code is not None else 0,
-                "Pid": self.pid or 0,
-                "Error": self.start_error or "",
-            },
-            "NetworkSettings": {"IPAddress": self.address, "Networks": {}},
-        }
+    # -- the Container surface ------------------------------------------------------------
 
-    # -- the docker-py Container surface moto uses -----------------------------------------
-
-    def reload(self) -> None:
-        self._refresh_attrs()
-
-    def wait(self, timeout: float | None = None, **_: Any) -> dict[str, Any]:
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code once the container has exited; TimeoutError if it is still running."""
         if not self._exited.wait(timeout):
             raise TimeoutError(f"container {self.name} still running after {timeout}s")
-        return {"StatusCode": self.exit_code, "Error": None}
+        return self.exit_code
 
     def kill(self, signal_name: str | int | None = None) -> None:
         """Stop the container: SIGTERM the group, SIGKILL after the runtime's grace period.
@@ -444,31 +444,7 @@ class LocalContainer:
         self.killed = True
         self._signal_group(signum)
 
-    def logs(
-        self,
-        stdout: bool = True,
-        stderr: bool = True,
-        timestamps: bool = False,
-        since: datetime | float | int | None = None,
-        until: datetime | float | int | None = None,
-        **_: Any,
-    ) -> bytes:
-        """Captured output as bytes, one line per log line, optionally timestamped."""
-        streams = {name for name, wanted in (("stdout", stdout), ("stderr", stderr)) if wanted}
-        lo = _as_epoch(since)
-        hi = _as_epoch(until)
-        out = []
-        for line in self.log_lines():
-            if line.stream not in streams:
-                continue
-            if lo is not None and line.timestamp < lo:
-                continue
-            if hi is not None and line.timestamp >= hi:
-                continue
-            out.append(line.docker_format() if timestamps else line.text)
-        return ("".join(f"{text}\n" for text in out)).encode()
-
-    def remove(self, force: bool = False, **_: Any) -> None:
+    def remove(self) -> None:
         """Kill what is left and delete the private working directory."""
         if self.status == "running":
             self.kill("SIGKILL")
@@ -477,8 +453,6 @@ class LocalContainer:
             self._removed = True
             shutil.rmtree(self.root, ignore_errors=True)
             self._runtime._forget(self)
-
-    # -- beyond docker-py ------------------------------------------------------------------
 
     def log_lines(self, start: int = 0) -> list[LogLine]:
         """Captured lines from index ``start`` on (lets a caller forward logs incrementally)."""
@@ -496,51 +470,8 @@ class _StartFailure(Exception):
         self.message = message
 
 
-def _as_epoch(value: datetime | float | int | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return float(value)
-
-
-class LocalContainerCollection:
-    """``client.containers``: the part of docker-py's ContainerCollection moto calls."""
-
-    def __init__(self, runtime: LocalContainerRuntime):
-        self._runtime = runtime
-
-    def run(
-        self,
-        image: str,
-        command: str | list[str] | None = None,
-        *,
-        environment: dict[str, str] | list[str] | None = None,
-        name: str | None = None,
-        detach: bool = False,
-        labels: dict[str, str] | None = None,
-        **ignored: Any,
-    ) -> LocalContainer | bytes:
-        """Start a container. Mounts, networks and privileges are accepted and ignored."""
-        container = self._runtime.start(
-            image=image,
-            command=command,
-            environment=environment,
-            name=name,
-            labels=labels or {},
-            ignored=ignored,
-        )
-        if detach:
-            return container
-        container.wait()
-        output = container.logs()
-        container.remove()
-        return output
-
-
-
 class LocalContainerRuntime:
-    """The object moto's jobs get as ``docker_client``; owns every local container."""
+    """The default :class:`Runner`: containers as local process groups; owns all of them."""
 
     def __init__(
         self,
@@ -553,7 +484,6 @@ class LocalContainerRuntime:
         self.endpoint_url = endpoint_url
         self.region = region
         self.stop_grace_seconds = stop_grace_seconds
-        self.containers = LocalContainerCollection(self)
         self.addresses = AddressAllocator()
         self._lock = threading.Lock()
         self._containers: dict[str, LocalContainer] = {}
@@ -585,45 +515,34 @@ class LocalContainerRuntime:
     def node_address(self, job_id: str, node_index: int) -> str:
         return self.addresses.address(job_id, node_index)
 
-    def start(
-        self,
-        *,
-        image: str,
-        command: str | list[str] | None,
-        environment: dict[str, str] | list[str] | None,
-        name: str | None,
-        labels: dict[str, str],
-        ignored: dict[str, Any] | None = None,
-    ) -> LocalContainer:
+    def start(self, request: StartRequest) -> LocalContainer:
         if self._closed:
             raise RuntimeError("the local container runtime has been shut down")
-        self._warn_image(image)
-        if ignored:
-            logger.debug("Ignoring container options without local meaning: %s", sorted(ignored))
-        job = _moto_job_from_thread()
-        context = job_context_for(job, name) if job is not None else None
+        self._warn_image(request.image)
+        context = request.context
         if context is not None and context.is_node:
             assert context.node_index is not None
             address = self.node_address(context.job_id, context.node_index)
+            main_address = self.node_address(context.job_id, context.main_node_index or 0)
         else:
-            address = "127.0.0.1"
+            address = main_address = "127.0.0.1"
         self.workdir.mkdir(parents=True, exist_ok=True)
         # <root>/work is the working directory and HOME, <root>/tmp is TMPDIR.
         root = Path(tempfile.mkdtemp(prefix="container-", dir=self.workdir))
         (root / "work").mkdir()
         (root / "tmp").mkdir()
-        env = self.build_environment(root, _env_dict(environment), context, address)
-        spec = _StartSpec(
-            name=name or f"local-{uuid.uuid4().hex[:12]}",
-            image=image,
-            command=_command_list(command),
-            environment=env,
-            address=address,
-            context=context,
-            job=job,
-            labels=labels,
+        env = container_environment(
+            self.host_environment(root),
+            request.environment,
+            context,
+            main_address,
+            self.region,
+            self.endpoint_url,
         )
-        container = LocalContainer(self, spec, root)
+        if context is not None and context.is_node:
+            # On loopback every node sees 127.0.0.1 as its own address: tell it which it is.
+            env[NODE_ADDRESS_ENV] = address
+        container = LocalContainer(self, request, env, address, root)
         with self._lock:
             self._containers[container.id] = container
         container._start()
@@ -639,14 +558,8 @@ class LocalContainerRuntime:
         )
         return container
 
-    def build_environment(
-        self,
-        root: Path,
-        job_env: dict[str, str],
-        context: JobContext | None,
-        address: str,
-    ) -> dict[str, str]:
-        """Clean base, then the job's variables, then Batch's, then the job role's (winning)."""
+    def host_environment(self, root: Path) -> dict[str, str]:
+        """The clean base of a local process: the host's Python first on PATH, private dirs."""
         host_python_dir = str(Path(sys.executable).parent)
         path_parts = [host_python_dir]
         for part in os.environ.get("PATH", os.defpath).split(os.pathsep):
@@ -665,24 +578,6 @@ class LocalContainerRuntime:
         )
         if venv:
             env["VIRTUAL_ENV"] = venv
-        env.update(job_env)
-        if context is not None:
-            env.update(batch_environment(context, self, address))
-            if context.is_node and context.node_index == context.main_node_index:
-                # Only children learn the main node's address, as on Batch.
-                env.pop("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS", None)
-        # Credentials a job must not bring along: the (emulated) job role decides them.
-        for name in AWS_CREDENTIAL_VARS:
-            env.pop(name, None)
-        env.update(
-            {
-                "AWS_ACCESS_KEY_ID": JOB_ROLE_ACCESS_KEY_ID,
-                "AWS_SECRET_ACCESS_KEY": JOB_ROLE_SECRET_ACCESS_KEY,
-                "AWS_DEFAULT_REGION": self.region,
-                "AWS_REGION": self.region,
-                "AWS_ENDPOINT_URL": self.endpoint_url,
-            }
-        )
         return env
 
     def _warn_image(self, image: str) -> None:
@@ -696,15 +591,6 @@ class LocalContainerRuntime:
             image,
             sys.executable,
         )
-
-    def _on_timeout(self, container: LocalContainer) -> None:
-        """Record on the moto job why it is being killed, so DescribeJobs can say so."""
-        logger.info("Container %s exceeded its attempt duration; killing it", container.name)
-        job = container.job
-        if job is not None:
-            setattr(job, TIMED_OUT_ATTR, True)
-            if getattr(job, "job_stopped_reason", None) is None:
-                job.job_stopped_reason = TIMEOUT_REASON
 
     def _forget(self, container: LocalContainer) -> None:
         with self._lock:
@@ -727,8 +613,11 @@ class LocalContainerRuntime:
             container.remove()
 
 
-def batch_environment(context: JobContext, runtime: LocalContainerRuntime, address: str) -> dict:
-    """The ``AWS_BATCH_*`` variables AWS Batch sets inside a container of this job."""
+def batch_environment(context: JobContext, main_address: str) -> dict[str, str]:
+    """The ``AWS_BATCH_*`` variables AWS Batch sets inside a container of this job.
+
+    Only the other nodes of a multi-node job learn the main node's address, as on Batch.
+    """
     env = {
         "AWS_BATCH_JOB_ID": context.container_job_id,
         "AWS_BATCH_JOB_ATTEMPT": str(context.attempt),
@@ -742,29 +631,36 @@ def batch_environment(context: JobContext, runtime: LocalContainerRuntime, addre
         env["AWS_BATCH_JOB_NODE_INDEX"] = str(context.node_index)
         env["AWS_BATCH_JOB_NUM_NODES"] = str(context.num_nodes)
         env["AWS_BATCH_JOB_MAIN_NODE_INDEX"] = str(context.main_node_index)
-        env[NODE_ADDRESS_ENV] = address
         if context.node_index != context.main_node_index:
-            env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = runtime.node_address(
-                context.job_id, context.main_node_index
-            )
+            env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = main_address
     return env
 
 
-def _env_dict(environment: dict[str, str] | list[str] | None) -> dict[str, str]:
-    if environment is None:
-        return {}
-    if isinstance(environment, dict):
-        return {str(k): "" if v is None else str(v) for k, v in environment.items()}
-    result = {}
-    for item in environment:
-        key, _, value = item.partition("=")
-        result[key] = value
-    return result
+def job_role_environment(region: str, endpoint_url: str) -> dict[str, str]:
+    """What the (emulated) job role and the emulation give every container, last (winning)."""
+    return {
+        "AWS_ACCESS_KEY_ID": JOB_ROLE_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": JOB_ROLE_SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_ENDPOINT_URL": endpoint_url,
+    }
 
 
-def _command_list(command: str | list[str] | None) -> list[str]:
-    if command is None:
-        return []
-    if isinstance(command, str):
-        return shlex.split(command)
-    return [str(part) for part in command]
+def container_environment(
+    base: dict[str, str],
+    job_env: dict[str, str],
+    context: JobContext | None,
+    main_address: str,
+    region: str,
+    endpoint_url: str,
+) -> dict[str, str]:
+    """base, then the job's variables, then Batch's, then the job role's (pure)."""
+    env = {**base, **job_env}
+    if context is not None:
+        env.update(batch_environment(context, main_address))
+    # Credentials a job must not bring along: the (emulated) job role decides them.
+    for name in AWS_CREDENTIAL_VARS:
+        env.pop(name, None)
+    env.update(job_role_environment(region, endpoint_url))
+    return env

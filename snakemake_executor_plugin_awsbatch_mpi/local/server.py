@@ -10,6 +10,7 @@ from types import FrameType
 
 from ._common import ALL_LOCAL_QUEUES
 from .emulation import LocalEmulation
+from .images import DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,15 @@ def describe_environment(emu: LocalEmulation) -> str:
         f"# Bucket: s3://{emu.bucket}",
         f"# Job role ARN: {emu.job_role_arn}",
         f"# Logs: CloudWatch Logs group {emu.log_group}",
-        "# Jobs run as local processes with this machine's Python environment; "
-        "press Ctrl-C to stop.",
+        (
+            "# Jobs run in Docker containers of their job definition's image (never pulled:"
+            f" `make images` builds ours; use them with --container-image {DEFAULT_JOB_IMAGE}"
+            f" and, for MPI rules, resources awsbatch_image={DEFAULT_MPI_IMAGE});"
+            " press Ctrl-C to stop."
+            if emu.runtime == "docker"
+            else "# Jobs run as local processes with this machine's Python environment; "
+            "press Ctrl-C to stop."
+        ),
     ]
     return "\n".join(lines)
 
@@ -39,6 +47,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def serve_forever(
     port: int,
     on_ready: Callable[[LocalEmulation], None] | None = None,
+    runtime: str = "process",
 ) -> None:
     """Run the emulation on ``port`` until Ctrl-C, SIGTERM or SIGHUP, then stop everything.
 
@@ -69,7 +78,7 @@ def serve_forever(
         for signum in STOP_SIGNALS:
             previous[signum] = signal.signal(signum, _request_stop)
     try:
-        with LocalEmulation(port=port) as emu:
+        with LocalEmulation(port=port, runtime=runtime) as emu:
             if stop.is_set():
                 return
             if on_ready is not None:

@@ -9,12 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.core.parse import default_timestamp_parser
 
 from snakemake_executor_plugin_awsbatch_mpi.local import (
     ALL_LOCAL_QUEUES,
@@ -23,7 +21,10 @@ from snakemake_executor_plugin_awsbatch_mpi.local import (
     LocalEmulation,
 )
 from snakemake_executor_plugin_awsbatch_mpi.local.emulation import loopback_host
-from snakemake_executor_plugin_awsbatch_mpi.local.runtime import LocalContainerRuntime
+from snakemake_executor_plugin_awsbatch_mpi.local.runtime import (
+    LocalContainerRuntime,
+    StartRequest,
+)
 
 from ._helpers import IMAGE, Aws, process_gone, wait_until
 
@@ -86,24 +87,25 @@ def test_a_second_emulation_in_the_same_process_shares_the_first(
     assert job["status"] == "SUCCEEDED", aws.log_messages(job["container"]["logStreamName"])
 
 
-def test_runtime_speaks_the_docker_dialect_moto_parses(tmp_path: Path) -> None:
+def test_process_runner_runs_a_container_with_a_clean_environment(tmp_path: Path) -> None:
     runtime = LocalContainerRuntime(tmp_path, "http://127.0.0.1:1", "us-east-1")
-    container = runtime.containers.run(
-        image="any",
-        command=["/bin/sh", "-c", "echo out; echo err >&2; pwd; exit 4"],
-        environment={"AWS_SECRET_ACCESS_KEY": "leak"},
-        detach=True,
+    container = runtime.start(
+        StartRequest(
+            name="plain",
+            image="any",
+            command=["/bin/sh", "-c", "echo out; echo err >&2; pwd; exit 4"],
+            environment={"AWS_SECRET_ACCESS_KEY": "leak"},
+        )
     )
-    assert container.wait(timeout=10) == {"StatusCode": 4, "Error": None}
-    container.reload()
-    assert container.status == "exited"
-    assert container.attrs["NetworkSettings"]["IPAddress"] == "127.0.0.1"
-    stdout = container.logs(stdout=True, stderr=False, timestamps=True).decode().splitlines()
-    stamp, message = stdout[0].split(" ", 1)
-    assert message == "out"
-    parsed = default_timestamp_parser(stamp)  # as moto reads it: naive, meaning UTC
-    assert abs(parsed.replace(tzinfo=UTC).timestamp() - time.time()) < 60
-    assert container.logs(stdout=False, stderr=True).decode() == "err\n"
+    assert container.wait(timeout=10) == 4
+    assert container.address == "127.0.0.1"
+    assert not container.oom_killed
+    lines = container.log_lines()
+    stdout = [line.text for line in lines if line.stream == "stdout"]
+    assert stdout[0] == "out"
+    assert stdout[1] == str(container.root / "work")
+    assert [line.text for line in lines if line.stream == "stderr"] == ["err"]
+    assert all(abs(line.timestamp - time.time()) < 60 for line in lines)
     assert container.environment["AWS_SECRET_ACCESS_KEY"] == "local-job-role-secret"
     root = container.root
     assert root.exists()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# CI for the container images and --runtime docker (called by .ci/run after `make test`):
+# Debian's Docker engine and debootstrap (installed as root with apt-get), dockerd started when
+# no engine answers (and stopped at the end by its PID), the base and both images, their sizes,
+# then tests/local/test_docker_runtime.py with AWSBATCH_MPI_REQUIRE_DOCKER=1 (a missing engine
+# fails instead of skipping): jobs in the images, an over-memory job, a timeout, a multi-node
+# job, and the example workflow with its MPI rule's 3 nodes as 3 containers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$(date +%s)
+dockerd_pid=""
+stop_dockerd() {
+  if [ -n "$dockerd_pid" ]; then
+    kill "$dockerd_pid" 2>/dev/null || true
+    wait "$dockerd_pid" 2>/dev/null || true
+  fi
+}
+trap stop_dockerd EXIT
+
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  dockerd >/tmp/awsbatch-mpi-dockerd.log 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+fi
+echo "containers: engine ready after $(( $(date +%s) - started )) s"
+make images
+echo "containers: images ready after $(( $(date +%s) - started )) s"
+.venv/bin/python benchmarks/images.py --no-build
+AWSBATCH_MPI_REQUIRE_DOCKER=1 .venv/bin/pytest -q tests/local/test_docker_runtime.py
+echo "containers: done in $(( $(date +%s) - started )) s"
