@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import (
     CommonSettings,
     ExecutorSettingsBase,
@@ -30,17 +31,32 @@ def _unparse_mapping(value: dict | None) -> str:
     return " ".join(f"{k}={v}" for k, v in (value or {}).items())
 
 
+def _parse_mapping(text: str, flag: str, example: str) -> dict[str, str]:
+    """`KEY=VALUE ...` of a mapping flag; a malformed item ends the run with one sentence.
+
+    Snakemake calls these while it parses the command line and prints a WorkflowError as a
+    message, any other exception as a traceback.
+    """
+    try:
+        return parse_tags(text, flag)
+    except ValueError as err:
+        raise WorkflowError(
+            f"{err} Write each item as {example}, separated by spaces or commas. Nothing was "
+            "submitted."
+        ) from None
+
+
 def _parse_gpu_queues(text: str) -> dict[str, str]:
-    return parse_tags(text, "--awsbatch-mpi-gpu-queues")
+    return _parse_mapping(text, "--awsbatch-mpi-gpu-queues", "MODEL=QUEUE (a100=gpu-a100)")
 
 
 def _parse_tags(text: str) -> dict[str, str]:
-    return parse_tags(text, "--awsbatch-mpi-tags")
+    return _parse_mapping(text, "--awsbatch-mpi-tags", "KEY=VALUE (team=genomics)")
 
 
 def _parse_secrets(text: str) -> dict[str, str]:
     # The ARNs are checked by check_settings, whose refusal is one sentence, not a traceback.
-    return parse_tags(text, "--awsbatch-mpi-secrets")
+    return _parse_mapping(text, "--awsbatch-mpi-secrets", "NAME=ARN (TOKEN=arn:aws:ssm:...)")
 
 
 def _parse_rule_list(text: str) -> list[str]:

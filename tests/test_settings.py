@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -66,3 +68,28 @@ def test_secrets_setting_names_a_secret_arn():
         check_settings(settings(secrets={"1BAD": "arn:aws:ssm:us-east-1:123456789012:parameter/x"}))
     check_settings(settings(secrets={
         "TOKEN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-AbCdEf"}))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--awsbatch-mpi-tags", "team"),
+        ("--awsbatch-mpi-gpu-queues", "a100"),
+        ("--awsbatch-mpi-secrets", "=arn:aws:ssm:us-east-1:123456789012:parameter/x"),
+    ],
+)
+def test_a_malformed_mapping_flag_is_one_message_not_a_traceback(flag, value, tmp_path):
+    """Snakemake parses these flags itself: the plugin's parser must fail as a WorkflowError."""
+    (tmp_path / "Snakefile").write_text('rule a:\n    output: "x"\n    shell: "touch {output}"\n')
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "snakemake", "-n", "-j1", "--executor", "awsbatch-mpi",
+            "--awsbatch-mpi-job-queue", "q", flag, value,
+            "--default-storage-provider", "s3", "--default-storage-prefix", "s3://b/p",
+        ],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "ValueError" not in run.stderr
+    assert f"{flag}: '{value}' is not KEY=VALUE." in run.stderr
+    assert "Nothing was submitted." in run.stderr
