@@ -150,7 +150,7 @@ def build_plan(
 ) -> Plan:
     """Translate, render and validate every job; collect problems instead of stopping."""
     fargate_queues = sorted(set(fargate_queues))
-    plan_problems: list[str] = []
+    plan_problems: list[str] = list(workflow.refusals)
     plan_warnings: list[str] = []
     environment = split_environment(
         {name: ENV_VALUE for name in workflow.envvars}, workflow.envvars

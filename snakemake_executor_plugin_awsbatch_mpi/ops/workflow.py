@@ -70,6 +70,8 @@ class LoadedWorkflow:
     jobs: tuple[WorkflowJob, ...]
     envvars: tuple[str, ...] = ()
     source_files: tuple[str, ...] = ()
+    # Workflow-wide refusals (pipes, wildcard values Snakemake cannot carry): the executor's.
+    refusals: tuple[str, ...] = ()
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -164,6 +166,8 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
     from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
     from snakemake_interface_executor_plugins.settings import ExecMode
 
+    from ..jobchecks import refusals
+
     snakefile = resolve_snakefile(args.snakefile, allow_missing=True)
     if snakefile is None:
         raise WorkflowLoadError(
@@ -236,6 +240,7 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         workflow._build_dag()
         workflow.dag.update_groups()  # as Workflow.execute() does before scheduling
         jobs = _jobs_of(workflow, workflow.dag)
+        refused = tuple(refusals(workflow.dag.jobs))
         envvars = tuple(sorted(set(workflow.envvars) | set(getattr(args, "envvars", None) or ())))
     produced = {out for job in jobs for out in job.outputs}
     sources = sorted({f for job in jobs for f in job.inputs if f not in produced})
@@ -244,6 +249,7 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         jobs=tuple(jobs),
         envvars=envvars,
         source_files=tuple(sources),
+        refusals=refused,
     )
 
 

@@ -368,3 +368,36 @@ def test_plan_refuses_an_out_of_range_setting(rich, no_network, tmp_path, capsys
     )
     assert code != 0
     assert "--awsbatch-mpi-log-tail-lines is -1; allowed are 1 to 10000" in report
+
+
+def test_plan_refuses_pipes_and_wildcard_values_like_the_executor(tmp_path, no_network, capsys):
+    """The offline plan applies the executor's workflow-wide refusals, so CI catches them."""
+    workdir = tmp_path / "refused"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(
+        textwrap.dedent(
+            """
+            rule all:
+                input: "counted.txt", "sample_a,b.txt"
+
+            rule produce:
+                output: pipe("piped.fifo")
+                shell: "echo x > {output}"
+
+            rule count:
+                input: "piped.fifo"
+                output: "counted.txt"
+                shell: "wc -l < {input} > {output}"
+
+            rule sample:
+                output: "sample_{name}.txt"
+                shell: "touch {output}"
+            """
+        )
+    )
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir), "--job-queue", "q"
+    )
+    assert code == 1 and document["valid"] is False
+    assert "Rule 'produce' writes its output 'piped.fifo' with pipe()" in report
+    assert "Rule 'sample'" in report and "a,b" in report
