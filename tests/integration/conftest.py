@@ -35,7 +35,9 @@ def batch_client(emulated_env):
 
 
 def jobs_with_tag(batch, key: str, value: str, queues=("local-cpu", "local-gpu")) -> list[dict]:
-    """All jobs in the emulation carrying a tag, fully described."""
+    """All jobs in the emulation carrying a tag, fully described (`queues=None`: every queue)."""
+    if queues is None:
+        queues = [q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"]]
     ids = []
     for queue in queues:
         for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING",

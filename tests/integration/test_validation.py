@@ -14,6 +14,7 @@ import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
 
+from .conftest import jobs_with_tag
 from .test_executor import snakemake_cmd, write_workflow
 
 pytestmark = pytest.mark.integration
@@ -32,17 +33,7 @@ rule bad:
 
 def submitted(batch, workflow: str) -> list[dict]:
     """Every job of `workflow` (by its tag) in every queue of the emulation."""
-    queues = [q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"]]
-    ids = []
-    for queue in queues:
-        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING",
-                       "SUCCEEDED", "FAILED"):
-            ids += [j["jobId"] for j in
-                    batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]]
-    jobs = []
-    for start in range(0, len(ids), 100):
-        jobs += batch.describe_jobs(jobs=ids[start:start + 100])["jobs"]
-    return [j for j in jobs if (j.get("tags") or {}).get("snakemake-workflow") == workflow]
+    return jobs_with_tag(batch, "snakemake-workflow", workflow, queues=None)
 
 
 def run_refused(tmp_path, name: str, bad_rule: str, *extra: str) -> str:
