@@ -1,7 +1,9 @@
 """The only module that calls the AWS Batch API.
 
-One `BatchClient` per run: every call goes through one token bucket (AWS shares the 50 TPS
-SubmitJob quota with the other Batch calls of the account), botocore retries throttling in
+One `BatchClient` per run: every call but DescribeJobs goes through one token bucket (AWS
+shares the 50 TPS SubmitJob quota with the other Batch calls of the account); status checks
+are paced by Snakemake's own status limiter (`--max-status-checks-per-second`) instead, so the
+async status loop never sleeps in a second limiter. botocore retries throttling in
 `adaptive` mode so a busy account slows the client instead of failing the run, and job
 definitions and queue descriptions are cached so a 1,000-job run of one rule costs one
 DescribeJobDefinitions (and at most one RegisterJobDefinition).
@@ -81,8 +83,9 @@ class BatchClient:
         self._job_definitions: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        self.bucket.acquire()
+    def _call(self, operation: str, budgeted: bool = True, **kwargs: Any) -> Any:
+        if budgeted:
+            self.bucket.acquire()
         self.calls[operation] += 1
         return getattr(self.client, operation)(**kwargs)
 
@@ -196,7 +199,9 @@ class BatchClient:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), DESCRIBE_CHUNK):
             chunk = ids[start : start + DESCRIBE_CHUNK]
-            for desc in self._call("describe_jobs", jobs=chunk).get("jobs", []):
+            # Not budgeted: Snakemake's status limiter paces these (see the module docstring).
+            answer = self._call("describe_jobs", budgeted=False, jobs=chunk)
+            for desc in answer.get("jobs", []):
                 found[desc["jobId"]] = desc
         return found
 

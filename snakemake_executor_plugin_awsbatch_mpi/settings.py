@@ -159,8 +159,9 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=10.0,
         metadata={
             "metavar": "N",
-            "help": "Budget of Batch API calls per second for this client (the account's "
-            "SubmitJob quota of 50/s is shared with everything else you run).",
+            "help": "Budget of Batch API calls per second for this client's submissions and "
+            "other calls; status checks follow --max-status-checks-per-second (the "
+            "account's SubmitJob quota of 50/s is shared with everything else you run).",
             "type": float,
             "env_var": True,
         },

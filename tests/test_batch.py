@@ -75,3 +75,30 @@ def test_token_bucket_limits_rate():
     elapsed = time.monotonic() - start
     # 30 calls, 5 free, 25 at 50/s → at least 0.5 s
     assert elapsed >= 0.45
+
+
+def test_status_checks_are_not_budgeted_submissions_are(moto_batch):
+    """DescribeJobs is paced by Snakemake's status limiter; a second limiter would make the
+    async status loop sleep. Every other call still takes a token."""
+
+    class CountingBucket:
+        taken = 0
+
+        def acquire(self):
+            CountingBucket.taken += 1
+
+    client = BatchClient(region="us-east-1", calls_per_second=1000)
+    client.bucket = CountingBucket()
+    settings = TranslationSettings(job_queue="cpu-q", default_image="img")
+    spec = translate(
+        JobRequest("r", 1, {}), settings, client.queue_info("cpu-q"),
+        ("/bin/bash", "-c", "true"), {}, "r", {},
+    )
+    arn = client.ensure_job_definition(register_payload(spec.shape))
+    taken = CountingBucket.taken
+    ids = [client.submit(submit_payload(spec, arn)) for _ in range(3)]
+    assert CountingBucket.taken - taken == 3
+    taken = CountingBucket.taken
+    assert set(client.describe(ids * 80)) == set(ids)
+    assert CountingBucket.taken == taken
+    assert client.calls["describe_jobs"] == 1
