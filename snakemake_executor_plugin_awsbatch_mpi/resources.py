@@ -216,7 +216,9 @@ def vcpus_of(request: JobRequest) -> int:
     if _given(res, "cpus_per_task"):
         return _positive_int(request.rule, "cpus_per_task", res["cpus_per_task"])
     threads = res.get("_cores", request.threads) if request.is_group else request.threads
-    return _positive_int(request.rule, "threads", threads)
+    # Snakemake accepts `threads: 0` (a job that needs no core of its own); Batch's smallest
+    # container has 1 vCPU, like the 256 MiB memory floor below.
+    return max(1, _positive_int(request.rule, "threads", threads, minimum=0))
 
 
 def _sized_resource(request: JobRequest, base: str) -> tuple[str, object] | None:

@@ -44,10 +44,15 @@ def test_vcpus_from_threads_or_cpus_per_task():
     assert vcpus_of(group) == 6
 
 
-@pytest.mark.parametrize("threads", [0, -1])
-def test_non_positive_threads_rejected(threads):
+@pytest.mark.parametrize("threads", [-1, 1.5, "two"])
+def test_negative_or_fractional_threads_rejected(threads):
     with pytest.raises(ResourceError, match="Rule 'r'.*threads"):
         vcpus_of(req(threads=threads))
+
+
+def test_threads_0_runs_on_batchs_smallest_vcpu():
+    """Snakemake's own test_threads0 workflow: `threads: 0` is valid and needs 1 vCPU."""
+    assert vcpus_of(req(threads=0)) == 1
 
 
 def test_memory_from_mib_mb_floor_and_default():

@@ -163,6 +163,24 @@ def test_simple_workflow_cli(emulated_env, tmp_path, record_requests):
     assert "Batch retries it" not in run.stdout + run.stderr
 
 
+def test_threads_0_runs_with_one_vcpu(emulated_env, tmp_path):
+    """Snakemake's own test_threads0: `threads: 0` is a valid rule; Batch gives it 1 vCPU."""
+    work = write_workflow(tmp_path / "threads0", """
+        rule a:
+            output: "test.out"
+            threads: 0
+            shell: "echo {threads} > {output}"
+    """)
+    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    [job] = jobs_with_tag(boto3.client("batch"), "snakemake-workflow", "threads0")
+    reqs = {r["type"]: r["value"] for r in job["container"]["resourceRequirements"]}
+    assert reqs["VCPU"] == "1"
+    body = boto3.client("s3").get_object(Bucket=LOCAL_BUCKET, Key="threads0/test.out")["Body"]
+    assert body.read().decode().strip() == "0"
+
+
 def test_failing_rule_reports_exit_code_and_log_tail(emulated_env, tmp_path):
     work = write_workflow(tmp_path / "failing", """
         rule fail:
