@@ -7,11 +7,15 @@ double quotes, so `$(…)` and backticks in it run inside the job; a value holdi
 quote yields `'…\\'…'`, which bash cannot parse. Wildcard values come from file names, often
 from sample sheets, so they are data, never code.
 
+`--config KEY=VALUE` items (and `--configfiles` paths) get the same `repr()` quoting, so a
+config value such as `x'$(touch y)` ran too; they are user input just as much.
+
 The fix keeps everything else Snakemake puts into the command (source deployment, storage and
-general arguments) and swaps only its job arguments for the same arguments rebuilt here, each
-quoted with `shlex.quote`. Two kinds of value cannot survive Snakemake's `--target-jobs` parser
-whatever the quoting (it splits on every `,` and strips `'`/`"` from both ends of a value); jobs
-with such values are refused before anything is submitted (`wildcard_problem`).
+general arguments) and swaps only its job arguments and its config arguments for the same
+arguments rebuilt here, each quoted with `shlex.quote`. Two kinds of value cannot survive
+Snakemake's `--target-jobs` parser whatever the quoting (it splits on every `,` and strips
+`'`/`"` from both ends of a value); jobs with such values are refused before anything is
+submitted (`wildcard_problem`).
 
 `--cores` becomes the vCPUs the job asked for (per node for MPI jobs) instead of `all`, so a
 job sees the cores Batch reserved for it rather than the whole host.
@@ -20,6 +24,7 @@ job sees the cores Batch reserved for it rather than the whole host.
 from __future__ import annotations
 
 import math
+import os
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +32,8 @@ from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.real import RealExecutor
+from snakemake_interface_executor_plugins.settings import SharedFSUsage
+from snakemake_interface_executor_plugins.utils import format_cli_arg
 
 from .resources import JobRequest, mpi_layout_of, vcpus_of
 
@@ -117,6 +124,38 @@ def swap_job_args(command: str, snakemake_args: str, safe_args: str) -> str:
     return command.replace(snakemake_args, safe_args)
 
 
+def render_list_arg(flag: str, values: Iterable[object]) -> str:
+    """`flag v1 v2 ...` with every value quoted for bash ("" when there are none)."""
+    words = [str(value) for value in values]
+    return " ".join(shlex.quote(word) for word in [flag, *words]) if words else ""
+
+
+def swap_list_arg(command: str, flag: str, values: Iterable[object]) -> str:
+    """`command` with Snakemake's own rendering of `flag values...` quoted safely instead.
+
+    Snakemake renders such lists with `format_cli_arg`, i.e. `repr()` per value; the text it
+    produced must occur exactly once (else guessing would be unsafe, see `swap_job_args`).
+    """
+    values = list(values)
+    theirs = format_cli_arg(flag, values)
+    if not theirs:
+        return command
+    return swap_job_args(command, f" {theirs}", f" {render_list_arg(flag, values)}")
+
+
+def config_args_of(executor: Any) -> list[tuple[str, list[str]]]:
+    """The user-supplied list arguments Snakemake passes on to every job: `--config` items
+    and `--configfiles` paths, as `format_job_exec` renders them."""
+    workflow = executor.workflow
+    settings = getattr(workflow, "config_settings", None)
+    config = [str(item) for item in (getattr(settings, "config_args", None) or [])]
+    files = [str(path) for path in (getattr(workflow, "overwrite_configfiles", None) or [])]
+    if files and SharedFSUsage.SOURCES not in workflow.storage_settings.shared_fs_usage:
+        # As Snakemake's get_configfiles_arg: deployed sources hold them at relative paths.
+        files = [os.path.relpath(path) for path in files]
+    return [("--config", config), ("--configfiles", files)]
+
+
 def wildcard_problem(target: TargetJob) -> str | None:
     """Why Snakemake's `--target-jobs` parser would change or reject a wildcard value, or None.
 
@@ -187,6 +226,8 @@ def job_command(executor: Any, job: Any, cores: int) -> tuple[str, ...]:
         if problem:
             raise WorkflowError(f"{problem} Rename the files, or use other wildcards.")
     command = executor.format_job_exec(job)
+    for flag, values in config_args_of(executor):
+        command = swap_list_arg(command, flag, values)
     snakemake_args = RealExecutor.get_job_args(executor, job)
     safe = render_job_args(args)
     return (*SHELL, swap_job_args(command, snakemake_args, safe))

@@ -9,7 +9,11 @@ import pytest
 from snakemake.target_jobs import parse_target_jobs_cli_args
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.real import RealExecutor
-from snakemake_interface_executor_plugins.utils import TargetSpec, format_cli_value
+from snakemake_interface_executor_plugins.utils import (
+    TargetSpec,
+    format_cli_arg,
+    format_cli_value,
+)
 
 from snakemake_executor_plugin_awsbatch_mpi.command import (
     JobArgs,
@@ -169,15 +173,23 @@ class FakeJob:
 
 
 class FakeExecutor:
-    """Builds its command the way RealExecutor.format_job_exec does around get_job_args."""
+    """Builds its command the way RealExecutor.format_job_exec does around get_job_args,
+    with Snakemake's own rendering of `--config` items."""
 
     cores = "all"
-    workflow = SimpleNamespace(dag=SimpleNamespace(get_unneeded_temp_files=lambda job: []))
+
+    def __init__(self, config_args=()):
+        self.workflow = SimpleNamespace(
+            dag=SimpleNamespace(get_unneeded_temp_files=lambda job: []),
+            config_settings=SimpleNamespace(config_args=list(config_args)),
+        )
 
     def format_job_exec(self, job):
+        config = format_cli_arg("--config", self.workflow.config_settings.config_args)
         return (
             "python -m snakemake --deploy-sources s3://b/x.tar.xz 1 && python -m snakemake "
-            f"--snakefile Snakefile {RealExecutor.get_job_args(self, job)} --mode remote"
+            f"--snakefile Snakefile {config} --latency-wait 5 "
+            f"{RealExecutor.get_job_args(self, job)} --mode remote"
         )
 
 
@@ -196,3 +208,15 @@ def test_job_command_keeps_snakemakes_command_around_safe_arguments(tmp_path):
 def test_job_command_refuses_a_value_snakemake_cannot_carry():
     with pytest.raises(WorkflowError, match="contains a comma.*Rename the files"):
         job_command(FakeExecutor(), FakeJob({"x": "a,b"}), cores=1)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_config_values_are_data_in_the_job_command(value, tmp_path):
+    """`--config k=v` items get Snakemake's repr() quoting too: `x'$(touch y)` ran in jobs."""
+    items = [f"kk={value}", "other=1"]
+    command = job_command(FakeExecutor(items), FakeJob({"x": "1"}), cores=1)
+    words = bash_words(command[2].split("&& ", 1)[1], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    start = words.index("--config") + 1
+    assert words[start : start + 2] == items
+    assert words[start + 2] == "--latency-wait"

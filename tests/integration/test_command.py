@@ -2,7 +2,7 @@
 
 One Snakemake run covers every way a job command reaches a container: single jobs, an array
 job (command map in S3), a group job and a multi-node MPI job (command handed to the node
-agent), all with hostile wildcard values.
+agent), all with hostile wildcard values and a hostile `--config` value.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ rule single:
         got = open(input[0], encoding="utf-8").read()
         assert got == wildcards.x, (got, wildcards.x)
         with open(output[0], "w", encoding="utf-8") as out:
-            out.write(f"{{wildcards.x}}|{{threads}}")
+            out.write(f"{{wildcards.x}}|{{threads}}|{{config['hostile']}}")
 
 rule check:
     group: "g"
@@ -107,16 +107,19 @@ def test_hostile_wildcards_are_data_in_every_kind_of_job(emulated_env, tmp_path,
     threads = (os.cpu_count() or 1) + 1
     work = write_workflow(tmp_path / "hostile", SNAKEFILE.format(
         values=values, mpi_value=[values[0]], threads=threads))
+    # a config value is as hostile as a wildcard: Snakemake quotes both with repr()
+    config_value = f"x'$(touch {sentinels / 'config'})\"y"
     run = subprocess.run(
         snakemake_cmd(work, "--awsbatch-mpi-array-jobs", "make",
-                      "--awsbatch-mpi-multinode-job-queue", "local-mpi"),
+                      "--awsbatch-mpi-multinode-job-queue", "local-mpi",
+                      "--config", f"hostile={config_value}"),
         cwd=work, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     assert sorted(p.name for p in sentinels.iterdir()) == [], "an injected command ran"
 
     for value in values:
-        assert s3_text(f"hostile/single/{value}.txt") == f"{value}|{threads}"
+        assert s3_text(f"hostile/single/{value}.txt") == f"{value}|{threads}|{config_value}"
     assert json.loads(s3_text("hostile/gathered.json")) == values
     # 2 nodes x 2 tasks: the Snakemake job on the main node sees that node's 2 vCPUs
     assert s3_text(f"hostile/mpi/{values[0]}.txt") == f"{values[0]}|2"
