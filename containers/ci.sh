@@ -30,6 +30,27 @@ fi
 echo "containers: engine ready after $(( $(date +%s) - started )) s"
 make images
 echo "containers: images ready after $(( $(date +%s) - started )) s"
+# BuildKit too, with a CLI that has it built in (Debian's docker.io CLI does; a bare newer CLI
+# needs the buildx plugin, which no Debian package here provides).
+buildkit_log=/tmp/awsbatch-mpi-buildkit.log
+buildkit_cli=""
+for cli in docker /usr/bin/docker; do
+  if DOCKER_BUILDKIT=1 "$cli" build -q -f containers/Dockerfile -t awsbatch-mpi-buildkit-check . \
+      >"$buildkit_log" 2>&1; then
+    buildkit_cli=$cli
+    break
+  elif ! grep -q "buildx component is missing" "$buildkit_log"; then
+    cat "$buildkit_log" >&2
+    echo "containers: the BuildKit build of the job image failed ($cli)" >&2
+    exit 1
+  fi
+done
+if [ -n "$buildkit_cli" ]; then
+  docker rmi awsbatch-mpi-buildkit-check >/dev/null
+  echo "containers: job image built with BuildKit ($buildkit_cli) after $(( $(date +%s) - started )) s"
+else
+  echo "containers: no docker CLI here has BuildKit; built with the classic builder only"
+fi
 .venv/bin/python benchmarks/images.py --no-build
 AWSBATCH_MPI_REQUIRE_DOCKER=1 .venv/bin/pytest -q tests/local/test_docker_runtime.py
 echo "containers: done in $(( $(date +%s) - started )) s"
