@@ -24,6 +24,8 @@ from botocore.exceptions import ClientError
 from .spec import QueueInfo
 
 DESCRIBE_CHUNK = 100
+# Paced by Snakemake's status limiter instead of the token bucket (see the module docstring).
+UNBUDGETED = frozenset({"describe_jobs"})
 
 
 class BatchSetupError(RuntimeError):
@@ -83,8 +85,8 @@ class BatchClient:
         self._job_definitions: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def _call(self, operation: str, budgeted: bool = True, **kwargs: Any) -> Any:
-        if budgeted:
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        if operation not in UNBUDGETED:
             self.bucket.acquire()
         self.calls[operation] += 1
         return getattr(self.client, operation)(**kwargs)
@@ -199,9 +201,7 @@ class BatchClient:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), DESCRIBE_CHUNK):
             chunk = ids[start : start + DESCRIBE_CHUNK]
-            # Not budgeted: Snakemake's status limiter paces these (see the module docstring).
-            answer = self._call("describe_jobs", budgeted=False, jobs=chunk)
-            for desc in answer.get("jobs", []):
+            for desc in self._call("describe_jobs", jobs=chunk).get("jobs", []):
                 found[desc["jobId"]] = desc
         return found
 
