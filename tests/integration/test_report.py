@@ -8,9 +8,9 @@ retried by Batch. The expected numbers are recomputed here from Batch's own reco
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import boto3
 import pytest
@@ -53,8 +53,6 @@ SNAKEFILE = """
 def finished_run(emulation, tmp_path_factory):
     """(workdir, run id, Snakemake's stderr) of one run; the environment as `emulated_env`."""
     with pytest.MonkeyPatch.context() as patch:
-        import os
-
         for name in list(os.environ):
             if name.startswith("AWS_") or name.startswith("SNAKEMAKE_AWSBATCH_MPI_"):
                 patch.delenv(name)
