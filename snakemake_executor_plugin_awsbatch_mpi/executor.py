@@ -590,6 +590,8 @@ class Executor(RemoteExecutor):
 
     def _write_report(self) -> None:
         """The run report next to the logs; a report problem never fails the run."""
+        if not getattr(self, "run_id", None):
+            return  # the executor stopped before its start-up checks were done
         try:
             from .report import end_of_run_report
 

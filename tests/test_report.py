@@ -278,3 +278,57 @@ def test_run_details_describes_array_children_and_nodes_in_chunks():
     assert [d["jobId"] for d in found["m"]] == ["m#0", "m#1", "m#2"]
     assert len(found["p"]) == 150 and "s" not in found
     assert runs.run_details(FakeBatch({}), [single]) == {}
+
+
+def _executor(describe_jobs):
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_awsbatch_mpi.executor import Executor
+
+    logged = {"info": [], "warning": []}
+    client = SimpleNamespace(describe_jobs=describe_jobs)
+    executor = SimpleNamespace(
+        run_id="r1",
+        batch=SimpleNamespace(client=client),
+        logger=SimpleNamespace(info=logged["info"].append, warning=logged["warning"].append),
+    )
+    return (lambda: Executor._write_report(executor)), logged
+
+
+def test_end_of_run_report_is_written_and_logged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    jobs, _ = sample()
+    for job in jobs:
+        runs.record_submission("r1", job["jobId"], job["tags"]["snakemake-rule"])
+    known = {j["jobId"]: j for j in jobs}
+    write, logged = _executor(lambda jobs: {"jobs": [known[j] for j in jobs if j in known]})
+    write()
+    [line] = logged["info"]
+    assert line.startswith("Run r1: 5 job(s), 1 failed, 1 retried by Batch")
+    assert line.endswith("Report: .snakemake/awsbatch-mpi/report-r1.html")
+    assert (tmp_path / ".snakemake/awsbatch-mpi/report-r1.html").read_text().startswith("<!DOC")
+    assert logged["warning"] == []
+
+
+def test_end_of_run_report_problem_is_only_a_warning(tmp_path, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    monkeypatch.chdir(tmp_path)
+    runs.record_submission("r1", "j1", "a")
+
+    def denied(jobs):
+        raise ClientError({"Error": {"Code": "AccessDeniedException"}}, "DescribeJobs")
+
+    write, logged = _executor(denied)
+    write()  # does not raise
+    [warning] = logged["warning"]
+    assert "report of run r1 could not be written" in warning and "AccessDenied" in warning
+    assert "awsbatch-mpi report --run r1" in warning and logged["info"] == []
+
+
+def test_no_report_for_a_run_that_submitted_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write, logged = _executor(lambda jobs: pytest.fail("nothing to describe"))
+    write()
+    assert logged == {"info": [], "warning": []}
+    assert not (tmp_path / ".snakemake").exists()
