@@ -280,13 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--region", default=None, help="AWS region (default: boto3's chain).")
     report.add_argument("--html", metavar="FILE", help="Write the HTML report (timeline) here.")
     report.add_argument("--json", metavar="FILE", help="Write every job's record as JSON here.")
-    for unit in ("vcpu", "gpu"):
+    for unit, name in (("vcpu", "vCPU"), ("gpu", "GPU")):
         report.add_argument(
             f"--price-per-{unit}-hour",
             type=float,
             default=None,
             metavar="PRICE",
-            help=f"Your price of one {unit.upper()}-hour, for a cost estimate (none by default).",
+            help=f"Your price of one {name}-hour, for a cost estimate (none by default).",
         )
     logs = sub.add_parser("logs", help="Print the CloudWatch log of a Batch job.")
     logs.add_argument("job_id", help="Batch job id (a multi-node job prints every node).")

@@ -332,3 +332,30 @@ def test_no_report_for_a_run_that_submitted_nothing(tmp_path, monkeypatch):
     write()
     assert logged == {"info": [], "warning": []}
     assert not (tmp_path / ".snakemake").exists()
+
+
+def test_job_that_never_started_is_drawn_until_batch_gave_up():
+    dead = desc("d", "after", status="FAILED", created=5, statusReason="Dependent Job failed")
+    dead["stoppedAt"] = T0 + 40_000
+    report = build_report("r1", [dead, *sample()[0][:1]])
+    row = next(r for r in report.rows if r.job_id == "d")
+    assert row.queue_wait is None and row.run_seconds == 0 and row.failed
+    svg = timeline_svg(report)
+    assert "after: FAILED, not started (Dependent Job failed)" in svg
+    assert 'class="mark fail"' in svg
+
+
+def test_node_hours_count_every_node():
+    jobs, details = sample()
+    doc = to_dict(build_report("r1", jobs, details))
+    md = next(j for j in doc["jobs"] if j["job_id"] == "m")
+    assert md["node_hours"] == pytest.approx(2 * 100 / 3600)
+    assert doc["totals"]["node_hours"] == pytest.approx(sum(j["node_hours"] for j in doc["jobs"]))
+
+
+def test_cli_refuses_a_negative_price_before_calling_aws(capsys, monkeypatch):
+    from snakemake_executor_plugin_awsbatch_mpi.cli import main
+
+    monkeypatch.setattr("boto3.client", lambda *a, **k: pytest.fail("AWS was called"))
+    assert main(["report", "--run", "r1", "--price-per-gpu-hour", "-2"]) == 2
+    assert "--price-per-gpu-hour is -2.0; give a price of 0 or more." in capsys.readouterr().err

@@ -122,6 +122,11 @@ class JobRow:
         return self.gpus * self.nodes * self.run_seconds / 3600
 
     @property
+    def node_hours(self) -> float:
+        """Instance time of the job: one per node (an MPI job's nodes are whole instances)."""
+        return self.nodes * self.run_seconds / 3600
+
+    @property
     def label(self) -> str:
         return f"{self.rule} {self.wildcards}".strip()
 
@@ -530,7 +535,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             "submitted": r.submitted, "started": r.first_start, "stopped": r.stopped,
             "queue_wait_seconds": r.queue_wait, "run_seconds": r.run_seconds,
             "vcpus": r.vcpus, "memory_mib": r.memory_mib, "gpus": r.gpus, "nodes": r.nodes,
-            "vcpu_hours": r.vcpu_hours, "gpu_hours": r.gpu_hours,
+            "vcpu_hours": r.vcpu_hours, "gpu_hours": r.gpu_hours, "node_hours": r.node_hours,
             "attempts": [
                 {"started": a.started, "stopped": a.stopped, "reason": a.reason,
                  "exit_code": a.exit_code, "spot_reclaim": a.reclaimed}
@@ -552,6 +557,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             "unfinished": t.unfinished, "start": t.start, "end": t.end,
             "wall_seconds": t.wall_seconds, "job_seconds": t.job_seconds,
             "vcpu_hours": t.vcpu_hours, "gpu_hours": t.gpu_hours, "estimated_cost": t.cost,
+            "node_hours": sum(r.node_hours for r in report.rows),
         },  # fmt: skip
         "rules": [
             {

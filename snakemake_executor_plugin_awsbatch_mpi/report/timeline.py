@@ -121,13 +121,18 @@ def _job_lane(row: JobRow, axis: Axis, y: float, colour: str, node: int | None) 
             parts.append(f'<text x="{x + 2:.1f}" y="{y + LANE - 3:.1f}" class="mark fail">✕</text>')
         waiting_from = stopped
     if row.submitted is not None and not spans[0][0]:
-        # Never started: waiting until the report was made.
+        # Never started: waiting until it was given up (e.g. a failed dependency) or until now.
+        until = row.stopped or end_of_axis
+        why = f" ({row.reason})" if row.reason else ""
         parts.append(
             _rect(
-                axis.x(row.submitted), axis.x(end_of_axis), y + LANE * 0.35, LANE * 0.3,
-                "wait", colour, f"{name}: {row.status}, not started",
+                axis.x(row.submitted), axis.x(until), y + LANE * 0.35, LANE * 0.3,
+                "wait", colour, f"{name}: {row.status}, not started{why}",
             )
         )  # fmt: skip
+        if row.failed:
+            x = axis.x(until) + 2
+            parts.append(f'<text x="{x:.1f}" y="{y + LANE - 3:.1f}" class="mark fail">✕</text>')
     label = escape(name if len(name) <= 38 else name[:37] + "…")
     parts.append(
         f'<text x="{LABEL_WIDTH - 6}" y="{y + LANE - 4:.1f}" class="label">{label}</text>'
@@ -167,11 +172,11 @@ def _occupancy(rows: Sequence[JobRow], axis: Axis) -> tuple[list[float], list[fl
         waiting_from = row.submitted
         for a in row.attempts or ():
             add(waiting, waiting_from, a.started, 1)
-            add(running, a.started, a.stopped or axis.end, row.nodes)
+            add(running, a.started, a.stopped or axis.end, 1)
             waiting_from = a.stopped
         if not row.attempts:
             add(waiting, row.submitted, row.started or axis.end, 1)
-            add(running, row.started, row.stopped or axis.end, row.nodes)
+            add(running, row.started, row.stopped or axis.end, 1)
     return running, waiting
 
 
