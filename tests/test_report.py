@@ -359,3 +359,11 @@ def test_cli_refuses_a_negative_price_before_calling_aws(capsys, monkeypatch):
     monkeypatch.setattr("boto3.client", lambda *a, **k: pytest.fail("AWS was called"))
     assert main(["report", "--run", "r1", "--price-per-gpu-hour", "-2"]) == 2
     assert "--price-per-gpu-hour is -2.0; give a price of 0 or more." in capsys.readouterr().err
+
+
+def test_terminal_lists_stay_short_for_large_runs():
+    report = build_report("big", synthetic(2000))
+    text = format_text(report)
+    retried = sum(r.retries for r in report.rows)
+    assert retried > 20 and f"... and {retried - 20} more (all in --html and --json)." in text
+    assert len(text.splitlines()) < 70

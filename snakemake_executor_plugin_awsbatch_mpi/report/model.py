@@ -487,21 +487,35 @@ def format_text(report: Report) -> str:
         f"Wall time {duration(t.wall_seconds)} (first submission to last stop) against "
         f"{duration(t.job_seconds)} of job run time: {parallel:.1f} jobs running on average."
     )
-    reasons = retry_reasons(report.rows)
+    reasons = [f"  {row.label} ({row.job_id}): {why}" for row, why in retry_reasons(report.rows)]
     if reasons:
         out.append("Attempts Batch ended and retried:")
-        out += [f"  {row.label} ({row.job_id}): {why}" for row, why in reasons]
-    failures = [r for r in report.rows if r.failed]
+        out += _first(reasons)
+    failures = [
+        f"  {r.label} ({r.job_id}): {r.reason or 'no reason given'}"
+        + (f", exit code {r.exit_code}" if r.exit_code is not None else "")
+        for r in report.rows
+        if r.failed
+    ]
     if failures:
         out.append("Failed jobs:")
-        for row in failures:
-            code = f", exit code {row.exit_code}" if row.exit_code is not None else ""
-            out.append(f"  {row.label} ({row.job_id}): {row.reason or 'no reason given'}{code}")
+        out += _first(failures)
     if t.unfinished:
         out.append(f"{t.unfinished} job(s) have not finished: their times are partial.")
     if t.cost is not None:
         out.append(cost_note(report.prices))
     return "\n".join(out)
+
+
+TEXT_LIST_LINES = 20
+
+
+def _first(lines: list[str]) -> list[str]:
+    """At most TEXT_LIST_LINES lines in the terminal; the HTML and JSON have them all."""
+    if len(lines) <= TEXT_LIST_LINES:
+        return lines
+    more = len(lines) - TEXT_LIST_LINES
+    return [*lines[:TEXT_LIST_LINES], f"  ... and {more} more (all in --html and --json)."]
 
 
 def cost_note(prices: Prices) -> str:
