@@ -1,4 +1,4 @@
-"""The `awsbatch-mpi` command: `local`, `demo`, `setup`, `doctor`, `plan`, `status`, `report`.
+"""The `awsbatch-mpi` command: `local`, `demo`, `setup`, `doctor` and `plan`.
 
 The subcommands' work lives in `local/`, `demo.py` and `ops/`; this module parses arguments,
 prints what they return and turns it into an exit code (0 fine, 1 a problem was found,

@@ -16,7 +16,8 @@ from snakemake_executor_plugin_awsbatch_mpi.report import (
     summary_line,
     to_dict,
 )
-from snakemake_executor_plugin_awsbatch_mpi.report.model import percentile, rule_table
+from snakemake_executor_plugin_awsbatch_mpi.report.model import percentile
+from snakemake_executor_plugin_awsbatch_mpi.report.text import rule_table
 from snakemake_executor_plugin_awsbatch_mpi.report.timeline import (
     MAX_LANES,
     rule_colours,

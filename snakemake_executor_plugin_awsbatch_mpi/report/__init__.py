@@ -1,6 +1,7 @@
 """The run report: where a run's time and vCPU/GPU-hours went, from AWS Batch's own records.
 
-`model` turns DescribeJobs answers into rows, tables, text and JSON; `timeline` draws the
+`model` turns DescribeJobs answers into rows, per-rule stats and totals; `text` writes the
+terminal tables and the JSON; `timeline` draws the
 SVG; `page` writes the self-contained HTML (all three pure). This module is the thin shell:
 it reads the run's jobs through `runs` (the one place that lists and describes a run's jobs)
 and writes the files. `awsbatch-mpi report` and the executor's end-of-run report both use it.
@@ -13,8 +14,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .model import Prices, Report, build_report, format_text, summary_line, to_dict
+from .model import Prices, Report, build_report
 from .page import render_html
+from .text import format_text, summary_line, to_dict
 
 REPORT_DIR = Path(".snakemake/awsbatch-mpi")
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from .model import Report, cost_note, duration, retry_reasons, rule_table, summary_line
+from .model import Report
+from .text import cost_note, duration, retry_reasons, rule_table, summary_line
 from .timeline import FAIL_COLOUR, RETRY_COLOUR, rule_colours, timeline_svg
 
 OPEN_JOB_LIST = 200

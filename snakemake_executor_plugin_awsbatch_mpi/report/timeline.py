@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from .model import JobRow, Report, duration
+from .model import JobRow, Report
+from .text import duration
 
 # Tableau 10: distinct, colour-blind-friendlier than most, and known to readers of plots.
 PALETTE = (
