@@ -1,8 +1,8 @@
 """The run report: where a run's time and vCPU/GPU-hours went, from AWS Batch's own records.
 
 `model` turns DescribeJobs answers into rows, per-rule stats and totals; `text` writes the
-terminal tables and the JSON; `timeline` draws the
-SVG; `page` writes the self-contained HTML (all three pure). This module is the thin shell:
+terminal tables and the JSON; `timeline` draws the SVG; `page` writes the self-contained HTML
+(all four pure). This module is the thin shell:
 it reads the run's jobs through `runs` (the one place that lists and describes a run's jobs)
 and writes the files. `awsbatch-mpi report` and the executor's end-of-run report both use it.
 """
