@@ -263,6 +263,9 @@ class FakeBatch:
         self.calls = []
 
     def describe_jobs(self, jobs):
+        from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
+
+        assert validate_request("DescribeJobs", {"jobs": list(jobs)}) == []
         self.calls.append(list(jobs))
         return {"jobs": [self.known[j] for j in jobs if j in self.known]}
 
