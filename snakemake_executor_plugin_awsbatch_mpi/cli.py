@@ -261,6 +261,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="Queue to scan when the run record is not here; may be repeated.",
     )
     status.add_argument("--region", default=None, help="AWS region (default: boto3's chain).")
+    report = sub.add_parser(
+        "report",
+        help="Where a run's time and vCPU/GPU-hours went: tables, JSON and an HTML timeline.",
+        description="Reads a run's jobs from AWS Batch (tag snakemake-run-id; jobs are kept "
+        "about 7 days) and prints a table per rule: jobs, failures, Batch's own retries, "
+        "queue wait, run time, vCPU- and GPU-hours. --html writes one self-contained file "
+        "with a timeline. Costs are only estimated from prices you give.",
+    )
+    report.add_argument("--run", required=True, help="The run id the executor printed.")
+    report.add_argument(
+        "--job-queue",
+        action="append",
+        default=[],
+        metavar="QUEUE",
+        help="Queue to scan when the run record is not here; may be repeated.",
+    )
+    report.add_argument("--region", default=None, help="AWS region (default: boto3's chain).")
+    report.add_argument("--html", metavar="FILE", help="Write the HTML report (timeline) here.")
+    report.add_argument("--json", metavar="FILE", help="Write every job's record as JSON here.")
+    for unit, name in (("vcpu", "vCPU"), ("gpu", "GPU")):
+        report.add_argument(
+            f"--price-per-{unit}-hour",
+            type=float,
+            default=None,
+            metavar="PRICE",
+            help=f"Your price of one {name}-hour, for a cost estimate (none by default).",
+        )
     logs = sub.add_parser("logs", help="Print the CloudWatch log of a Batch job.")
     logs.add_argument("job_id", help="Batch job id (a multi-node job prints every node).")
     logs.add_argument("--lines", type=int, default=100, help="Last lines to print.")
@@ -290,6 +317,34 @@ def run_status(args: argparse.Namespace) -> int:
     table = runs.summarize(jobs)
     print(runs.format_summary(args.run, table))
     return 1 if runs.has_failed(table) else 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import boto3
+
+    from . import report, runs
+
+    prices = report.Prices(args.price_per_vcpu_hour, args.price_per_gpu_hour)
+    for name, value in (("vcpu", prices.vcpu_hour), ("gpu", prices.gpu_hour)):
+        if value is not None and value < 0:
+            return _fail(f"--price-per-{name}-hour is {value}; give a price of 0 or more.", 2)
+    batch = boto3.client("batch", region_name=args.region)
+    built = report.load_report(batch, args.run, args.job_queue, prices)
+    if not built.rows:
+        where = "the run record" if runs.recorded_job_ids(args.run) is not None else "no queue"
+        if args.job_queue and runs.recorded_job_ids(args.run) is None:
+            where = f"queues {', '.join(args.job_queue)}"
+        return _fail(
+            f"No jobs of run {args.run} found in {where}. Run this in the workflow directory "
+            "or pass --job-queue for every queue the run used.",
+            2,
+        )
+    print(report.format_text(built))
+    if args.html:
+        print(f"HTML report: {report.write_html(built, Path(args.html))}")
+    if args.json:
+        print(f"JSON report: {report.write_json(built, Path(args.json))}")
+    return 0
 
 
 def run_logs(args: argparse.Namespace) -> int:
@@ -525,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_plan(args, extra)
     if args.command == "status":
         return run_status(args)
+    if args.command == "report":
+        return run_report(args)
     if args.command == "logs":
         return run_logs(args)
     return 2

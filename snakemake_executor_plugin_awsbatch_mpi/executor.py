@@ -582,6 +582,29 @@ class Executor(RemoteExecutor):
         aux_logs = [tail.saved for tail in tails if tail.saved]
         self.report_job_error(info, msg=message + "\n", aux_logs=aux_logs)
 
+    # End of run --------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._write_report()
+
+    def _write_report(self) -> None:
+        """The run report next to the logs; a report problem never fails the run."""
+        if not getattr(self, "run_id", None):
+            return  # the executor stopped before its start-up checks were done
+        try:
+            from .report import end_of_run_report
+
+            line = end_of_run_report(self.batch.client, self.run_id)
+        except Exception as err:  # noqa: BLE001 - the run's outcome must not depend on it
+            self.logger.warning(
+                f"The report of run {self.run_id} could not be written ({err}); make it later "
+                f"with `awsbatch-mpi report --run {self.run_id} --html report.html`."
+            )
+            return
+        if line:
+            self.logger.info(line)
+
     # Cancel ------------------------------------------------------------------------------
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:

@@ -108,6 +108,25 @@ def find_run_jobs(batch: Any, run_id: str, queues: Iterable[str]) -> list[dict[s
     return [j for j in jobs if (j.get("tags") or {}).get("snakemake-run-id") == run_id]
 
 
+def run_details(batch: Any, jobs: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Children of array jobs (`<id>:<i>`) and nodes of multi-node jobs (`<id>#<i>`), by job id.
+
+    The run report needs their own times; one DescribeJobs per 100 of them.
+    """
+    wanted: dict[str, list[str]] = {}
+    for job in jobs:
+        props = job.get("arrayProperties") or {}
+        size = props.get("size") if "index" not in props else None
+        nodes = (job.get("nodeProperties") or {}).get("numNodes")
+        if size:
+            wanted[job["jobId"]] = [f"{job['jobId']}:{i}" for i in range(int(size))]
+        elif nodes and int(nodes) > 1:
+            wanted[job["jobId"]] = [f"{job['jobId']}#{i}" for i in range(int(nodes))]
+    ids = [i for group in wanted.values() for i in group]
+    found = {d["jobId"]: d for d in describe_all(batch, ids)} if ids else {}
+    return {job_id: [found[i] for i in group if i in found] for job_id, group in wanted.items()}
+
+
 def log_streams(batch: Any, job_id: str) -> list[tuple[str, str]]:
     """(label, stream) of a job: one per node for a multi-node job."""
     jobs = batch.describe_jobs(jobs=[job_id])["jobs"]
