@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 
 from .capacity import instance_size, placement_problem
 from .mpi import ENV_KEY_URI
-from .spec import JobShape, JobSize, JobSpec, MpiLayout, Platform, QueueInfo, ResourceError
+from .spec import (
+    JobShape,
+    JobSize,
+    JobSpec,
+    MpiLayout,
+    Platform,
+    QueueInfo,
+    ResourceError,
+    Volume,
+    VolumeKind,
+)
 
 # Snakemake's own test workflows ask for mem="5MB"; a Python process running Snakemake needs
 # far more. Requests below the floor are raised to it (never rejected, never shrunk).
@@ -76,6 +87,8 @@ class TranslationSettings:
     batch_attempts: int = DEFAULT_BATCH_ATTEMPTS
     # Environment variable name → Secrets Manager / SSM Parameter Store ARN, for every job.
     secrets: Mapping[str, str] = field(default_factory=dict)
+    # Shared file systems mounted in every job (--awsbatch-mpi-volumes).
+    volumes: tuple[Volume, ...] = ()
 
 
 def translation_settings(settings: object, container_image: str) -> TranslationSettings:
@@ -208,6 +221,128 @@ def secret_problem(name: str, arn: str) -> str | None:
             "(arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)"
         )
     return None
+
+
+EFS_ID = re.compile(r"^fs-[0-9a-f]{8,40}$")
+EFS_ACCESS_POINT = re.compile(r"^fsap-[0-9a-f]{8,40}$")
+VOLUME_FORMS = (
+    "'efs:FS_ID[:ACCESS_POINT_ID]:/CONTAINER/PATH[:ro]' (e.g. 'efs:fs-0123abcd:/efs') or "
+    "'host:/HOST/PATH:/CONTAINER/PATH[:ro]' (e.g. 'host:/fsx:/fsx')"
+)
+
+
+def _container_path_problem(path: str) -> str | None:
+    if not path.startswith("/") or path.rstrip("/") == "":
+        return f"container path '{path}' must be an absolute directory other than /"
+    if ".." in path.split("/"):
+        return f"container path '{path}' must not contain '..'"
+    return None
+
+
+def parse_volume(item: str) -> Volume:
+    """One volume in the syntax of `VOLUME_FORMS`; ValueError says what is wrong."""
+    parts = item.split(":")
+    read_only = len(parts) > 1 and parts[-1] == "ro"
+    if read_only:
+        parts = parts[:-1]
+    kind, rest = parts[0].lower(), parts[1:]
+    if kind == VolumeKind.EFS and len(rest) in (2, 3):
+        fs_id, path = rest[0], rest[-1]
+        access_point = rest[1] if len(rest) == 3 else None
+        if not EFS_ID.match(fs_id):
+            raise ValueError(f"'{item}': '{fs_id}' is not an EFS file system id (fs-...)")
+        if access_point is not None and not EFS_ACCESS_POINT.match(access_point):
+            raise ValueError(f"'{item}': '{access_point}' is not an EFS access point id (fsap-...)")
+        volume = Volume(VolumeKind.EFS, fs_id, path.rstrip("/"), access_point, read_only)
+    elif kind == VolumeKind.HOST and len(rest) == 2:
+        source, path = rest
+        if not source.startswith("/"):
+            raise ValueError(f"'{item}': host path '{source}' must be absolute")
+        volume = Volume(VolumeKind.HOST, source, path.rstrip("/"), None, read_only)
+    else:
+        raise ValueError(f"'{item}' is not a volume")
+    problem = _container_path_problem(path)
+    if problem:
+        raise ValueError(f"'{item}': {problem}")
+    return volume
+
+
+def parse_volumes(text: str) -> tuple[Volume, ...]:
+    """Volumes separated by spaces or commas; each container path at most once."""
+    volumes = tuple(parse_volume(item) for item in text.replace(",", " ").split())
+    seen: set[str] = set()
+    for volume in volumes:
+        if volume.container_path in seen:
+            raise ValueError(f"container path '{volume.container_path}' is mounted twice")
+        seen.add(volume.container_path)
+    return volumes
+
+
+def volumes_of(
+    request: JobRequest, settings: TranslationSettings, queue: QueueInfo
+) -> tuple[Volume, ...]:
+    """--awsbatch-mpi-volumes plus the rule's `awsbatch_volumes` (which win on the same
+    container path), in container-path order so the job definition's hash is stable."""
+    res, rule = request.resources, request.rule
+    by_path = {volume.container_path: volume for volume in settings.volumes or ()}
+    name = "awsbatch_volumes"
+    if _given(res, name):
+        try:
+            by_path.update({v.container_path: v for v in parse_volumes(str(res[name]))})
+        except ValueError as err:
+            raise ResourceError(
+                rule, name, res[name], f"{err}; write each volume as {VOLUME_FORMS}."
+            ) from None
+    volumes = tuple(by_path[path] for path in sorted(by_path))
+    hosts = [str(v) for v in volumes if v.kind is VolumeKind.HOST]
+    if hosts and queue.platform is Platform.FARGATE:
+        raise ResourceError(
+            rule,
+            name if _given(res, name) else "--awsbatch-mpi-volumes",
+            " ".join(hosts),
+            f"queue '{queue.name}' runs on Fargate, which has no host file systems; use EFS "
+            "('efs:FS_ID:/PATH') or route the rule to an EC2 queue with "
+            "awsbatch_queue='<queue>'.",
+        )
+    return volumes
+
+
+def shared_workdir_of(request: JobRequest, volumes: tuple[Volume, ...]) -> str | None:
+    """`awsbatch_workdir`: a directory on one of the job's shared volumes (MPI rules only),
+    below which each job runs in a directory of its own that every node sees."""
+    res, rule, name = request.resources, request.rule, "awsbatch_workdir"
+    if not _given(res, name):
+        return None
+    path = str(res[name]).rstrip("/")
+    writable = [v.container_path for v in volumes if not v.read_only]
+    if not any(path == p or path.startswith(p + "/") for p in writable) or ".." in path:
+        shown = ", ".join(writable) or "none"
+        raise ResourceError(
+            rule,
+            name,
+            res[name],
+            f"must be a directory on a writable shared volume of the job (mounted: {shown}); "
+            "mount one with awsbatch_volumes='efs:FS_ID:/efs' or --awsbatch-mpi-volumes.",
+        )
+    if mpi_layout_of(request) is None:
+        raise ResourceError(
+            rule,
+            name,
+            res[name],
+            "applies only to multi-node MPI rules (resources mpi and tasks); remove it.",
+        )
+    return path
+
+
+def in_shared_workdir(command: str, workdir: str) -> str:
+    """`command` run in `<workdir>/<job id>`, removed afterwards; `cd -P` makes the path the
+    same on every node, so the node agent sees the main node's directory and copies nothing.
+    The local emulation puts container paths below AWSBATCH_LOCAL_FS_ROOT (unset on AWS)."""
+    directory = f'"${{AWSBATCH_LOCAL_FS_ROOT:-}}"{shlex.quote(workdir)}/"${{AWS_BATCH_JOB_ID%%#*}}"'
+    return (
+        f"d={directory} && mkdir -p \"$d\" && cd -P \"$d\" || exit 1; "
+        "trap 'cd / && rm -rf \"$d\"' EXIT; " + command
+    )
 
 
 def vcpus_of(request: JobRequest) -> int:
@@ -534,6 +669,10 @@ def translate(
     warnings: list[str] = []
 
     vcpus: float = vcpus_of(request)
+    volumes = volumes_of(request, settings, queue)
+    workdir = shared_workdir_of(request, volumes)
+    if workdir is not None:
+        command = (*command[:-1], in_shared_workdir(command[-1], workdir))
     if layout is not None:
         _check_multinode_queue(rule, queue)
         vcpus = layout.tasks_per_node * layout.cpus_per_task
@@ -628,6 +767,7 @@ def translate(
         assign_public_ip=settings.assign_public_ip and queue.platform is Platform.FARGATE,
         multinode=layout is not None,
         secrets=secrets,
+        volumes=volumes,
     )
     return JobSpec(
         rule=rule,
@@ -783,3 +923,4 @@ def validate_request(request: JobRequest, settings: TranslationSettings) -> None
     timeout_of(request)
     resolve_queue(request, settings)
     _container_options(request)
+    shared_workdir_of(request, volumes_of(request, settings, QueueInfo(name="")))

@@ -183,3 +183,45 @@ def test_retry_strategy_in_submissions():
     assert rules[-1] == {"onReason": "*", "action": "EXIT"}  # the rule's own failures
     assert len(rules) <= 5
     assert validate_request("SubmitJob", sub) == []
+
+
+VOLUMES = "efs:fs-0123abcd:/efs efs:fs-0123abcd:fsap-0456abcd:/home host:/fsx:/fsx:ro"
+
+
+def test_volumes_go_into_the_definition_and_its_hash():
+    spec = make_spec({"awsbatch_volumes": VOLUMES})
+    reg = register_payload(spec.shape)
+    assert validate_request("RegisterJobDefinition", reg) == []
+    props = reg["containerProperties"]
+    assert props["volumes"] == [
+        {"name": "vol0", "efsVolumeConfiguration": {
+            "fileSystemId": "fs-0123abcd", "transitEncryption": "ENABLED"}},
+        {"name": "vol1", "host": {"sourcePath": "/fsx"}},
+        {"name": "vol2", "efsVolumeConfiguration": {
+            "fileSystemId": "fs-0123abcd", "transitEncryption": "ENABLED",
+            "authorizationConfig": {"accessPointId": "fsap-0456abcd"}}},
+    ]
+    assert props["mountPoints"] == [
+        {"sourceVolume": "vol0", "containerPath": "/efs", "readOnly": False},
+        {"sourceVolume": "vol1", "containerPath": "/fsx", "readOnly": True},
+        {"sourceVolume": "vol2", "containerPath": "/home", "readOnly": False},
+    ]
+    names = {register_payload(make_spec(r).shape)["jobDefinitionName"] for r in (
+        {}, {"awsbatch_volumes": VOLUMES}, {"awsbatch_volumes": "efs:fs-0123abcd:/efs"},
+        {"awsbatch_volumes": "efs:fs-0123abcd:/efs:ro"},
+    )}
+    assert len(names) == 4
+
+
+def test_volumes_in_fargate_and_multinode_definitions_are_valid():
+    fargate = make_spec({"awsbatch_volumes": "efs:fs-0123abcd:/efs"}, queue=QueueInfo(
+        "fg", Platform.FARGATE))
+    reg = register_payload(fargate.shape)
+    assert reg["containerProperties"]["mountPoints"][0]["containerPath"] == "/efs"
+    assert validate_request("RegisterJobDefinition", reg) == []
+    mpi = mpi_spec(tasks=4, nodes=2, awsbatch_volumes=VOLUMES, awsbatch_workdir="/efs/w")
+    reg = register_payload(mpi.shape)
+    node = reg["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert len(node["volumes"]) == 3 and len(node["mountPoints"]) == 3
+    assert validate_request("RegisterJobDefinition", reg) == []
+    assert validate_request("SubmitJob", submit_payload(mpi, "jd")) == []
