@@ -438,7 +438,9 @@ def test_fargate_takes_efs_but_refuses_host_volumes():
         spec_of(req(awsbatch_volumes="host:/fsx:/fsx"), queue=FARGATE)
 
 
-SHARED_MPI_SETTINGS = TranslationSettings(job_queue="cpu", default_image="img", multinode_job_queue="m")
+SHARED_MPI_SETTINGS = TranslationSettings(
+    job_queue="cpu", default_image="img", multinode_job_queue="m"
+)
 
 
 def mpi_spec_of(**resources):
