@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 
 from .capacity import instance_size, placement_problem
-from .mpi import ENV_KEY_URI
+from .mpi import ENV_KEY_URI, ENV_LOCAL_FS_ROOT
 from .spec import (
     JobShape,
     JobSize,
@@ -337,8 +337,9 @@ def shared_workdir_of(request: JobRequest, volumes: tuple[Volume, ...]) -> str |
 def in_shared_workdir(command: str, workdir: str) -> str:
     """`command` run in `<workdir>/<job id>`, removed afterwards; `cd -P` makes the path the
     same on every node, so the node agent sees the main node's directory and copies nothing.
-    The local emulation puts container paths below AWSBATCH_LOCAL_FS_ROOT (unset on AWS)."""
-    directory = f'"${{AWSBATCH_LOCAL_FS_ROOT:-}}"{shlex.quote(workdir)}/"${{AWS_BATCH_JOB_ID%%#*}}"'
+    The local emulation puts container paths below ENV_LOCAL_FS_ROOT (unset on AWS)."""
+    root = f'"${{{ENV_LOCAL_FS_ROOT}:-}}"'
+    directory = f'{root}{shlex.quote(workdir)}/"${{AWS_BATCH_JOB_ID%%#*}}"'
     return (
         f"d={directory} && mkdir -p \"$d\" && cd -P \"$d\" || exit 1; "
         "trap 'cd / && rm -rf \"$d\"' EXIT; " + command

@@ -95,6 +95,7 @@ from .runtime import (
     job_context_for,
     main_node_index,
 )
+from .volumes import Mount, mounts_of
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ class NodeRecord:
     is_main: bool
     vcpus: float | None = None
     memory_mib: int | None = None
+    mounts: tuple[Mount, ...] = ()
     container: Container | None = None
     status: str = JobStatus.RUNNABLE.value
     exit_code: int | None = None
@@ -333,6 +335,7 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 is_main=True,
                 vcpus=vcpus,
                 memory_mib=memory_mib,
+                mounts=mounts_of(properties),
             )
         ]
     if job_def.node_properties is not None:
@@ -350,6 +353,7 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 is_main=i == main,
                 vcpus=container_sizes(spec)[0],
                 memory_mib=container_sizes(spec)[1],
+                mounts=mounts_of(spec),
             )
             for i, spec in enumerate(specs)
         ]
@@ -507,6 +511,7 @@ def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: in
                 job=job,
                 vcpus=node.vcpus,
                 memory_mib=node.memory_mib,
+                mounts=node.mounts,
             )
         )
         node.started_at = datetime.now()

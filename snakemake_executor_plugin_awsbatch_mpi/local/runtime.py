@@ -53,6 +53,7 @@ from ._common import (
     NODE_ADDRESS_ENV,
     TIMEOUT_REASON,
 )
+from .volumes import ENV_LOCAL_FS_ROOT, Mount, link_mounts
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +225,8 @@ class StartRequest:
     job: Any | None = None  # the moto Job, told when the container times out
     vcpus: float | None = None
     memory_mib: int | None = None
+    # Shared file systems of the job definition (see local/volumes.py).
+    mounts: tuple[Mount, ...] = ()
 
 
 class Container(Protocol):
@@ -542,6 +545,9 @@ class LocalContainerRuntime:
         if context is not None and context.is_node:
             # On loopback every node sees 127.0.0.1 as its own address: tell it which it is.
             env[NODE_ADDRESS_ENV] = address
+        if request.mounts:
+            link_mounts(root / "fs", request.mounts, self.workdir / "volumes")
+            env[ENV_LOCAL_FS_ROOT] = str(root / "fs")
         container = LocalContainer(self, request, env, address, root)
         with self._lock:
             self._containers[container.id] = container
