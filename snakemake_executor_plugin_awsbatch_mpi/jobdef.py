@@ -35,6 +35,11 @@ def container_properties(shape: JobShape) -> dict[str, Any]:
         props["jobRoleArn"] = shape.job_role_arn
     if shape.shm_mib:
         props["linuxParameters"] = {"sharedMemorySize": shape.shm_mib}
+    if shape.efa_devices:
+        props.setdefault("linuxParameters", {})["devices"] = [
+            {"hostPath": path, "containerPath": path, "permissions": ["READ", "WRITE", "MKNOD"]}
+            for path in (f"/dev/infiniband/uverbs{i}" for i in range(shape.efa_devices))
+        ]
     if shape.log_group and shape.log_group != DEFAULT_LOG_GROUP:
         props["logConfiguration"] = {
             "logDriver": "awslogs",
@@ -184,7 +189,9 @@ def submit_payload(
 
 def barrier_shape(shape: JobShape) -> JobShape:
     """Fan-in barriers are plain container jobs, also for multi-node dependents."""
-    return replace(shape, multinode=False, privileged=False, shm_mib=None, volumes=())
+    return replace(
+        shape, multinode=False, privileged=False, shm_mib=None, volumes=(), efa_devices=0
+    )
 
 
 def barrier_payload(

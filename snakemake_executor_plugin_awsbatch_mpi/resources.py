@@ -346,6 +346,46 @@ def in_shared_workdir(command: str, workdir: str) -> str:
     )
 
 
+# What Open MPI and libfabric need to use EFA (AWS EFA user guide): the libfabric EFA
+# provider through Open MPI's OFI transport instead of TCP.
+EFA_ENVIRONMENT = {"FI_PROVIDER": "efa", "OMPI_MCA_pml": "cm", "OMPI_MCA_mtl": "ofi"}
+# Families whose EFA devices do RDMA reads/writes (FI_EFA_USE_DEVICE_RDMA=1 there only).
+EFA_RDMA_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en", "p6", "trn1", "trn1n", "trn2"})
+MAX_EFA_DEVICES = 32
+
+
+def efa_devices_of(request: JobRequest, layout: MpiLayout | None) -> int:
+    """`awsbatch_efa`: True for one EFA device per node, or the number of devices (MPI only)."""
+    res, rule, name = request.resources, request.rule, "awsbatch_efa"
+    if not _given(res, name):
+        return 0
+    value = res[name]
+    if isinstance(value, bool) or str(value).strip().lower() in ("true", "false", "yes", "no"):
+        devices = int(_flag(rule, name, value))
+    else:
+        devices = _positive_int(rule, name, value, minimum=0)
+    if devices > MAX_EFA_DEVICES:
+        raise ResourceError(
+            rule, name, value, f"must be True or a number of devices from 1 to {MAX_EFA_DEVICES}."
+        )
+    if devices and layout is None:
+        raise ResourceError(
+            rule,
+            name,
+            value,
+            "applies only to multi-node MPI rules (resources mpi and tasks); remove it.",
+        )
+    return devices
+
+
+def efa_environment(layout: MpiLayout) -> dict[str, str]:
+    env = dict(EFA_ENVIRONMENT)
+    family = (layout.instance_type or "").split(".")[0]
+    if family in EFA_RDMA_FAMILIES:
+        env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+    return env
+
+
 def vcpus_of(request: JobRequest) -> int:
     """VCPU is `cpus_per_task` when given (SLURM-style rules), else the job's threads."""
     res = request.resources
@@ -398,7 +438,7 @@ def disk_mib_of(request: JobRequest) -> tuple[str, object, float] | None:
 # sees it, so the value as written is checked.
 WHOLE_NUMBERS = (
     "gpu", "nvidia_gpu", "tasks", "nodes", "tasks_per_node", "cpus_per_task",
-    "awsbatch_priority", "awsbatch_shm_mb",
+    "awsbatch_priority", "awsbatch_shm_mb", "awsbatch_efa",
 )
 
 
@@ -674,9 +714,12 @@ def translate(
     workdir = shared_workdir_of(request, volumes)
     if workdir is not None:
         command = (*command[:-1], in_shared_workdir(command[-1], workdir))
+    efa_devices = efa_devices_of(request, layout)
     if layout is not None:
         _check_multinode_queue(rule, queue)
         vcpus = layout.tasks_per_node * layout.cpus_per_task
+        if efa_devices:
+            environment = {**efa_environment(layout), **environment}
         if not mpi_key_uri:
             raise ResourceError(
                 rule,
@@ -769,6 +812,7 @@ def translate(
         multinode=layout is not None,
         secrets=secrets,
         volumes=volumes,
+        efa_devices=efa_devices,
     )
     return JobSpec(
         rule=rule,
@@ -925,3 +969,4 @@ def validate_request(request: JobRequest, settings: TranslationSettings) -> None
     resolve_queue(request, settings)
     _container_options(request)
     shared_workdir_of(request, volumes_of(request, settings, QueueInfo(name="")))
+    efa_devices_of(request, mpi_layout_of(request))

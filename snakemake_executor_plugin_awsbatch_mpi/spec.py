@@ -103,6 +103,8 @@ class JobShape:
     secrets: tuple[tuple[str, str], ...] = ()
     # Shared file systems (EFS, host paths such as FSx for Lustre), in container-path order.
     volumes: tuple[Volume, ...] = ()
+    # Elastic Fabric Adapter devices (/dev/infiniband/uverbs0..N-1) passed into the container.
+    efa_devices: int = 0
 
 
 @dataclass(frozen=True)

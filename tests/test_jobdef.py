@@ -225,3 +225,27 @@ def test_volumes_in_fargate_and_multinode_definitions_are_valid():
     assert len(node["volumes"]) == 3 and len(node["mountPoints"]) == 3
     assert validate_request("RegisterJobDefinition", reg) == []
     assert validate_request("SubmitJob", submit_payload(mpi, "jd")) == []
+
+
+def test_efa_devices_and_environment_of_mpi_rules():
+    plain = mpi_spec(tasks=4, nodes=2)
+    efa = mpi_spec(tasks=4, nodes=2, awsbatch_efa=True, awsbatch_instance_type="c5n.18xlarge")
+    four = mpi_spec(tasks=4, nodes=2, awsbatch_efa=4, awsbatch_instance_type="p4d.24xlarge")
+    reg = register_payload(four.shape)
+    assert validate_request("RegisterJobDefinition", reg) == []
+    node = reg["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert node["linuxParameters"]["devices"] == [
+        {"hostPath": f"/dev/infiniband/uverbs{i}", "containerPath": f"/dev/infiniband/uverbs{i}",
+         "permissions": ["READ", "WRITE", "MKNOD"]}
+        for i in range(4)
+    ]
+    names = {register_payload(s.shape)["jobDefinitionName"] for s in (plain, efa, four)}
+    assert len(names) == 3  # the devices are part of the shape
+    env = dict(efa.environment)
+    assert (env["FI_PROVIDER"], env["OMPI_MCA_pml"], env["OMPI_MCA_mtl"]) == ("efa", "cm", "ofi")
+    assert "FI_EFA_USE_DEVICE_RDMA" not in env  # c5n has no RDMA-capable EFA
+    assert dict(four.environment)["FI_EFA_USE_DEVICE_RDMA"] == "1"
+    assert "FI_PROVIDER" not in dict(plain.environment)
+    assert "linuxParameters" not in register_payload(plain.shape)["nodeProperties"][
+        "nodeRangeProperties"][0]["container"]
+    assert validate_request("SubmitJob", submit_payload(four, "jd")) == []

@@ -478,3 +478,25 @@ def test_shared_workdir_must_be_on_a_writable_volume(resources, says):
 def test_shared_workdir_only_for_mpi_rules():
     with pytest.raises(ResourceError, match="only to multi-node MPI rules"):
         spec_of(req(awsbatch_volumes="efs:fs-0123abcd:/efs", awsbatch_workdir="/efs/w"))
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("lots", "whole number"), (33, "from 1 to 32"), (1.5, "whole number"), (-1, "whole")],
+)
+def test_bad_efa_values_are_refused(value, says):
+    with pytest.raises(ResourceError, match="awsbatch_efa") as err:
+        translate(
+            JobRequest("sim", 1, {"mpi": "mpirun", "tasks": 2, "awsbatch_efa": value},
+                       written={"awsbatch_efa": value}),
+            SHARED_MPI_SETTINGS, EC2, ("/bin/bash", "-c", "x"), {}, "sim", {}, mpi_key_uri="s3://b/k",
+        )
+    assert says in str(err.value)
+
+
+def test_efa_only_for_mpi_rules_and_false_means_none():
+    with pytest.raises(ResourceError, match="only to multi-node MPI rules"):
+        spec_of(req(awsbatch_efa=True))
+    assert spec_of(req(awsbatch_efa=False)).shape.efa_devices == 0
+    assert mpi_spec_of(awsbatch_efa="true").shape.efa_devices == 1
+    assert mpi_spec_of(awsbatch_efa=2).shape.efa_devices == 2
