@@ -641,6 +641,18 @@ def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
                 "multiple of nodes or set tasks_per_node.",
             )
         per_node = tasks // nodes
+    elif gpus_of(request):
+        # One rank per GPU: a node runs as many ranks as it has GPUs.
+        per_node = min(gpus_of(request), tasks)
+        if tasks % per_node:
+            raise ResourceError(
+                rule,
+                "tasks",
+                tasks,
+                f"one rank per GPU needs tasks to be a multiple of gpu={per_node} (the GPUs "
+                "of one node); change tasks or set nodes/tasks_per_node.",
+            )
+        nodes = tasks // per_node
     else:
         threads = _positive_int(rule, "threads", request.threads)
         per_node = max(1, threads // cpus)

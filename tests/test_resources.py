@@ -500,3 +500,15 @@ def test_efa_only_for_mpi_rules_and_false_means_none():
     assert spec_of(req(awsbatch_efa=False)).shape.efa_devices == 0
     assert mpi_spec_of(awsbatch_efa="true").shape.efa_devices == 1
     assert mpi_spec_of(awsbatch_efa=2).shape.efa_devices == 2
+
+
+def test_gpu_mpi_runs_one_rank_per_gpu_across_nodes():
+    from snakemake_executor_plugin_awsbatch_mpi.resources import mpi_layout_of
+
+    layout = mpi_layout_of(req(threads=8, mpi="mpirun", tasks=8, gpu=4))
+    assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (2, 4, 4)
+    with pytest.raises(ResourceError, match="multiple of gpu=4"):
+        mpi_layout_of(req(mpi="mpirun", tasks=6, gpu=4))
+    # an explicit layout still wins
+    layout = mpi_layout_of(req(mpi="mpirun", tasks=8, nodes=4, gpu=4))
+    assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (4, 2, 4)

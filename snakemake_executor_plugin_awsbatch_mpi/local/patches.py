@@ -95,7 +95,7 @@ from .runtime import (
     job_context_for,
     main_node_index,
 )
-from .volumes import Mount, mounts_of
+from .volumes import Mount, gpus_of, mounts_of
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +197,7 @@ class NodeRecord:
     vcpus: float | None = None
     memory_mib: int | None = None
     mounts: tuple[Mount, ...] = ()
+    gpus: int = 0
     container: Container | None = None
     status: str = JobStatus.RUNNABLE.value
     exit_code: int | None = None
@@ -315,15 +316,14 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
         env_list = job._get_container_property("environment", [])
         secrets = _secret_values(job_def.container_properties.get("secrets") or [])
         properties = job_def.container_properties
-        vcpus, memory_mib = container_sizes(
-            {
-                **properties,
-                "resourceRequirements": _merged_requirements(
-                    properties.get("resourceRequirements") or [],
-                    (job.container_overrides or {}).get("resourceRequirements") or [],
-                ),
-            }
-        )
+        sized = {
+            **properties,
+            "resourceRequirements": _merged_requirements(
+                properties.get("resourceRequirements") or [],
+                (job.container_overrides or {}).get("resourceRequirements") or [],
+            ),
+        }
+        vcpus, memory_mib = container_sizes(sized)
         return [
             NodeRecord(
                 index=0,
@@ -336,6 +336,7 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 vcpus=vcpus,
                 memory_mib=memory_mib,
                 mounts=mounts_of(properties),
+                gpus=gpus_of(sized),
             )
         ]
     if job_def.node_properties is not None:
@@ -354,6 +355,7 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 vcpus=container_sizes(spec)[0],
                 memory_mib=container_sizes(spec)[1],
                 mounts=mounts_of(spec),
+                gpus=gpus_of(spec),
             )
             for i, spec in enumerate(specs)
         ]
@@ -512,6 +514,7 @@ def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: in
                 vcpus=node.vcpus,
                 memory_mib=node.memory_mib,
                 mounts=node.mounts,
+                gpus=node.gpus,
             )
         )
         node.started_at = datetime.now()

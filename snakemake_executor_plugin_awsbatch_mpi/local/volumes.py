@@ -21,7 +21,9 @@ from typing import Any
 
 from ..mpi import ENV_LOCAL_FS_ROOT
 
-__all__ = ["ENV_LOCAL_FS_ROOT", "Mount", "docker_volume_args", "link_mounts", "mounts_of"]
+__all__ = [
+    "ENV_LOCAL_FS_ROOT", "Mount", "docker_volume_args", "gpus_of", "link_mounts", "mounts_of",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ def mounts_of(properties: Mapping[str, Any]) -> tuple[Mount, ...]:
                 Mount(key, str(point["containerPath"]), bool(point.get("readOnly", False)))
             )
     return tuple(mounts)
+
+
+def gpus_of(properties: Mapping[str, Any]) -> int:
+    """The GPU requirement of (merged) container properties: what the runtime fakes."""
+    by_type = {r["type"]: r["value"] for r in properties.get("resourceRequirements") or []}
+    return int(by_type.get("GPU", 0))
 
 
 def host_directory(volumes_root: Path, mount: Mount) -> Path:

@@ -336,3 +336,38 @@ def test_working_directory_on_a_shared_volume_is_used_by_every_node_without_a_co
     assert container["mountPoints"] == [
         {"sourceVolume": "vol0", "containerPath": "/efs", "readOnly": False}
     ]
+
+
+GPU_SNAKEFILE = """
+rule gpus:
+    output: "gpus.txt"
+    resources: mpi="mpirun", tasks=4, gpu=2, awsbatch_queue="local-gpu", \\
+        awsbatch_volumes="efs:fs-0123abcd:/efs", awsbatch_workdir="/efs/runs"
+    shell:
+        "cat $AWSBATCH_MPI_HOSTFILE > {output} && "
+        "{resources.mpi} sh -c 'echo $OMPI_COMM_WORLD_RANK $AWS_BATCH_JOB_NODE_INDEX "
+        "$OMPI_COMM_WORLD_LOCAL_RANK $NVIDIA_VISIBLE_DEVICES > gpu$OMPI_COMM_WORLD_RANK.txt' && "
+        "cat gpu0.txt gpu1.txt gpu2.txt gpu3.txt >> {output}"
+"""
+
+
+def test_gpu_mpi_runs_one_rank_per_gpu_on_every_node(emulated_env, tmp_path, batch_client):
+    """gpu=2, tasks=4: two nodes, each offering 2 slots (its GPUs), ranks 0-1 on node 0 and
+    2-3 on node 1, each node seeing its 2 (faked) GPUs; no -n given, the agent adds it."""
+    work = write_workflow(tmp_path / "mpigpu", GPU_SNAKEFILE)
+    run = subprocess.run(
+        mpi_cmd(work, "gpus.txt"), cwd=work, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    body = boto3.client("s3").get_object(Bucket=LOCAL_BUCKET, Key="mpigpu/gpus.txt")
+    lines = body["Body"].read().decode().splitlines()
+    hosts, ranks = lines[:-4], [line.split() for line in lines[-4:]]
+    assert [h.split()[-1] for h in hosts if h.strip()] == ["slots=2", "slots=2"]
+    assert ranks == [
+        ["0", "0", "0", "0,1"], ["1", "0", "1", "0,1"], ["2", "1", "0", "0,1"],
+        ["3", "1", "1", "0,1"],
+    ]
+    [job] = jobs_with_tag(batch_client, "snakemake-workflow", "mpigpu", queues=("local-gpu",))
+    assert job["nodeProperties"]["numNodes"] == 2
+    overrides = job["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert {"type": "GPU", "value": "2"} in overrides["resourceRequirements"]
