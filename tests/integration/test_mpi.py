@@ -371,3 +371,38 @@ def test_gpu_mpi_runs_one_rank_per_gpu_on_every_node(emulated_env, tmp_path, bat
     assert job["nodeProperties"]["numNodes"] == 2
     overrides = job["nodeProperties"]["nodeRangeProperties"][0]["container"]
     assert {"type": "GPU", "value": "2"} in overrides["resourceRequirements"]
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "example_workflow"
+
+
+def test_example_mpi_rule_runs_in_a_shared_working_directory(emulated_env, tmp_path, batch_client):
+    """The example workflow's gc_mpi rule, unchanged, with its working directory moved to an
+    EFS volume by --set-resources: every node works in that one directory (no copy)."""
+    work = tmp_path / "exshared"
+    shutil.copytree(EXAMPLE, work, ignore=shutil.ignore_patterns(".snakemake", "results", "logs"))
+    boto3.client("s3").upload_file(
+        str(work / "data" / "reads.fasta"), LOCAL_BUCKET, "exshared/data/reads.fasta"
+    )
+    run = subprocess.run(
+        mpi_cmd(
+            work, "results/mpi/base_counts.tsv", "--set-resources",
+            "gc_mpi:awsbatch_volumes=efs:fs-0123abcd:/efs", "gc_mpi:awsbatch_workdir=/efs/sim",
+        ),
+        cwd=work, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    body = boto3.client("s3").get_object(
+        Bucket=LOCAL_BUCKET, Key="exshared/results/mpi/base_counts.tsv"
+    )
+    ranks = [line.split("\t") for line in body["Body"].read().decode().splitlines()[1:-1]]
+    assert sorted(r[1] for r in ranks) == ["0", "0", "1", "1", "2", "2"]
+    [job] = [
+        j for j in jobs_with_tag(batch_client, "snakemake-workflow", "exshared",
+                                 queues=("local-mpi",))
+        if j["nodeProperties"]["numNodes"] == 3
+    ]
+    log = node_log(job["jobId"])
+    assert log.count("is shared with the main node: nothing to copy") == 2  # nodes 1 and 2
+    assert f"/volumes/efs/fs-0123abcd/sim/{job['jobId']}" in log
+    assert "received working directory" not in log
