@@ -335,11 +335,14 @@ def shared_workdir_of(request: JobRequest, volumes: tuple[Volume, ...]) -> str |
 
 
 def in_shared_workdir(command: str, workdir: str) -> str:
-    """`command` run in `<workdir>/<job id>`, removed afterwards; `cd -P` makes the path the
-    same on every node, so the node agent sees the main node's directory and copies nothing.
+    """`command` run in `<workdir>/<job id>-<attempt>`, removed afterwards; `cd -P` makes the
+    path the same on every node, so the node agent sees the main node's directory and copies
+    nothing.
     The local emulation puts container paths below ENV_LOCAL_FS_ROOT (unset on AWS)."""
     root = f'"${{{ENV_LOCAL_FS_ROOT}:-}}"'
-    directory = f'{root}{shlex.quote(workdir)}/"${{AWS_BATCH_JOB_ID%%#*}}"'
+    # One directory per attempt: a retried attempt never sees what a lost one left behind.
+    job = '"${AWS_BATCH_JOB_ID%%#*}-${AWS_BATCH_JOB_ATTEMPT:-1}"'
+    directory = f"{root}{shlex.quote(workdir)}/{job}"
     return (
         f"d={directory} && mkdir -p \"$d\" && cd -P \"$d\" || exit 1; "
         "trap 'cd / && rm -rf \"$d\"' EXIT; " + command

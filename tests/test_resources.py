@@ -454,7 +454,9 @@ def mpi_spec_of(**resources):
 def test_shared_workdir_wraps_the_mpi_command():
     spec = mpi_spec_of(awsbatch_volumes="efs:fs-0123abcd:/efs", awsbatch_workdir="/efs/runs/")
     command = dict(spec.environment)["AWSBATCH_MPI_COMMAND"]
-    assert command.startswith('d="${AWSBATCH_LOCAL_FS_ROOT:-}"/efs/runs/"${AWS_BATCH_JOB_ID%%#*}"')
+    assert command.startswith(
+        'd="${AWSBATCH_LOCAL_FS_ROOT:-}"/efs/runs/"${AWS_BATCH_JOB_ID%%#*}-${AWS_BATCH_JOB_ATTEMPT:-1}"'
+    )
     assert 'cd -P "$d"' in command and command.endswith("python -m snakemake x")
     assert "AWSBATCH_LOCAL_FS_ROOT" not in dict(mpi_spec_of().environment)["AWSBATCH_MPI_COMMAND"]
 

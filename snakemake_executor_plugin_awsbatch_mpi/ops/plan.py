@@ -207,6 +207,8 @@ def build_plan(
             entry["nodes"] = spec.mpi.nodes
         if spec.shape.volumes:
             entry["volumes"] = [str(volume) for volume in spec.shape.volumes]
+        if spec.shape.efa_devices:
+            entry["efa_devices"] = spec.shape.efa_devices
         if spec.warnings:
             entry["warnings"] = list(spec.warnings)
         if needs_disk_warning(job_plan, request):
@@ -344,6 +346,8 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         queue = first.get("queue", "?")
         nodes = f", {first['nodes']} nodes" if first.get("nodes") else ""
         mounts = f"; mounts {' '.join(first['volumes'])}" if first.get("volumes") else ""
+        if first.get("efa_devices"):
+            mounts += f"; {first['efa_devices']} EFA device(s) per node"
         lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes}){mounts}")
     secrets = doc["settings"].get("secrets") or {}
     if secrets:

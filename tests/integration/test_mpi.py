@@ -324,7 +324,7 @@ def test_working_directory_on_a_shared_volume_is_used_by_every_node_without_a_co
     lines = body["Body"].read().decode().splitlines()
     where = lines[0]
     [job] = jobs_with_tag(batch_client, "snakemake-workflow", "mpishared", queues=("local-mpi",))
-    assert where.endswith(f"/volumes/efs/fs-0123abcd/runs/{job['jobId']}"), where
+    assert where.endswith(f"/volumes/efs/fs-0123abcd/runs/{job['jobId']}-1"), where
     ranks = [lines[i : i + 3] for i in range(1, len(lines), 3)]
     assert [r[:2] for r in ranks] == [[where, "from-main"]] * 4  # read in the shared directory
     assert sorted(r[2] for r in ranks) == ["0", "0", "1", "1"]  # written on both nodes
@@ -404,5 +404,5 @@ def test_example_mpi_rule_runs_in_a_shared_working_directory(emulated_env, tmp_p
     ]
     log = node_log(job["jobId"])
     assert log.count("is shared with the main node: nothing to copy") == 2  # nodes 1 and 2
-    assert f"/volumes/efs/fs-0123abcd/sim/{job['jobId']}" in log
+    assert f"/volumes/efs/fs-0123abcd/sim/{job['jobId']}-1" in log
     assert "received working directory" not in log

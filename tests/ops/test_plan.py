@@ -416,7 +416,7 @@ def test_plan_shows_shared_volumes_and_validates_them(tmp_path, no_network, caps
                 output: "md.out"
                 resources: mpi="mpirun", tasks=4, nodes=2, \\
                     awsbatch_volumes="efs:fs-0123abcd:fsap-0456abcd:/efs", \\
-                    awsbatch_workdir="/efs/runs"
+                    awsbatch_workdir="/efs/runs", awsbatch_efa=2
                 shell: "{resources.mpi} -n {resources.tasks} hostname > {output}"
 
             rule plain:
@@ -431,13 +431,14 @@ def test_plan_shows_shared_volumes_and_validates_them(tmp_path, no_network, caps
     )
     assert code == 0, report
     assert "md: 1 job(s) on mpi-q (2 vCPU, 2048 MiB, 2 nodes); mounts " \
-        "efs:fs-0123abcd:fsap-0456abcd:/efs host:/fsx:/fsx:ro" in report
+        "efs:fs-0123abcd:fsap-0456abcd:/efs host:/fsx:/fsx:ro; 2 EFA device(s) per node" in report
     assert "plain: 1 job(s) on q (1 vCPU, 2048 MiB); mounts host:/fsx:/fsx:ro" in report
     assert document["settings"]["volumes"] == ["host:/fsx:/fsx:ro"]
     jobs = by_job(document)
     md = document["job_definitions"][jobs["md"]["registerJobDefinition"]]
     node = md["nodeProperties"]["nodeRangeProperties"][0]["container"]
     assert [m["containerPath"] for m in node["mountPoints"]] == ["/efs", "/fsx"]
+    assert len(node["linuxParameters"]["devices"]) == 2
     assert node["volumes"][0]["efsVolumeConfiguration"]["authorizationConfig"] == {
         "accessPointId": "fsap-0456abcd"
     }
