@@ -1,7 +1,7 @@
 """`JobSpec` → RegisterJobDefinition and SubmitJob payloads (pure).
 
 A job definition holds only the shape of a job (image, platform, roles, privileged, shared
-memory, log configuration, Fargate storage). Its name is a hash of that shape, so every run of
+memory, log configuration, Fargate storage, shared file systems, EFA devices). Its name is a hash of that shape, so every run of
 every workflow with the same shape finds and reuses the same definition instead of registering
 one per job. Sizes, command and environment travel in `containerOverrides`.
 """
