@@ -3,7 +3,8 @@
 A job definition holds only the shape of a job (image, platform, roles, privileged, shared
 memory, log configuration, Fargate storage, shared file systems, EFA devices). Its name is a
 hash of that shape, so every run of every workflow with the same shape finds and reuses the
-same definition instead of registering one per job. Sizes, command and environment travel in `containerOverrides`.
+same definition instead of registering one per job. Sizes, command and environment travel in
+`containerOverrides`.
 """
 
 from __future__ import annotations
