@@ -178,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup.add_argument("--efs", action="store_true", help="EFS at /mnt/efs on MPI instances.")
     setup.add_argument(
+        "--mpi-efa", action="store_true", help="EFA network interfaces on the MPI instances."
+    )
+    setup.add_argument(
+        "--mpi-one-thread-per-core",
+        action="store_true",
+        help="Hyper-threading off on the MPI instances (one vCPU per core).",
+    )
+    setup.add_argument(
         "--vpc-id", default="", metavar="ID", help="Existing VPC (default: create one)."
     )
     setup.add_argument(
@@ -423,6 +431,8 @@ def run_setup(args: argparse.Namespace) -> int:
         mpi_max_vcpus=args.mpi_max_vcpus,
         runnable_timeout_seconds=args.runnable_timeout,
         efs=args.efs,
+        mpi_efa=args.mpi_efa,
+        mpi_one_thread_per_core=args.mpi_one_thread_per_core,
         vpc_id=args.vpc_id,
         subnet_ids=stack.split_list(args.subnet_ids),
         security_group_id=args.security_group_id,

@@ -1,9 +1,10 @@
 """`JobSpec` → RegisterJobDefinition and SubmitJob payloads (pure).
 
 A job definition holds only the shape of a job (image, platform, roles, privileged, shared
-memory, log configuration, Fargate storage). Its name is a hash of that shape, so every run of
-every workflow with the same shape finds and reuses the same definition instead of registering
-one per job. Sizes, command and environment travel in `containerOverrides`.
+memory, log configuration, Fargate storage, shared file systems, EFA devices). Its name is a
+hash of that shape, so every run of every workflow with the same shape finds and reuses the
+same definition instead of registering one per job. Sizes, command and environment travel in
+`containerOverrides`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from .naming import job_definition_name
-from .spec import JobShape, JobSpec, Platform
+from .spec import JobShape, JobSpec, Platform, Volume, VolumeKind
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 # Placeholders required by RegisterJobDefinition; every submission overrides them.
@@ -35,6 +36,11 @@ def container_properties(shape: JobShape) -> dict[str, Any]:
         props["jobRoleArn"] = shape.job_role_arn
     if shape.shm_mib:
         props["linuxParameters"] = {"sharedMemorySize": shape.shm_mib}
+    if shape.efa_devices:
+        props.setdefault("linuxParameters", {})["devices"] = [
+            {"hostPath": path, "containerPath": path, "permissions": ["READ", "WRITE", "MKNOD"]}
+            for path in (f"/dev/infiniband/uverbs{i}" for i in range(shape.efa_devices))
+        ]
     if shape.log_group and shape.log_group != DEFAULT_LOG_GROUP:
         props["logConfiguration"] = {
             "logDriver": "awslogs",
@@ -43,6 +49,12 @@ def container_properties(shape: JobShape) -> dict[str, Any]:
     if shape.secrets:
         props["secrets"] = [{"name": k, "valueFrom": v} for k, v in shape.secrets]
         props["executionRoleArn"] = shape.execution_role_arn
+    if shape.volumes:
+        props["volumes"] = [_volume(i, v) for i, v in enumerate(shape.volumes)]
+        props["mountPoints"] = [
+            {"sourceVolume": f"vol{i}", "containerPath": v.container_path, "readOnly": v.read_only}
+            for i, v in enumerate(shape.volumes)
+        ]
     if shape.platform is Platform.FARGATE:
         props.pop("privileged")
         props["executionRoleArn"] = shape.execution_role_arn
@@ -53,6 +65,17 @@ def container_properties(shape: JobShape) -> dict[str, Any]:
         if shape.ephemeral_storage_gib:
             props["ephemeralStorage"] = {"sizeInGiB": shape.ephemeral_storage_gib}
     return props
+
+
+def _volume(index: int, volume: Volume) -> dict[str, Any]:
+    """A job definition volume; EFS always with encryption in transit (required with an
+    access point, and what AWS recommends for every mount)."""
+    if volume.kind is VolumeKind.HOST:
+        return {"name": f"vol{index}", "host": {"sourcePath": volume.source}}
+    efs: dict[str, Any] = {"fileSystemId": volume.source, "transitEncryption": "ENABLED"}
+    if volume.access_point:
+        efs["authorizationConfig"] = {"accessPointId": volume.access_point}
+    return {"name": f"vol{index}", "efsVolumeConfiguration": efs}
 
 
 def register_payload(shape: JobShape) -> dict[str, Any]:
@@ -167,7 +190,9 @@ def submit_payload(
 
 def barrier_shape(shape: JobShape) -> JobShape:
     """Fan-in barriers are plain container jobs, also for multi-node dependents."""
-    return replace(shape, multinode=False, privileged=False, shm_mib=None)
+    return replace(
+        shape, multinode=False, privileged=False, shm_mib=None, volumes=(), efa_devices=0
+    )
 
 
 def barrier_payload(

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 
 from .capacity import instance_size, placement_problem
-from .mpi import ENV_KEY_URI
-from .spec import JobShape, JobSize, JobSpec, MpiLayout, Platform, QueueInfo, ResourceError
+from .mpi import ENV_KEY_URI, ENV_LOCAL_FS_ROOT
+from .spec import (
+    JobShape,
+    JobSize,
+    JobSpec,
+    MpiLayout,
+    Platform,
+    QueueInfo,
+    ResourceError,
+    Volume,
+    VolumeKind,
+)
 
 # Snakemake's own test workflows ask for mem="5MB"; a Python process running Snakemake needs
 # far more. Requests below the floor are raised to it (never rejected, never shrunk).
@@ -76,6 +87,8 @@ class TranslationSettings:
     batch_attempts: int = DEFAULT_BATCH_ATTEMPTS
     # Environment variable name → Secrets Manager / SSM Parameter Store ARN, for every job.
     secrets: Mapping[str, str] = field(default_factory=dict)
+    # Shared file systems mounted in every job (--awsbatch-mpi-volumes).
+    volumes: tuple[Volume, ...] = ()
 
 
 def translation_settings(settings: object, container_image: str) -> TranslationSettings:
@@ -210,6 +223,172 @@ def secret_problem(name: str, arn: str) -> str | None:
     return None
 
 
+EFS_ID = re.compile(r"^fs-[0-9a-f]{8,40}$")
+EFS_ACCESS_POINT = re.compile(r"^fsap-[0-9a-f]{8,40}$")
+VOLUME_FORMS = (
+    "'efs:FS_ID[:ACCESS_POINT_ID]:/CONTAINER/PATH[:ro]' (e.g. 'efs:fs-0123abcd:/efs') or "
+    "'host:/HOST/PATH:/CONTAINER/PATH[:ro]' (e.g. 'host:/fsx:/fsx')"
+)
+
+
+def _container_path_problem(path: str) -> str | None:
+    if not path.startswith("/") or path.rstrip("/") == "":
+        return f"container path '{path}' must be an absolute directory other than /"
+    if ".." in path.split("/"):
+        return f"container path '{path}' must not contain '..'"
+    return None
+
+
+def parse_volume(item: str) -> Volume:
+    """One volume in the syntax of `VOLUME_FORMS`; ValueError says what is wrong."""
+    parts = item.split(":")
+    read_only = len(parts) > 1 and parts[-1] == "ro"
+    if read_only:
+        parts = parts[:-1]
+    kind, rest = parts[0].lower(), parts[1:]
+    if kind == VolumeKind.EFS and len(rest) in (2, 3):
+        fs_id, path = rest[0], rest[-1]
+        access_point = rest[1] if len(rest) == 3 else None
+        if not EFS_ID.match(fs_id):
+            raise ValueError(f"'{item}': '{fs_id}' is not an EFS file system id (fs-...)")
+        if access_point is not None and not EFS_ACCESS_POINT.match(access_point):
+            raise ValueError(f"'{item}': '{access_point}' is not an EFS access point id (fsap-...)")
+        volume = Volume(VolumeKind.EFS, fs_id, path.rstrip("/"), access_point, read_only)
+    elif kind == VolumeKind.HOST and len(rest) == 2:
+        source, path = rest
+        if not source.startswith("/"):
+            raise ValueError(f"'{item}': host path '{source}' must be absolute")
+        volume = Volume(VolumeKind.HOST, source, path.rstrip("/"), None, read_only)
+    else:
+        raise ValueError(f"'{item}' is not a volume")
+    problem = _container_path_problem(path)
+    if problem:
+        raise ValueError(f"'{item}': {problem}")
+    return volume
+
+
+def parse_volumes(text: str) -> tuple[Volume, ...]:
+    """Volumes separated by spaces or commas; each container path at most once."""
+    volumes = tuple(parse_volume(item) for item in text.replace(",", " ").split())
+    seen: set[str] = set()
+    for volume in volumes:
+        if volume.container_path in seen:
+            raise ValueError(f"container path '{volume.container_path}' is mounted twice")
+        seen.add(volume.container_path)
+    return volumes
+
+
+def volumes_of(
+    request: JobRequest, settings: TranslationSettings, queue: QueueInfo
+) -> tuple[Volume, ...]:
+    """--awsbatch-mpi-volumes plus the rule's `awsbatch_volumes` (which win on the same
+    container path), in container-path order so the job definition's hash is stable."""
+    res, rule = request.resources, request.rule
+    by_path = {volume.container_path: volume for volume in settings.volumes or ()}
+    name = "awsbatch_volumes"
+    if _given(res, name):
+        try:
+            by_path.update({v.container_path: v for v in parse_volumes(str(res[name]))})
+        except ValueError as err:
+            raise ResourceError(
+                rule, name, res[name], f"{err}; write each volume as {VOLUME_FORMS}."
+            ) from None
+    volumes = tuple(by_path[path] for path in sorted(by_path))
+    hosts = [str(v) for v in volumes if v.kind is VolumeKind.HOST]
+    if hosts and queue.platform is Platform.FARGATE:
+        raise ResourceError(
+            rule,
+            name if _given(res, name) else "--awsbatch-mpi-volumes",
+            " ".join(hosts),
+            f"queue '{queue.name}' runs on Fargate, which has no host file systems; use EFS "
+            "('efs:FS_ID:/PATH') or route the rule to an EC2 queue with "
+            "awsbatch_queue='<queue>'.",
+        )
+    return volumes
+
+
+def shared_workdir_of(request: JobRequest, volumes: tuple[Volume, ...]) -> str | None:
+    """`awsbatch_workdir`: a directory on one of the job's shared volumes (MPI rules only),
+    below which each job runs in a directory of its own that every node sees."""
+    res, rule, name = request.resources, request.rule, "awsbatch_workdir"
+    if not _given(res, name):
+        return None
+    path = str(res[name]).rstrip("/")
+    writable = [v.container_path for v in volumes if not v.read_only]
+    if not any(path == p or path.startswith(p + "/") for p in writable) or ".." in path:
+        shown = ", ".join(writable) or "none"
+        raise ResourceError(
+            rule,
+            name,
+            res[name],
+            f"must be a directory on a writable shared volume of the job (mounted: {shown}); "
+            "mount one with awsbatch_volumes='efs:FS_ID:/efs' or --awsbatch-mpi-volumes.",
+        )
+    if mpi_layout_of(request) is None:
+        raise ResourceError(
+            rule,
+            name,
+            res[name],
+            "applies only to multi-node MPI rules (resources mpi and tasks); remove it.",
+        )
+    return path
+
+
+def in_shared_workdir(command: str, workdir: str) -> str:
+    """`command` run in `<workdir>/<job id>-<attempt>`, removed afterwards; `cd -P` makes the
+    path the same on every node, so the node agent sees the main node's directory and copies
+    nothing.
+    The local emulation puts container paths below ENV_LOCAL_FS_ROOT (unset on AWS)."""
+    root = f'"${{{ENV_LOCAL_FS_ROOT}:-}}"'
+    # One directory per attempt: a retried attempt never sees what a lost one left behind.
+    job = '"${AWS_BATCH_JOB_ID%%#*}-${AWS_BATCH_JOB_ATTEMPT:-1}"'
+    directory = f"{root}{shlex.quote(workdir)}/{job}"
+    return (
+        f"d={directory} && mkdir -p \"$d\" && cd -P \"$d\" || exit 1; "
+        "trap 'cd / && rm -rf \"$d\"' EXIT; " + command
+    )
+
+
+# What Open MPI and libfabric need to use EFA (AWS EFA user guide): the libfabric EFA
+# provider through Open MPI's OFI transport instead of TCP.
+EFA_ENVIRONMENT = {"FI_PROVIDER": "efa", "OMPI_MCA_pml": "cm", "OMPI_MCA_mtl": "ofi"}
+# Families whose EFA devices do RDMA reads/writes (FI_EFA_USE_DEVICE_RDMA=1 there only).
+EFA_RDMA_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en", "p6", "trn1", "trn1n", "trn2"})
+MAX_EFA_DEVICES = 32
+
+
+def efa_devices_of(request: JobRequest, layout: MpiLayout | None) -> int:
+    """`awsbatch_efa`: True for one EFA device per node, or the number of devices (MPI only)."""
+    res, rule, name = request.resources, request.rule, "awsbatch_efa"
+    if not _given(res, name):
+        return 0
+    value = res[name]
+    if isinstance(value, bool) or str(value).strip().lower() in ("true", "false", "yes", "no"):
+        devices = int(_flag(rule, name, value))
+    else:
+        devices = _positive_int(rule, name, value, minimum=0)
+    if devices > MAX_EFA_DEVICES:
+        raise ResourceError(
+            rule, name, value, f"must be True or a number of devices from 1 to {MAX_EFA_DEVICES}."
+        )
+    if devices and layout is None:
+        raise ResourceError(
+            rule,
+            name,
+            value,
+            "applies only to multi-node MPI rules (resources mpi and tasks); remove it.",
+        )
+    return devices
+
+
+def efa_environment(layout: MpiLayout) -> dict[str, str]:
+    env = dict(EFA_ENVIRONMENT)
+    family = (layout.instance_type or "").split(".")[0]
+    if family in EFA_RDMA_FAMILIES:
+        env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+    return env
+
+
 def vcpus_of(request: JobRequest) -> int:
     """VCPU is `cpus_per_task` when given (SLURM-style rules), else the job's threads."""
     res = request.resources
@@ -262,7 +441,7 @@ def disk_mib_of(request: JobRequest) -> tuple[str, object, float] | None:
 # sees it, so the value as written is checked.
 WHOLE_NUMBERS = (
     "gpu", "nvidia_gpu", "tasks", "nodes", "tasks_per_node", "cpus_per_task",
-    "awsbatch_priority", "awsbatch_shm_mb",
+    "awsbatch_priority", "awsbatch_shm_mb", "awsbatch_efa",
 )
 
 
@@ -465,6 +644,18 @@ def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
                 "multiple of nodes or set tasks_per_node.",
             )
         per_node = tasks // nodes
+    elif gpus_of(request):
+        # One rank per GPU: a node runs as many ranks as it has GPUs.
+        per_node = min(gpus_of(request), tasks)
+        if tasks % per_node:
+            raise ResourceError(
+                rule,
+                "tasks",
+                tasks,
+                f"one rank per GPU needs tasks to be a multiple of gpu={per_node} (the GPUs "
+                "of one node); change tasks or set nodes/tasks_per_node.",
+            )
+        nodes = tasks // per_node
     else:
         threads = _positive_int(rule, "threads", request.threads)
         per_node = max(1, threads // cpus)
@@ -534,9 +725,16 @@ def translate(
     warnings: list[str] = []
 
     vcpus: float = vcpus_of(request)
+    volumes = volumes_of(request, settings, queue)
+    workdir = shared_workdir_of(request, volumes)
+    if workdir is not None:
+        command = (*command[:-1], in_shared_workdir(command[-1], workdir))
+    efa_devices = efa_devices_of(request, layout)
     if layout is not None:
         _check_multinode_queue(rule, queue)
         vcpus = layout.tasks_per_node * layout.cpus_per_task
+        if efa_devices:
+            environment = {**efa_environment(layout), **environment}
         if not mpi_key_uri:
             raise ResourceError(
                 rule,
@@ -628,6 +826,8 @@ def translate(
         assign_public_ip=settings.assign_public_ip and queue.platform is Platform.FARGATE,
         multinode=layout is not None,
         secrets=secrets,
+        volumes=volumes,
+        efa_devices=efa_devices,
     )
     return JobSpec(
         rule=rule,
@@ -783,3 +983,5 @@ def validate_request(request: JobRequest, settings: TranslationSettings) -> None
     timeout_of(request)
     resolve_queue(request, settings)
     _container_options(request)
+    shared_workdir_of(request, volumes_of(request, settings, QueueInfo(name="")))
+    efa_devices_of(request, mpi_layout_of(request))

@@ -21,7 +21,9 @@ from .resources import (
     DEFAULT_JOIN_TIMEOUT_SECONDS,
     DEFAULT_MEMORY_MIB,
     MAX_TAGS,
+    VOLUME_FORMS,
     parse_tags,
+    parse_volumes,
     secret_problem,
     tag_problem,
 )
@@ -57,6 +59,16 @@ def _parse_tags(text: str) -> dict[str, str]:
 def _parse_secrets(text: str) -> dict[str, str]:
     # The ARNs are checked by check_settings, whose refusal is one sentence, not a traceback.
     return _parse_mapping(text, "--awsbatch-mpi-secrets", "NAME=ARN (TOKEN=arn:aws:ssm:...)")
+
+
+def _parse_volumes(text: str) -> list:
+    try:
+        return list(parse_volumes(text))
+    except ValueError as err:
+        raise WorkflowError(
+            f"--awsbatch-mpi-volumes: {err}; write each volume as {VOLUME_FORMS}, separated "
+            "by spaces or commas. Nothing was submitted."
+        ) from None
 
 
 def _parse_rule_list(text: str) -> list[str]:
@@ -218,6 +230,20 @@ class ExecutorSettings(ExecutorSettingsBase):
             "env_var": True,
             "parse_func": _parse_secrets,
             "unparse_func": _unparse_mapping,
+        },
+    )
+    volumes: Optional[list] = field(
+        default=None,
+        metadata={
+            "metavar": "'efs:FS_ID[:AP_ID]:/PATH host:/HOST/PATH:/PATH ...'",
+            "help": "Shared file systems mounted in every job's container (every node of an "
+            "MPI job): an EFS file system (optionally through an access point; encrypted in "
+            "transit) or an instance directory such as FSx for Lustre mounted by the launch "
+            "template, each at a container path; append ':ro' for read-only. A rule's "
+            "resource awsbatch_volumes adds to these.",
+            "env_var": True,
+            "parse_func": _parse_volumes,
+            "unparse_func": lambda volumes: " ".join(str(v) for v in volumes or []),
         },
     )
     assign_public_ip: bool = field(

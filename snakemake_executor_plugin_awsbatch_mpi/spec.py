@@ -50,6 +50,37 @@ class QueueInfo:
     limits: tuple[ComputeLimit, ...] = ()
 
 
+class VolumeKind(StrEnum):
+    """Where a shared file system comes from."""
+
+    # An Amazon EFS file system, mounted by ECS in the container (Fargate too).
+    EFS = "efs"
+    # A directory of the instance (e.g. FSx for Lustre mounted by the launch template).
+    HOST = "host"
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A file system mounted at `container_path` in every container of a job (every node)."""
+
+    kind: VolumeKind
+    # The EFS file system id (fs-...) or the host directory.
+    source: str
+    container_path: str
+    access_point: str | None = None
+    read_only: bool = False
+
+    def __str__(self) -> str:
+        """The setting/resource syntax that produced this volume."""
+        parts = [self.kind.value, self.source]
+        if self.access_point:
+            parts.append(self.access_point)
+        parts.append(self.container_path)
+        if self.read_only:
+            parts.append("ro")
+        return ":".join(parts)
+
+
 @dataclass(frozen=True)
 class JobShape:
     """The part of a job that goes into a (reusable, content-hashed) job definition."""
@@ -70,6 +101,10 @@ class JobShape:
     # Batch `secrets` (name, Secrets Manager or SSM Parameter Store ARN): injected by ECS at
     # start through the execution role, never shown by DescribeJobs.
     secrets: tuple[tuple[str, str], ...] = ()
+    # Shared file systems (EFS, host paths such as FSx for Lustre), in container-path order.
+    volumes: tuple[Volume, ...] = ()
+    # Elastic Fabric Adapter devices (/dev/infiniband/uverbs0..N-1) passed into the container.
+    efa_devices: int = 0
 
 
 @dataclass(frozen=True)

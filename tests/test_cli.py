@@ -10,6 +10,7 @@ import pytest
 from snakemake_executor_plugin_awsbatch_mpi import ExecutorSettings
 from snakemake_executor_plugin_awsbatch_mpi.cli import build_parser, snakemake_argv
 from snakemake_executor_plugin_awsbatch_mpi.ops.workflow import executor_settings, parse_arguments
+from snakemake_executor_plugin_awsbatch_mpi.spec import Volume, VolumeKind
 
 FIELDS = dataclasses.fields(ExecutorSettings)
 
@@ -57,6 +58,11 @@ VALUES = {
         {"TOKEN": "arn:aws:ssm:eu-west-1:123456789012:parameter/t"},
     ),
     "assign_public_ip": (True, True),
+    "volumes": (
+        "efs:fs-0123abcd:/efs host:/fsx:/fsx:ro",
+        [Volume(VolumeKind.EFS, "fs-0123abcd", "/efs"),
+         Volume(VolumeKind.HOST, "/fsx", "/fsx", read_only=True)],
+    ),
 }
 
 

@@ -183,3 +183,69 @@ def test_retry_strategy_in_submissions():
     assert rules[-1] == {"onReason": "*", "action": "EXIT"}  # the rule's own failures
     assert len(rules) <= 5
     assert validate_request("SubmitJob", sub) == []
+
+
+VOLUMES = "efs:fs-0123abcd:/efs efs:fs-0123abcd:fsap-0456abcd:/home host:/fsx:/fsx:ro"
+
+
+def test_volumes_go_into_the_definition_and_its_hash():
+    spec = make_spec({"awsbatch_volumes": VOLUMES})
+    reg = register_payload(spec.shape)
+    assert validate_request("RegisterJobDefinition", reg) == []
+    props = reg["containerProperties"]
+    assert props["volumes"] == [
+        {"name": "vol0", "efsVolumeConfiguration": {
+            "fileSystemId": "fs-0123abcd", "transitEncryption": "ENABLED"}},
+        {"name": "vol1", "host": {"sourcePath": "/fsx"}},
+        {"name": "vol2", "efsVolumeConfiguration": {
+            "fileSystemId": "fs-0123abcd", "transitEncryption": "ENABLED",
+            "authorizationConfig": {"accessPointId": "fsap-0456abcd"}}},
+    ]
+    assert props["mountPoints"] == [
+        {"sourceVolume": "vol0", "containerPath": "/efs", "readOnly": False},
+        {"sourceVolume": "vol1", "containerPath": "/fsx", "readOnly": True},
+        {"sourceVolume": "vol2", "containerPath": "/home", "readOnly": False},
+    ]
+    names = {register_payload(make_spec(r).shape)["jobDefinitionName"] for r in (
+        {}, {"awsbatch_volumes": VOLUMES}, {"awsbatch_volumes": "efs:fs-0123abcd:/efs"},
+        {"awsbatch_volumes": "efs:fs-0123abcd:/efs:ro"},
+    )}
+    assert len(names) == 4
+
+
+def test_volumes_in_fargate_and_multinode_definitions_are_valid():
+    fargate = make_spec({"awsbatch_volumes": "efs:fs-0123abcd:/efs"}, queue=QueueInfo(
+        "fg", Platform.FARGATE))
+    reg = register_payload(fargate.shape)
+    assert reg["containerProperties"]["mountPoints"][0]["containerPath"] == "/efs"
+    assert validate_request("RegisterJobDefinition", reg) == []
+    mpi = mpi_spec(tasks=4, nodes=2, awsbatch_volumes=VOLUMES, awsbatch_workdir="/efs/w")
+    reg = register_payload(mpi.shape)
+    node = reg["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert len(node["volumes"]) == 3 and len(node["mountPoints"]) == 3
+    assert validate_request("RegisterJobDefinition", reg) == []
+    assert validate_request("SubmitJob", submit_payload(mpi, "jd")) == []
+
+
+def test_efa_devices_and_environment_of_mpi_rules():
+    plain = mpi_spec(tasks=4, nodes=2)
+    efa = mpi_spec(tasks=4, nodes=2, awsbatch_efa=True, awsbatch_instance_type="c5n.18xlarge")
+    four = mpi_spec(tasks=4, nodes=2, awsbatch_efa=4, awsbatch_instance_type="p4d.24xlarge")
+    reg = register_payload(four.shape)
+    assert validate_request("RegisterJobDefinition", reg) == []
+    node = reg["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert node["linuxParameters"]["devices"] == [
+        {"hostPath": f"/dev/infiniband/uverbs{i}", "containerPath": f"/dev/infiniband/uverbs{i}",
+         "permissions": ["READ", "WRITE", "MKNOD"]}
+        for i in range(4)
+    ]
+    names = {register_payload(s.shape)["jobDefinitionName"] for s in (plain, efa, four)}
+    assert len(names) == 3  # the devices are part of the shape
+    env = dict(efa.environment)
+    assert (env["FI_PROVIDER"], env["OMPI_MCA_pml"], env["OMPI_MCA_mtl"]) == ("efa", "cm", "ofi")
+    assert "FI_EFA_USE_DEVICE_RDMA" not in env  # c5n has no RDMA-capable EFA
+    assert dict(four.environment)["FI_EFA_USE_DEVICE_RDMA"] == "1"
+    assert "FI_PROVIDER" not in dict(plain.environment)
+    assert "linuxParameters" not in register_payload(plain.shape)["nodeProperties"][
+        "nodeRangeProperties"][0]["container"]
+    assert validate_request("SubmitJob", submit_payload(four, "jd")) == []

@@ -375,3 +375,142 @@ def test_secrets_go_into_the_job_definition_with_the_execution_role():
         spec_of(req(awsbatch_secrets="TOKEN=plaintext"), settings=settings)
     with pytest.raises(ResourceError, match="--awsbatch-mpi-execution-role-arn"):
         spec_of(req(), settings=TranslationSettings("cpu", "img", secrets={"T": SECRET_ARN}))
+
+
+# -- shared file systems (awsbatch_volumes, --awsbatch-mpi-volumes) --------------------------
+
+
+def test_volumes_parse_efs_access_point_host_and_read_only():
+    from snakemake_executor_plugin_awsbatch_mpi.resources import parse_volumes
+    from snakemake_executor_plugin_awsbatch_mpi.spec import Volume, VolumeKind
+
+    text = "efs:fs-0123abcd:/efs, efs:fs-0123abcd:fsap-0456abcd:/home/ ; host:/fsx:/fsx:ro"
+    with pytest.raises(ValueError, match="';'"):
+        parse_volumes(text)
+    volumes = parse_volumes(text.replace(" ; ", " "))
+    assert volumes == (
+        Volume(VolumeKind.EFS, "fs-0123abcd", "/efs"),
+        Volume(VolumeKind.EFS, "fs-0123abcd", "/home", "fsap-0456abcd"),
+        Volume(VolumeKind.HOST, "/fsx", "/fsx", read_only=True),
+    )
+    assert [str(v) for v in volumes] == [
+        "efs:fs-0123abcd:/efs", "efs:fs-0123abcd:fsap-0456abcd:/home", "host:/fsx:/fsx:ro"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("efs:fs-12:/efs", "not an EFS file system id"),
+        ("efs:fs-0123abcd:ap-1:/efs", "not an EFS access point id"),
+        ("efs:fs-0123abcd:efs", "must be an absolute directory"),
+        ("host:fsx:/fsx", "must be absolute"),
+        ("host:/fsx:/", "absolute directory other than /"),
+        ("nfs:server:/x", "is not a volume"),
+        ("efs:fs-0123abcd:/a/../b", "'..'"),
+        ("efs:fs-0123abcd:/efs host:/fsx:/efs", "mounted twice"),
+    ],
+)
+def test_bad_volumes_are_refused_naming_resource_value_and_forms(text, says):
+    with pytest.raises(ResourceError) as err:
+        spec_of(req(awsbatch_volumes=text))
+    message = str(err.value)
+    assert says in message and "awsbatch_volumes" in message and repr(text) in message
+    assert "efs:FS_ID[:ACCESS_POINT_ID]:/CONTAINER/PATH[:ro]" in message
+
+
+def test_rule_volumes_add_to_setting_and_win_on_the_same_path():
+    from snakemake_executor_plugin_awsbatch_mpi.resources import parse_volumes
+
+    settings = TranslationSettings(
+        job_queue="cpu", default_image="img",
+        volumes=parse_volumes("efs:fs-0123abcd:/efs host:/fsx:/scratch"),
+    )
+    spec = spec_of(req(awsbatch_volumes="host:/nvme:/scratch"), settings=settings)
+    assert [str(v) for v in spec.shape.volumes] == ["efs:fs-0123abcd:/efs", "host:/nvme:/scratch"]
+    assert spec_of(req(), settings=settings).shape.volumes != spec.shape.volumes
+
+
+def test_fargate_takes_efs_but_refuses_host_volumes():
+    spec = spec_of(req(awsbatch_volumes="efs:fs-0123abcd:/efs"), queue=FARGATE)
+    assert [str(v) for v in spec.shape.volumes] == ["efs:fs-0123abcd:/efs"]
+    with pytest.raises(ResourceError, match="Fargate, which has no host file systems"):
+        spec_of(req(awsbatch_volumes="host:/fsx:/fsx"), queue=FARGATE)
+
+
+SHARED_MPI_SETTINGS = TranslationSettings(
+    job_queue="cpu", default_image="img", multinode_job_queue="m"
+)
+
+
+def mpi_spec_of(**resources):
+    return translate(
+        JobRequest("sim", 1, {"mpi": "mpirun", "tasks": 4, "nodes": 2, **resources}),
+        SHARED_MPI_SETTINGS, EC2, ("/bin/bash", "-c", "python -m snakemake x"), {}, "sim", {},
+        mpi_key_uri="s3://b/k",
+    )
+
+
+def test_shared_workdir_wraps_the_mpi_command():
+    spec = mpi_spec_of(awsbatch_volumes="efs:fs-0123abcd:/efs", awsbatch_workdir="/efs/runs/")
+    command = dict(spec.environment)["AWSBATCH_MPI_COMMAND"]
+    assert command.startswith(
+        'd="${AWSBATCH_LOCAL_FS_ROOT:-}"/efs/runs/"${AWS_BATCH_JOB_ID%%#*}-${AWS_BATCH_JOB_ATTEMPT:-1}"'
+    )
+    assert 'cd -P "$d"' in command and command.endswith("python -m snakemake x")
+    assert "AWSBATCH_LOCAL_FS_ROOT" not in dict(mpi_spec_of().environment)["AWSBATCH_MPI_COMMAND"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "says"),
+    [
+        ({"awsbatch_workdir": "/efs/x"}, "mounted: none"),
+        ({"awsbatch_volumes": "efs:fs-0123abcd:/efs:ro", "awsbatch_workdir": "/efs/x"},
+         "writable shared volume"),
+        ({"awsbatch_volumes": "efs:fs-0123abcd:/efs", "awsbatch_workdir": "/efsx"},
+         "mounted: /efs"),
+    ],
+)
+def test_shared_workdir_must_be_on_a_writable_volume(resources, says):
+    with pytest.raises(ResourceError, match="awsbatch_workdir") as err:
+        mpi_spec_of(**resources)
+    assert says in str(err.value)
+
+
+def test_shared_workdir_only_for_mpi_rules():
+    with pytest.raises(ResourceError, match="only to multi-node MPI rules"):
+        spec_of(req(awsbatch_volumes="efs:fs-0123abcd:/efs", awsbatch_workdir="/efs/w"))
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("lots", "whole number"), (33, "from 1 to 32"), (1.5, "whole number"), (-1, "whole")],
+)
+def test_bad_efa_values_are_refused(value, says):
+    with pytest.raises(ResourceError, match="awsbatch_efa") as err:
+        translate(
+            JobRequest("sim", 1, {"mpi": "mpirun", "tasks": 2, "awsbatch_efa": value},
+                       written={"awsbatch_efa": value}),
+            SHARED_MPI_SETTINGS, EC2, ("/bin/bash", "-c", "x"), {}, "sim", {}, mpi_key_uri="s3://b/k",
+        )
+    assert says in str(err.value)
+
+
+def test_efa_only_for_mpi_rules_and_false_means_none():
+    with pytest.raises(ResourceError, match="only to multi-node MPI rules"):
+        spec_of(req(awsbatch_efa=True))
+    assert spec_of(req(awsbatch_efa=False)).shape.efa_devices == 0
+    assert mpi_spec_of(awsbatch_efa="true").shape.efa_devices == 1
+    assert mpi_spec_of(awsbatch_efa=2).shape.efa_devices == 2
+
+
+def test_gpu_mpi_runs_one_rank_per_gpu_across_nodes():
+    from snakemake_executor_plugin_awsbatch_mpi.resources import mpi_layout_of
+
+    layout = mpi_layout_of(req(threads=8, mpi="mpirun", tasks=8, gpu=4))
+    assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (2, 4, 4)
+    with pytest.raises(ResourceError, match="multiple of gpu=4"):
+        mpi_layout_of(req(mpi="mpirun", tasks=6, gpu=4))
+    # an explicit layout still wins
+    layout = mpi_layout_of(req(mpi="mpirun", tasks=8, nodes=4, gpu=4))
+    assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (4, 2, 4)

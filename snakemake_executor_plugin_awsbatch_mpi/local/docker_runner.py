@@ -29,11 +29,13 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from ._common import EmulationError
@@ -44,6 +46,7 @@ from .runtime import (
     container_environment,
     record_timeout,
 )
+from .volumes import docker_volume_args
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +83,15 @@ def docker_problem(docker: str = DOCKER) -> str | None:
 
 
 def docker_run_args(
-    request: StartRequest, container_name: str, network: str, label: str, max_cpus: float
+    request: StartRequest,
+    container_name: str,
+    network: str,
+    label: str,
+    max_cpus: float,
+    volumes: Sequence[str] = (),
 ) -> list[str]:
     """The ``docker run`` arguments for one Batch container (pure; environment by name)."""
-    args = ["run", "--detach", "--pull", "never", "--name", container_name]
+    args = ["run", "--detach", "--pull", "never", "--name", container_name, *volumes]
     args += ["--label", f"{LABEL}={label}", "--network", network]
     if request.vcpus:
         args += ["--cpus", f"{min(request.vcpus, max_cpus):g}"]
@@ -294,6 +302,8 @@ class DockerRunner:
         self.docker = docker
         self.label = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.max_cpus = float(os.cpu_count() or 1)
+        # Shared file systems (EFS, host paths) of every job: one directory each.
+        self.volumes_root = Path(tempfile.gettempdir()) / f"awsbatch-mpi-volumes-{self.label}"
         self._lock = threading.Lock()
         self._networks: dict[str, _Network] = {}
         self._containers: dict[str, tuple[DockerContainer, str]] = {}
@@ -368,7 +378,10 @@ class DockerRunner:
         )
         named = dataclasses.replace(request, environment=env)
         container_name = f"{request.name}-{uuid.uuid4().hex[:6]}"[:120]
-        args = docker_run_args(named, container_name, network.name, self.label, self.max_cpus)
+        volumes = docker_volume_args(request.mounts, self.volumes_root) if request.mounts else []
+        args = docker_run_args(
+            named, container_name, network.name, self.label, self.max_cpus, volumes
+        )
         proc = self.cli(args, env={**os.environ, **env})
         if proc.returncode != 0:
             error = start_error(proc.stderr, request.image)
@@ -421,6 +434,7 @@ class DockerRunner:
         for network in networks:
             network.forwarder.close()
             self.cli(["network", "rm", network.name])
+        shutil.rmtree(self.volumes_root, ignore_errors=True)
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -95,6 +95,7 @@ from .runtime import (
     job_context_for,
     main_node_index,
 )
+from .volumes import Mount, gpus_of, mounts_of
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,8 @@ class NodeRecord:
     is_main: bool
     vcpus: float | None = None
     memory_mib: int | None = None
+    mounts: tuple[Mount, ...] = ()
+    gpus: int = 0
     container: Container | None = None
     status: str = JobStatus.RUNNABLE.value
     exit_code: int | None = None
@@ -313,15 +316,14 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
         env_list = job._get_container_property("environment", [])
         secrets = _secret_values(job_def.container_properties.get("secrets") or [])
         properties = job_def.container_properties
-        vcpus, memory_mib = container_sizes(
-            {
-                **properties,
-                "resourceRequirements": _merged_requirements(
-                    properties.get("resourceRequirements") or [],
-                    (job.container_overrides or {}).get("resourceRequirements") or [],
-                ),
-            }
-        )
+        sized = {
+            **properties,
+            "resourceRequirements": _merged_requirements(
+                properties.get("resourceRequirements") or [],
+                (job.container_overrides or {}).get("resourceRequirements") or [],
+            ),
+        }
+        vcpus, memory_mib = container_sizes(sized)
         return [
             NodeRecord(
                 index=0,
@@ -333,6 +335,8 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 is_main=True,
                 vcpus=vcpus,
                 memory_mib=memory_mib,
+                mounts=mounts_of(properties),
+                gpus=gpus_of(sized),
             )
         ]
     if job_def.node_properties is not None:
@@ -350,6 +354,8 @@ def _plan_nodes(job: Job) -> list[NodeRecord]:
                 is_main=i == main,
                 vcpus=container_sizes(spec)[0],
                 memory_mib=container_sizes(spec)[1],
+                mounts=mounts_of(spec),
+                gpus=gpus_of(spec),
             )
             for i, spec in enumerate(specs)
         ]
@@ -507,6 +513,8 @@ def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: in
                 job=job,
                 vcpus=node.vcpus,
                 memory_mib=node.memory_mib,
+                mounts=node.mounts,
+                gpus=node.gpus,
             )
         )
         node.started_at = datetime.now()

@@ -53,6 +53,9 @@ from ._common import (
     NODE_ADDRESS_ENV,
     TIMEOUT_REASON,
 )
+from .volumes import ENV_LOCAL_FS_ROOT, Mount, link_mounts
+
+GPU_DEVICES_ENV = "NVIDIA_VISIBLE_DEVICES"
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +227,10 @@ class StartRequest:
     job: Any | None = None  # the moto Job, told when the container times out
     vcpus: float | None = None
     memory_mib: int | None = None
+    # Shared file systems of the job definition (see local/volumes.py).
+    mounts: tuple[Mount, ...] = ()
+    # GPUs Batch assigned; the process runtime fakes them (NVIDIA_VISIBLE_DEVICES).
+    gpus: int = 0
 
 
 class Container(Protocol):
@@ -542,6 +549,12 @@ class LocalContainerRuntime:
         if context is not None and context.is_node:
             # On loopback every node sees 127.0.0.1 as its own address: tell it which it is.
             env[NODE_ADDRESS_ENV] = address
+        if request.gpus:
+            # What the ECS agent tells a container about its GPUs (there are none here).
+            env.setdefault(GPU_DEVICES_ENV, ",".join(str(i) for i in range(request.gpus)))
+        if request.mounts:
+            link_mounts(root / "fs", request.mounts, self.workdir / "volumes")
+            env[ENV_LOCAL_FS_ROOT] = str(root / "fs")
         container = LocalContainer(self, request, env, address, root)
         with self._lock:
             self._containers[container.id] = container

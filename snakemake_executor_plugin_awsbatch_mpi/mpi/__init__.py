@@ -46,6 +46,9 @@ ENV_PORT = "AWSBATCH_MPI_PORT"
 ENV_KEY_FILE = "AWSBATCH_MPI_KEY_FILE"
 # Set by the local emulation: the loopback address this node binds and advertises.
 ENV_LOCAL_NODE_ADDRESS = "AWSBATCH_MPI_LOCAL_NODE_ADDRESS"
+# Set by the local emulation (process runtime): the directory holding the container paths of
+# the job's shared file systems (unset on AWS, where they are mounted at those paths).
+ENV_LOCAL_FS_ROOT = "AWSBATCH_LOCAL_FS_ROOT"
 # Test-only: children extract replicated directories (and run commands) under this root.
 ENV_SYNC_ROOT = "AWSBATCH_MPI_SYNC_ROOT"
 # Optional: "0" turns working-directory replication off (e.g. a shared filesystem mounted

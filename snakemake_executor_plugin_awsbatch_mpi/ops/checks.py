@@ -283,6 +283,10 @@ class InstanceShape:
     vcpus: int
     memory_mib: int
     gpus: int = 0
+    # Physical cores and threads per core (DescribeInstanceTypes' defaults); 0 when unknown.
+    cores: int = 0
+    threads_per_core: int = 0
+    efa: bool = False
 
 
 def shapes_from(instance_types: Iterable[Mapping[str, Any]]) -> dict[str, InstanceShape]:
@@ -295,6 +299,9 @@ def shapes_from(instance_types: Iterable[Mapping[str, Any]]) -> dict[str, Instan
             vcpus=int(item["VCpuInfo"]["DefaultVCpus"]),
             memory_mib=int(item["MemoryInfo"]["SizeInMiB"]),
             gpus=gpus,
+            cores=int(item["VCpuInfo"].get("DefaultCores", 0)),
+            threads_per_core=int(item["VCpuInfo"].get("DefaultThreadsPerCore", 0)),
+            efa=bool((item.get("NetworkInfo") or {}).get("EfaSupported", False)),
         )
     return shapes
 
@@ -550,6 +557,74 @@ def check_multinode_queue(
                 )
             )
     return results
+
+
+def threads_per_core_from_launch_template(version: Mapping[str, Any] | None) -> int | None:
+    """`CpuOptions.ThreadsPerCore` of a launch template version (1: hyper-threading off)."""
+    data = (version or {}).get("LaunchTemplateData") or {}
+    threads = (data.get("CpuOptions") or {}).get("ThreadsPerCore")
+    return int(threads) if threads else None
+
+
+def check_cores(
+    name: str, envs: Sequence[EnvCapacity], threads_per_core: Mapping[str, int | None]
+) -> CheckResult:
+    """Cores and vCPUs per node of an MPI queue's instance types, so rules can be sized.
+
+    `threads_per_core` maps an environment to its launch template's ThreadsPerCore (None:
+    the instance type's default). With one thread per core Batch sees one vCPU per core.
+    """
+    check = f"cores per node {name}"
+    parts = []
+    for env in envs:
+        override = threads_per_core.get(env.name)
+        sizes = []
+        for shape in env.instances:
+            if not shape.cores:
+                continue
+            threads = override or shape.threads_per_core or 1
+            sizes.append(f"{shape.name} {shape.cores} cores x {threads} thread(s)")
+        if sizes:
+            mode = "one thread per core" if override == 1 else "instance default threads"
+            parts.append(f"'{env.name}' ({mode}): " + ", ".join(sizes))
+    if not parts:
+        return warned(
+            check,
+            f"The instance types of queue '{name}' could not be read, so cores per node are "
+            "unknown. Allow ec2:DescribeInstanceTypes.",
+        )
+    return passed(
+        check,
+        "; ".join(parts) + ". Size MPI rules to the cores (tasks_per_node x cpus_per_task); "
+        "`awsbatch-mpi setup --mpi-one-thread-per-core` turns hyper-threading off.",
+    )
+
+
+def check_efa(rule: str, queue: str, envs: Sequence[EnvCapacity]) -> CheckResult:
+    """A rule with awsbatch_efa needs every instance type its queue may launch to have EFA."""
+    check = f"rule {rule} EFA"
+    shapes = [shape for env in envs for shape in env.instances]
+    if not shapes:
+        return warned(
+            check,
+            f"Rule '{rule}' asks for EFA, but the instance types of queue '{queue}' could not "
+            "be read. Allow ec2:DescribeInstanceTypes, or check them yourself "
+            "(network-info.efa-supported).",
+        )
+    without = sorted({shape.name for shape in shapes if not shape.efa})
+    if without:
+        return failed(
+            check,
+            f"Rule '{rule}' asks for EFA (awsbatch_efa), but queue '{queue}' may launch "
+            f"{', '.join(without)}, which have no EFA. Limit the compute environment to "
+            "EFA-capable types (e.g. c5n.18xlarge, c6in.32xlarge, hpc7g, p4d) or drop "
+            "awsbatch_efa.",
+        )
+    return passed(
+        check,
+        f"Every instance type of queue '{queue}' supports EFA "
+        f"({', '.join(sorted({s.name for s in shapes}))}).",
+    )
 
 
 def placement_from_launch_template(version: Mapping[str, Any] | None) -> str | None:

@@ -102,6 +102,7 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
             str(env.get("computeEnvironmentName")): _placement_group(env, shell) for env in mpi_envs
         }
         results += checks.check_multinode_queue(request.multinode_job_queue, mpi_envs, placements)
+        results.append(_cores_per_node(request.multinode_job_queue, mpi_envs, shell))
 
     if request.job_role_arn:
         role, error = None, None
@@ -148,6 +149,31 @@ def _placement_group(env: Mapping[str, Any], shell: AwsShell) -> str | None:
         return checks.UNKNOWN
 
 
+def _cores_per_node(
+    name: str, envs: Sequence[Mapping[str, Any]], shell: AwsShell
+) -> CheckResult:
+    """Cores per node of the MPI queue, with each launch template's ThreadsPerCore."""
+    patterns = sorted({p for env in envs for p in checks.instance_patterns(env)})
+    try:
+        catalog = shell.instance_types(patterns)
+    except AwsError:
+        catalog = {}
+    threads: dict[str, int | None] = {}
+    for env in envs:
+        template = (env.get("computeResources") or {}).get("launchTemplate")
+        version = None
+        if template:
+            try:
+                version = shell.launch_template_version(template)
+            except AwsError:
+                version = None
+        threads[str(env.get("computeEnvironmentName"))] = (
+            checks.threads_per_core_from_launch_template(version)
+        )
+    capacities = [checks.capacity_of(env, catalog) for env in envs]
+    return checks.check_cores(name, capacities, threads)
+
+
 def _workflow_checks(
     workflow: LoadedWorkflow,
     settings: TranslationSettings,
@@ -180,6 +206,7 @@ def _workflow_checks(
 
     per_rule: dict[str, list[tuple[CheckResult, int]]] = {}
     demands: dict[tuple[str, Demand], int] = {}
+    efa_rules: dict[str, str] = {}
     for job in workflow.jobs:
         if job.local:
             continue
@@ -215,6 +242,8 @@ def _workflow_checks(
         except ResourceError as err:
             _add_failure(per_rule, job.rule, str(err))
             continue
+        if spec.shape.efa_devices:
+            efa_rules[job.rule] = queue_name
         demand = Demand(
             rule=job.rule,
             queue=queue_name,
@@ -230,6 +259,8 @@ def _workflow_checks(
         per_rule.setdefault(rule, []).append((result, count))
     for rule in sorted(per_rule):
         results.append(_worst(per_rule[rule]))
+    for rule, queue_name in sorted(efa_rules.items()):
+        results.append(checks.check_efa(rule, queue_name, capacities.get(queue_name, [])))
     return results
 
 

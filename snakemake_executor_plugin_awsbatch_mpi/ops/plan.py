@@ -139,6 +139,7 @@ def settings_document(
         "tags": dict(settings.tags),
         "secrets": dict(settings.secrets),
         "assign_public_ip": settings.assign_public_ip,
+        "volumes": [str(volume) for volume in settings.volumes or ()],
     }
 
 
@@ -204,6 +205,10 @@ def build_plan(
         entry["platform"] = spec.shape.platform.value
         if spec.mpi is not None:
             entry["nodes"] = spec.mpi.nodes
+        if spec.shape.volumes:
+            entry["volumes"] = [str(volume) for volume in spec.shape.volumes]
+        if spec.shape.efa_devices:
+            entry["efa_devices"] = spec.shape.efa_devices
         if spec.warnings:
             entry["warnings"] = list(spec.warnings)
         if needs_disk_warning(job_plan, request):
@@ -340,7 +345,10 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         sizes = _sizes(first.get("submitJob", {}))
         queue = first.get("queue", "?")
         nodes = f", {first['nodes']} nodes" if first.get("nodes") else ""
-        lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes})")
+        mounts = f"; mounts {' '.join(first['volumes'])}" if first.get("volumes") else ""
+        if first.get("efa_devices"):
+            mounts += f"; {first['efa_devices']} EFA device(s) per node"
+        lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes}){mounts}")
     secrets = doc["settings"].get("secrets") or {}
     if secrets:
         lines.append(

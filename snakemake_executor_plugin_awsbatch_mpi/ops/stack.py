@@ -46,12 +46,40 @@ class StackOptions:
     mpi_max_vcpus: int = 256
     runnable_timeout_seconds: int = 3600
     efs: bool = False
+    # MPI instances with an Elastic Fabric Adapter, and with hyper-threading off.
+    mpi_efa: bool = False
+    mpi_one_thread_per_core: bool = False
     vpc_id: str = ""
     subnet_ids: tuple[str, ...] = ()
     security_group_id: str = ""
     log_retention_days: int = 30
     service_role_arn: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+# Families whose larger sizes have an Elastic Fabric Adapter (a small table on purpose: `doctor`
+# checks each instance type against DescribeInstanceTypes' EfaSupported).
+EFA_FAMILIES = frozenset(
+    {
+        "c5n", "c6a", "c6gn", "c6i", "c6id", "c6in", "c7a", "c7g", "c7gd", "c7gn", "c7i",
+        "g4dn", "g5", "g6", "g6e", "hpc6a", "hpc6id", "hpc7a", "hpc7g", "i3en", "i4i",
+        "m5dn", "m5n", "m6a", "m6i", "m6id", "m6idn", "m6in", "m7a", "m7g", "m7i",
+        "p3dn", "p4d", "p4de", "p5", "p5e", "r5dn", "r5n", "r6a", "r6i", "r6id", "r6idn",
+        "r6in", "r7a", "r7g", "r7i", "r7iz", "trn1", "trn1n", "x2idn", "x2iedn",
+    }
+)
+
+
+def efa_problem(instance_types: Sequence[str]) -> str | None:
+    """EFA needs exact instance types of EFA families (small sizes of a family have none)."""
+    bad = [t for t in instance_types if "." not in t or t.split(".")[0] not in EFA_FAMILIES]
+    if not bad:
+        return None
+    return (
+        f"--mpi-efa needs --mpi-instance-types to name EFA-capable instance types exactly "
+        f"(e.g. c5n.18xlarge,c6in.32xlarge,hpc7g.16xlarge), not {', '.join(bad)}: Batch "
+        "could pick a size without EFA and the instance would fail to launch."
+    )
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -97,6 +125,10 @@ def validate_options(options: StackOptions) -> list[str]:
     ):
         if value < 1:
             problems.append(f"{label} must be at least 1 (it is {value}).")
+    if options.mpi_efa and options.mpi_instance_types:
+        problem = efa_problem(options.mpi_instance_types)
+        if problem:
+            problems.append(problem)
     if not 600 <= options.runnable_timeout_seconds <= 86400:
         problems.append(
             "--runnable-timeout must be between 600 and 86400 seconds (Batch's limits for "
@@ -122,6 +154,8 @@ def parameters(options: StackOptions) -> dict[str, str]:
         "MpiMaxVcpus": str(options.mpi_max_vcpus),
         "RunnableTimeoutSeconds": str(options.runnable_timeout_seconds),
         "EnableEfs": "true" if options.efs else "false",
+        "MpiEfa": "true" if options.mpi_efa else "false",
+        "MpiOneThreadPerCore": "true" if options.mpi_one_thread_per_core else "false",
         "VpcId": options.vpc_id,
         "SubnetIds": ",".join(options.subnet_ids),
         "SecurityGroupId": options.security_group_id,

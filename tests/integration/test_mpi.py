@@ -281,3 +281,128 @@ def test_ctrl_c_deletes_the_key_of_a_running_mpi_job(emulated_env, tmp_path, bat
     records = read_spy(spy_file)
     [put] = [r for r in records if r["kind"] == "s3-put" and "/.awsbatch-mpi/keys/" in r["url"]]
     assert put["url"] in [r["url"] for r in records if r["kind"] == "s3-delete"]
+
+
+SHARED_SNAKEFILE = """
+rule shared:
+    output: "shared.txt"
+    resources: mpi="mpirun", tasks=4, nodes=2, awsbatch_workdir="/efs/runs", \\
+        awsbatch_volumes="efs:fs-0123abcd:/efs"
+    shell:
+        "pwd -P > where.txt && echo from-main > main.txt && "
+        "{resources.mpi} -n {resources.tasks} sh -c "
+        "'cat where.txt main.txt > rank$OMPI_COMM_WORLD_RANK.txt && "
+        "echo $AWS_BATCH_JOB_NODE_INDEX >> rank$OMPI_COMM_WORLD_RANK.txt' && "
+        "cat where.txt rank0.txt rank1.txt rank2.txt rank3.txt > {output}"
+"""
+
+
+def node_log(job_id: str) -> str:
+    logs = boto3.client("logs")
+    pages = logs.get_paginator("describe_log_streams").paginate(logGroupName="/aws/batch/job")
+    streams = sorted(s["logStreamName"] for p in pages for s in p["logStreams"])
+    return "\n".join(
+        e["message"]
+        for name in streams
+        if job_id in name
+        for e in logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=name)["events"]
+    )
+
+
+def test_working_directory_on_a_shared_volume_is_used_by_every_node_without_a_copy(
+    emulated_env, tmp_path, batch_client
+):
+    """awsbatch_workdir on an EFS volume: the main node and the other node work in the same
+    directory of the emulated file system; ranks on node 1 read what the main node wrote
+    and the main node reads what they wrote, and the agent copies nothing."""
+    work = write_workflow(tmp_path / "mpishared", SHARED_SNAKEFILE)
+    run = subprocess.run(
+        mpi_cmd(work, "shared.txt"), cwd=work, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    body = boto3.client("s3").get_object(Bucket=LOCAL_BUCKET, Key="mpishared/shared.txt")
+    lines = body["Body"].read().decode().splitlines()
+    where = lines[0]
+    [job] = jobs_with_tag(batch_client, "snakemake-workflow", "mpishared", queues=("local-mpi",))
+    assert where.endswith(f"/volumes/efs/fs-0123abcd/runs/{job['jobId']}-1"), where
+    ranks = [lines[i : i + 3] for i in range(1, len(lines), 3)]
+    assert [r[:2] for r in ranks] == [[where, "from-main"]] * 4  # read in the shared directory
+    assert sorted(r[2] for r in ranks) == ["0", "0", "1", "1"]  # written on both nodes
+    log = node_log(job["jobId"])
+    assert "is shared with the main node: nothing to copy" in log
+    assert "copied working directory" not in log and "received working directory" not in log
+    assert not Path(where).exists() and Path(where).parent.is_dir()  # the job's own is removed
+    container = job["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert container["mountPoints"] == [
+        {"sourceVolume": "vol0", "containerPath": "/efs", "readOnly": False}
+    ]
+
+
+GPU_SNAKEFILE = """
+rule gpus:
+    output: "gpus.txt"
+    resources: mpi="mpirun", tasks=4, gpu=2, awsbatch_queue="local-gpu", \\
+        awsbatch_volumes="efs:fs-0123abcd:/efs", awsbatch_workdir="/efs/runs"
+    shell:
+        "cat $AWSBATCH_MPI_HOSTFILE > {output} && "
+        "{resources.mpi} sh -c 'echo $OMPI_COMM_WORLD_RANK $AWS_BATCH_JOB_NODE_INDEX "
+        "$OMPI_COMM_WORLD_LOCAL_RANK $NVIDIA_VISIBLE_DEVICES > gpu$OMPI_COMM_WORLD_RANK.txt' && "
+        "cat gpu0.txt gpu1.txt gpu2.txt gpu3.txt >> {output}"
+"""
+
+
+def test_gpu_mpi_runs_one_rank_per_gpu_on_every_node(emulated_env, tmp_path, batch_client):
+    """gpu=2, tasks=4: two nodes, each offering 2 slots (its GPUs), ranks 0-1 on node 0 and
+    2-3 on node 1, each node seeing its 2 (faked) GPUs; no -n given, the agent adds it."""
+    work = write_workflow(tmp_path / "mpigpu", GPU_SNAKEFILE)
+    run = subprocess.run(
+        mpi_cmd(work, "gpus.txt"), cwd=work, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    body = boto3.client("s3").get_object(Bucket=LOCAL_BUCKET, Key="mpigpu/gpus.txt")
+    lines = body["Body"].read().decode().splitlines()
+    hosts, ranks = lines[:-4], [line.split() for line in lines[-4:]]
+    assert [h.split()[-1] for h in hosts if h.strip()] == ["slots=2", "slots=2"]
+    assert ranks == [
+        ["0", "0", "0", "0,1"], ["1", "0", "1", "0,1"], ["2", "1", "0", "0,1"],
+        ["3", "1", "1", "0,1"],
+    ]
+    [job] = jobs_with_tag(batch_client, "snakemake-workflow", "mpigpu", queues=("local-gpu",))
+    assert job["nodeProperties"]["numNodes"] == 2
+    overrides = job["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert {"type": "GPU", "value": "2"} in overrides["resourceRequirements"]
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "example_workflow"
+
+
+def test_example_mpi_rule_runs_in_a_shared_working_directory(emulated_env, tmp_path, batch_client):
+    """The example workflow's gc_mpi rule, unchanged, with its working directory moved to an
+    EFS volume by --set-resources: every node works in that one directory (no copy)."""
+    work = tmp_path / "exshared"
+    shutil.copytree(EXAMPLE, work, ignore=shutil.ignore_patterns(".snakemake", "results", "logs"))
+    boto3.client("s3").upload_file(
+        str(work / "data" / "reads.fasta"), LOCAL_BUCKET, "exshared/data/reads.fasta"
+    )
+    run = subprocess.run(
+        mpi_cmd(
+            work, "results/mpi/base_counts.tsv", "--set-resources",
+            "gc_mpi:awsbatch_volumes=efs:fs-0123abcd:/efs", "gc_mpi:awsbatch_workdir=/efs/sim",
+        ),
+        cwd=work, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    body = boto3.client("s3").get_object(
+        Bucket=LOCAL_BUCKET, Key="exshared/results/mpi/base_counts.tsv"
+    )
+    ranks = [line.split("\t") for line in body["Body"].read().decode().splitlines()[1:-1]]
+    assert sorted(r[1] for r in ranks) == ["0", "0", "1", "1", "2", "2"]
+    [job] = [
+        j for j in jobs_with_tag(batch_client, "snakemake-workflow", "exshared",
+                                 queues=("local-mpi",))
+        if j["nodeProperties"]["numNodes"] == 3
+    ]
+    log = node_log(job["jobId"])
+    assert log.count("is shared with the main node: nothing to copy") == 2  # nodes 1 and 2
+    assert f"/volumes/efs/fs-0123abcd/sim/{job['jobId']}-1" in log
+    assert "received working directory" not in log

@@ -247,6 +247,42 @@ def test_rules_are_checked_against_the_queues(aws):
     assert not [r for r in results if r.check == "rule local"]
 
 
+def test_cores_per_node_of_the_mpi_queue_with_and_without_hyper_threading(aws):
+    template = aws.ec2.create_launch_template(
+        LaunchTemplateName="mpi-ht-off", LaunchTemplateData={"CpuOptions": {"ThreadsPerCore": 1}}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    aws.queue_on("cpu")
+    aws.queue_on("mpi", instance_types=["c5n.18xlarge"])
+    aws.queue_on("mpi1", instance_types=["c5n.18xlarge"], launchTemplate={
+        "launchTemplateId": template})
+    default = line(doctor(job_queue="cpu", multinode_job_queue="mpi"), "cores per node mpi")
+    assert default.status is Status.PASS
+    assert "'mpi-ce' (instance default threads): c5n.18xlarge 36 cores x 2 thread(s)" in (
+        default.message
+    )
+    off = line(doctor(job_queue="cpu", multinode_job_queue="mpi1"), "cores per node mpi1")
+    assert "'mpi1-ce' (one thread per core): c5n.18xlarge 36 cores x 1 thread(s)" in off.message
+
+
+def test_efa_rules_need_efa_instance_types(aws):
+    aws.queue_on("cpu")
+    aws.queue_on("mpi", instance_types=["c5n"])  # c5n.large ... c5n.4xlarge have no EFA
+    aws.queue_on("efa", instance_types=["c5n.18xlarge"])
+    flow = workflow(
+        job("md", threads=4, mpi="mpirun", tasks=8, nodes=2, awsbatch_efa=True),
+        job("md_efa_queue", threads=4, mpi="mpirun", tasks=8, nodes=2, awsbatch_efa=True,
+            awsbatch_queue="efa"),
+        job("plain_mpi", threads=4, mpi="mpirun", tasks=8, nodes=2),
+    )
+    results = doctor(job_queue="cpu", multinode_job_queue="mpi", workflow=flow, settings=SETTINGS)
+    bad = line(results, "rule md EFA")
+    assert bad.status is Status.FAIL and "c5n.large" in bad.message
+    assert "c5n.18xlarge" not in bad.message.split("which have no EFA")[0]
+    good = line(results, "rule md_efa_queue EFA")
+    assert good.status is Status.PASS and "c5n.18xlarge" in good.message
+    assert not [r for r in results if r.check == "rule plain_mpi EFA"]
+
+
 # The command ---------------------------------------------------------------------------------
 
 

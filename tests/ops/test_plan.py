@@ -401,3 +401,65 @@ def test_plan_refuses_pipes_and_wildcard_values_like_the_executor(tmp_path, no_n
     assert code == 1 and document["valid"] is False
     assert "Rule 'produce' writes its output 'piped.fifo' with pipe()" in report
     assert "Rule 'sample'" in report and "a,b" in report
+
+
+def test_plan_shows_shared_volumes_and_validates_them(tmp_path, no_network, capsys):
+    workdir = tmp_path / "shared"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(
+        textwrap.dedent(
+            """
+            rule all:
+                input: "md.out", "plain.out"
+
+            rule md:
+                output: "md.out"
+                resources: mpi="mpirun", tasks=4, nodes=2, \\
+                    awsbatch_volumes="efs:fs-0123abcd:fsap-0456abcd:/efs", \\
+                    awsbatch_workdir="/efs/runs", awsbatch_efa=2
+                shell: "{resources.mpi} -n {resources.tasks} hostname > {output}"
+
+            rule plain:
+                output: "plain.out"
+                shell: "touch {output}"
+            """
+        )
+    )
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir),
+        "--job-queue", "q", "--multinode-job-queue", "mpi-q", "--volumes", "host:/fsx:/fsx:ro",
+    )
+    assert code == 0, report
+    assert "md: 1 job(s) on mpi-q (2 vCPU, 2048 MiB, 2 nodes); mounts " \
+        "efs:fs-0123abcd:fsap-0456abcd:/efs host:/fsx:/fsx:ro; 2 EFA device(s) per node" in report
+    assert "plain: 1 job(s) on q (1 vCPU, 2048 MiB); mounts host:/fsx:/fsx:ro" in report
+    assert document["settings"]["volumes"] == ["host:/fsx:/fsx:ro"]
+    jobs = by_job(document)
+    md = document["job_definitions"][jobs["md"]["registerJobDefinition"]]
+    node = md["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert [m["containerPath"] for m in node["mountPoints"]] == ["/efs", "/fsx"]
+    assert len(node["linuxParameters"]["devices"]) == 2
+    assert node["volumes"][0]["efsVolumeConfiguration"]["authorizationConfig"] == {
+        "accessPointId": "fsap-0456abcd"
+    }
+    overrides = jobs["md"]["submitJob"]["nodeOverrides"]["nodePropertyOverrides"][0]
+    command = {e["name"]: e["value"] for e in overrides["containerOverrides"]["environment"]}
+    assert 'cd -P "$d"' in command["AWSBATCH_MPI_COMMAND"]
+
+
+def test_a_malformed_volume_setting_is_one_sentence_naming_flag_value_and_forms():
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    from snakemake_executor_plugin_awsbatch_mpi.ops.workflow import (
+        executor_settings,
+        parse_arguments,
+    )
+
+    argv = ["--executor", "awsbatch-mpi", "--awsbatch-mpi-job-queue", "q",
+            "--awsbatch-mpi-volumes", "efs:fs-0123abcd:/efs efs:fs-1:/efs"]
+    with pytest.raises(WorkflowError) as err:
+        executor_settings(parse_arguments(argv))
+    message = str(err.value)
+    assert message.startswith("--awsbatch-mpi-volumes: 'efs:fs-1:/efs': 'fs-1' is not an EFS")
+    assert "'host:/HOST/PATH:/CONTAINER/PATH[:ro]'" in message
+    assert message.endswith("Nothing was submitted.")

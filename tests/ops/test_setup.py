@@ -334,3 +334,67 @@ def test_existing_stack_in_rollback_complete_is_not_touched():
     session.cloudformation.created = True
     with pytest.raises(AwsError, match="ROLLBACK_COMPLETE. Wait for it"):
         AwsShell(session=session).deploy(stack.StackOptions("snk", "runs"), poll_seconds=0)
+
+
+def test_efa_and_one_thread_per_core_are_checked_before_calling_aws():
+    efa = stack.StackOptions(stack_name="s", bucket="b-1", mpi_efa=True)
+    [problem] = stack.validate_options(efa)
+    assert "--mpi-efa needs --mpi-instance-types" in problem and "not c5n:" in problem
+    exact = stack.StackOptions(
+        stack_name="s", bucket="b-1", mpi_efa=True,
+        mpi_instance_types=("c5n.18xlarge", "hpc7g.16xlarge"),
+    )
+    assert stack.validate_options(exact) == []
+    params = stack.parameters(
+        stack.StackOptions(stack_name="s", bucket="b-1", mpi_one_thread_per_core=True)
+    )
+    assert (params["MpiEfa"], params["MpiOneThreadPerCore"]) == ("false", "true")
+
+
+def test_mpi_launch_template_has_efa_interfaces_and_cpu_options(template):
+    resources = template["Resources"]
+    data = resources["MpiLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert resources["MpiLaunchTemplate"]["Condition"] == "NeedMpiLaunchTemplate"
+    assert data["CpuOptions"]["If"][:2] == ["OneThreadPerCore", {"ThreadsPerCore": 1}]
+    [interface] = data["NetworkInterfaces"]["If"][1]
+    assert (interface["DeviceIndex"], interface["InterfaceType"]) == (0, "efa")
+    egress = resources["BatchSecurityGroupSelfEgress"]["Properties"]
+    assert egress["IpProtocol"] == "-1" and "DestinationSecurityGroupId" in egress
+    mpi = resources["MpiComputeEnvironment"]["Properties"]["ComputeResources"]
+    assert mpi["PlacementGroup"] == {"Ref": "MpiPlacementGroup"}
+    assert mpi["LaunchTemplate"]["If"][0] == "NeedMpiLaunchTemplate"
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_cli_setup_mpi_efa_one_thread_per_core_deploys_and_the_doctor_sees_it(
+    moto_account, capsys
+):
+    code = cli.main(
+        [
+            "setup", "--stack-name", "hpc", "--bucket", "runs", "--mpi-efa",
+            "--mpi-one-thread-per-core", "--mpi-instance-types", "c5n.18xlarge",
+            "--service-role-arn", moto_account, "--poll-seconds", "0",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    batch = boto3.client("batch", region_name=REGION)
+    [mpi] = [
+        e for e in batch.describe_compute_environments()["computeEnvironments"]
+        if "Mpi" in e["computeEnvironmentName"]
+    ]
+    template_id = mpi["computeResources"]["launchTemplate"]["launchTemplateId"]
+    ec2 = boto3.client("ec2", region_name=REGION)
+    [version] = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)[
+        "LaunchTemplateVersions"
+    ]
+    data = version["LaunchTemplateData"]
+    assert data["CpuOptions"] == {"ThreadsPerCore": 1}
+    assert [i["InterfaceType"] for i in data["NetworkInterfaces"]] == ["efa"]
+    assert "UserData" not in data  # no EFS asked for
+    results = run_doctor(
+        DoctorRequest(job_queue="hpc-cpu", multinode_job_queue="hpc-mpi"),
+        AwsShell(region=REGION),
+    )
+    cores = [r for r in results if r.check == "cores per node hpc-mpi"][0]
+    assert "(one thread per core): c5n.18xlarge 36 cores x 1 thread(s)" in cores.message
