@@ -95,15 +95,17 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 def executor_settings(args: argparse.Namespace) -> Any:
     """The plugin's `ExecutorSettings` from flags, profile and SNAKEMAKE_AWSBATCH_MPI_* vars."""
+    from snakemake_interface_common.exceptions import WorkflowError
     from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
 
     from ..settings import SettingsError, check_settings
 
     plugin = ExecutorPluginRegistry().get_plugin(PLUGIN_NAME)
-    settings = plugin.get_settings(args)
     try:
+        # A malformed mapping flag (tags, volumes, ...) fails inside get_settings.
+        settings = plugin.get_settings(args)
         check_settings(settings)
-    except SettingsError as err:
+    except (SettingsError, WorkflowError) as err:
         raise WorkflowLoadError(str(err).replace(" Nothing was submitted.", "")) from None
     return settings
 

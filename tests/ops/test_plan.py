@@ -370,6 +370,21 @@ def test_plan_refuses_an_out_of_range_setting(rich, no_network, tmp_path, capsys
     assert "--awsbatch-mpi-log-tail-lines is -1; allowed are 1 to 10000" in report
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--awsbatch-mpi-tags", "team"), ("--awsbatch-mpi-volumes", "nfs:/x")]
+)
+def test_plan_refuses_a_malformed_mapping_setting_without_a_traceback(
+    flag, value, rich, no_network, tmp_path, capsys
+):
+    code, _, _, report = plan(
+        tmp_path, capsys, "-s", str(rich / "Snakefile"), "-d", str(rich),
+        "--job-queue", "cpu-q", flag, value,
+    )
+    assert code != 0
+    assert flag in report and value in report
+    assert "Traceback" not in report
+
+
 def test_plan_refuses_pipes_and_wildcard_values_like_the_executor(tmp_path, no_network, capsys):
     """The offline plan applies the executor's workflow-wide refusals, so CI catches them."""
     workdir = tmp_path / "refused"
@@ -448,18 +463,18 @@ def test_plan_shows_shared_volumes_and_validates_them(tmp_path, no_network, caps
 
 
 def test_a_malformed_volume_setting_is_one_sentence_naming_flag_value_and_forms():
-    from snakemake_interface_common.exceptions import WorkflowError
-
+    """plan/doctor read the settings as Snakemake does; the parser's error is a load error."""
     from snakemake_executor_plugin_awsbatch_mpi.ops.workflow import (
+        WorkflowLoadError,
         executor_settings,
         parse_arguments,
     )
 
     argv = ["--executor", "awsbatch-mpi", "--awsbatch-mpi-job-queue", "q",
             "--awsbatch-mpi-volumes", "efs:fs-0123abcd:/efs efs:fs-1:/efs"]
-    with pytest.raises(WorkflowError) as err:
+    with pytest.raises(WorkflowLoadError) as err:
         executor_settings(parse_arguments(argv))
     message = str(err.value)
     assert message.startswith("--awsbatch-mpi-volumes: 'efs:fs-1:/efs': 'fs-1' is not an EFS")
     assert "'host:/HOST/PATH:/CONTAINER/PATH[:ro]'" in message
-    assert message.endswith("Nothing was submitted.")
+    assert "Nothing was submitted." not in message  # plan submits nothing in any case
