@@ -6,6 +6,7 @@ error naming the rule, the resource, the value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import shlex
@@ -445,8 +446,46 @@ WHOLE_NUMBERS = (
 )
 
 
+# Every per-rule resource of this plugin. Any other `awsbatch_*` name is a typo that would
+# otherwise be ignored without a word (a job sent to the default queue, say).
+AWSBATCH_RESOURCES = frozenset(
+    {
+        "awsbatch_efa",
+        "awsbatch_image",
+        "awsbatch_instance_type",
+        "awsbatch_job_definition",
+        "awsbatch_priority",
+        "awsbatch_privileged",
+        "awsbatch_queue",
+        "awsbatch_secrets",
+        "awsbatch_share",
+        "awsbatch_shm_mb",
+        "awsbatch_tags",
+        "awsbatch_volumes",
+        "awsbatch_workdir",
+    }
+)
+
+
+def check_resource_names(request: JobRequest) -> None:
+    """Refuse an `awsbatch_*` resource the plugin does not know, suggesting the closest."""
+    for name in sorted({*request.resources, *request.written}):
+        if name.lower().startswith("awsbatch") and name not in AWSBATCH_RESOURCES:
+            close = difflib.get_close_matches(name, sorted(AWSBATCH_RESOURCES), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            value = request.written.get(name, request.resources.get(name))
+            raise ResourceError(
+                request.rule,
+                name,
+                value,
+                f"this plugin has no such resource; {hint}its resources are "
+                f"{', '.join(sorted(AWSBATCH_RESOURCES))}.",
+            )
+
+
 def check_written(request: JobRequest) -> None:
     """Refuse values Snakemake would silently change, or the plugin would silently ignore."""
+    check_resource_names(request)
     rule, written = request.rule, request.written
     for name in WHOLE_NUMBERS:
         value = written.get(name)

@@ -514,3 +514,24 @@ def test_gpu_mpi_runs_one_rank_per_gpu_across_nodes():
     # an explicit layout still wins
     layout = mpi_layout_of(req(mpi="mpirun", tasks=8, nodes=4, gpu=4))
     assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (4, 2, 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("awsbatch_queu", "did you mean awsbatch_queue?"), ("awsbatch_colour", "")],
+)
+def test_an_unknown_awsbatch_resource_is_refused_naming_the_allowed_ones(name, hint):
+    with pytest.raises(ResourceError) as info:
+        spec_of(req(**{name: "x"}))
+    message = str(info.value)
+    assert f"Rule 'r': resource {name}='x'" in message and hint in message
+    assert "awsbatch_image" in message and "awsbatch_volumes" in message
+
+
+def test_every_known_awsbatch_resource_passes_the_name_check():
+    from snakemake_executor_plugin_awsbatch_mpi.resources import (
+        AWSBATCH_RESOURCES,
+        check_resource_names,
+    )
+
+    check_resource_names(req(**{name: None for name in AWSBATCH_RESOURCES}))

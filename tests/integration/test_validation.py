@@ -69,6 +69,16 @@ def test_downstream_unknown_queue_is_refused(emulated_env, tmp_path):
     assert "Nothing was submitted" in out
 
 
+def test_downstream_misspelled_plugin_resource_is_refused(emulated_env, tmp_path):
+    """A typo in an awsbatch_* name would send the job to the default queue without a word."""
+    out = run_refused(tmp_path, "typo", """
+    resources: awsbatch_queu="local-gpu"
+    shell: "touch {output}"
+""")
+    assert "Rule 'bad'" in out and "awsbatch_queu='local-gpu'" in out
+    assert "did you mean awsbatch_queue?" in out and "Nothing was submitted" in out
+
+
 def test_job_larger_than_any_compute_environment_is_refused(emulated_env, tmp_path):
     out = run_refused(tmp_path, "huge", """
     threads: 100000
