@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-import boto3
+from . import aws
 
 
 def main(argv: list[str]) -> int:
@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("AWS_BATCH_JOB_ARRAY_INDEX is not set: this is not an array child.\n")
         return 2
     bucket, _, key = argv[0][5:].partition("/")
-    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3 = aws.client("s3", purpose=aws.Purpose.SIDE)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     commands = json.loads(body)
     if index not in commands:
         sys.stderr.write(f"The command map {argv[0]} has no entry {index}.\n")

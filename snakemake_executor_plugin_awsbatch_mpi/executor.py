@@ -13,15 +13,15 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
+from . import aws
 from .arrays import array_spec, command_map, group_for_arrays
-from .batch import DESCRIBE_CHUNK, BatchClient, BatchSetupError
+from .batch import BatchClient, BatchSetupError
 from .command import job_command, job_cores
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .jobchecks import refusals
@@ -145,7 +145,7 @@ class Executor(RemoteExecutor):
             s3 = (
                 batch.s3_client
                 if batch is not None
-                else boto3.session.Session(region_name=self.settings.region).client("s3")
+                else aws.client("s3", self.settings.region, aws.Purpose.SIDE)
             )
             s3.delete_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as err:
@@ -486,9 +486,9 @@ class Executor(RemoteExecutor):
         ids = [info.external_jobid for info in active_jobs]
         descriptions: dict[str, dict[str, Any]] = {}
         try:
-            for start in range(0, len(ids), DESCRIBE_CHUNK):
+            for chunk in aws.chunks(ids):
                 async with self.status_rate_limiter:
-                    descriptions.update(self.batch.describe(ids[start : start + DESCRIBE_CHUNK]))
+                    descriptions.update(self.batch.describe(chunk))
             self._describe_failures = 0
         except (ClientError, BotoCoreError) as err:
             self._describe_failures += 1
