@@ -3,6 +3,10 @@
 `python -m snakemake_executor_plugin_awsbatch_mpi.array s3://bucket/key.json` reads the command
 map written by the executor, picks the entry of `AWS_BATCH_JOB_ARRAY_INDEX` and replaces itself
 with `/bin/bash -c <command>`, so the child's exit code is the command's.
+
+Runs inside the job's container; `array_jobs.py` builds the array job and its command map on
+the submitting side. The module keeps the name `array`: it is spelled in the command of every
+array child Batch runs (`array_jobs.ARRAY_RUNNER`), also by images of earlier releases.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from . import aws
 from . import snakemake_internals as internals
-from .arrays import array_spec, command_map, group_for_arrays
+from .array_jobs import array_spec, command_map, group_for_arrays
 from .batch import BatchClient, BatchSetupError
 from .command import job_command, job_cores
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
