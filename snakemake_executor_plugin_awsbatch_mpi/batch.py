@@ -20,7 +20,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import aws
-from .aws import DESCRIBE_CHUNK
 from .queues import environments_of, queue_environment_arns, queue_info_from
 from .spec import QueueInfo
 
@@ -262,4 +261,4 @@ class BatchClient:
         return [event.get("message", "") for event in answer.get("events", [])]
 
 
-__all__ = ["DESCRIBE_CHUNK", "BatchClient", "BatchSetupError", "ClientError", "TokenBucket"]
+__all__ = ["BatchClient", "BatchSetupError", "ClientError", "TokenBucket"]
