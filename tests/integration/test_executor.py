@@ -38,12 +38,12 @@ def record_requests(monkeypatch):
         "terminate_job": "TerminateJob",
     }
 
-    def spy(self, operation, **kwargs):
+    def spy(self, operation, budgeted=True, **kwargs):  # budgeted: ours, not sent to AWS
         if operation in operations:
             problems = validate_request(operations[operation], kwargs)
             assert problems == [], f"{operation}: {problems}"
         SENT.append((operation, kwargs))
-        return original(self, operation, **kwargs)
+        return original(self, operation, budgeted=budgeted, **kwargs)
 
     monkeypatch.setattr(BatchClient, "_call", spy)
     return SENT
