@@ -29,9 +29,10 @@ original_put = BatchClient.put_object
 original_delete = BatchClient.delete_object
 
 
-def spy_call(self: BatchClient, operation: str, **kwargs: Any) -> Any:
+def spy_call(self: BatchClient, operation: str, budgeted: bool = True, **kwargs: Any) -> Any:
+    # `budgeted` is BatchClient's own flag, not part of the request sent to AWS.
     record("request", operation=operation, request=kwargs)
-    answer = original_call(self, operation, **kwargs)
+    answer = original_call(self, operation, budgeted=budgeted, **kwargs)
     record("answer", operation=operation, answer=answer)
     return answer
 
