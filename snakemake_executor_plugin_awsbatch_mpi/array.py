@@ -3,6 +3,10 @@
 `python -m snakemake_executor_plugin_awsbatch_mpi.array s3://bucket/key.json` reads the command
 map written by the executor, picks the entry of `AWS_BATCH_JOB_ARRAY_INDEX` and replaces itself
 with `/bin/bash -c <command>`, so the child's exit code is the command's.
+
+Runs inside the job's container; `array_jobs.py` builds the array job and its command map on
+the submitting side. The module keeps the name `array`: it is spelled in the command of every
+array child Batch runs (`array_jobs.ARRAY_RUNNER`), also by images of earlier releases.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import os
 import sys
 
-import boto3
+from . import aws
 
 
 def main(argv: list[str]) -> int:
@@ -23,7 +27,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("AWS_BATCH_JOB_ARRAY_INDEX is not set: this is not an array child.\n")
         return 2
     bucket, _, key = argv[0][5:].partition("/")
-    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3 = aws.client("s3", purpose=aws.Purpose.SIDE)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     commands = json.loads(body)
     if index not in commands:
         sys.stderr.write(f"The command map {argv[0]} has no entry {index}.\n")

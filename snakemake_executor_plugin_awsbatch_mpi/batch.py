@@ -17,13 +17,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from . import aws
+from .queues import environments_of, queue_environment_arns, queue_info_from
 from .spec import QueueInfo
 
-DESCRIBE_CHUNK = 100
 # Paced by Snakemake's status limiter instead of the token bucket (see the module docstring).
 UNBUDGETED = frozenset({"describe_jobs"})
 
@@ -55,13 +54,6 @@ class TokenBucket:
             time.sleep(wait)
 
 
-def make_config(max_attempts: int = 10) -> Config:
-    return Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
-        user_agent_extra="snakemake-executor-plugin-awsbatch-mpi",
-    )
-
-
 class BatchClient:
     """Thin wrapper over boto3's Batch client with caching, budgeting and call counting."""
 
@@ -73,8 +65,8 @@ class BatchClient:
         logs_client: Any | None = None,
         s3_client: Any | None = None,
     ) -> None:
-        session = boto3.session.Session(region_name=region) if client is None else None
-        self.client = client or session.client("batch", config=make_config())  # type: ignore[union-attr]
+        session = aws.session(region) if client is None else None
+        self.client = client or aws.client("batch", from_session=session)
         self._logs_client = logs_client
         self._s3_client = s3_client
         self._session = session
@@ -82,6 +74,9 @@ class BatchClient:
         self.bucket = TokenBucket(calls_per_second, burst=max(1, int(calls_per_second)))
         self.calls: Counter[str] = Counter()
         self._queues: dict[str, QueueInfo] = {}
+        # Raw describe answers, shared by the preflight and the planner (one call each).
+        self._queue_answers: dict[str, dict[str, Any] | None] = {}
+        self._environment_answers: dict[str, dict[str, Any]] = {}
         self._job_definitions: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -94,41 +89,72 @@ class BatchClient:
     @property
     def logs_client(self) -> Any:
         if self._logs_client is None:
-            session = self._session or boto3.session.Session(region_name=self.region)
-            self._logs_client = session.client("logs", config=make_config(5))
+            self._logs_client = aws.client(
+                "logs", self.region, aws.Purpose.SIDE, from_session=self._session
+            )
         return self._logs_client
 
     @property
     def s3_client(self) -> Any:
         if self._s3_client is None:
-            session = self._session or boto3.session.Session(region_name=self.region)
-            self._s3_client = session.client("s3", config=make_config(5))
+            self._s3_client = aws.client(
+                "s3", self.region, aws.Purpose.SIDE, from_session=self._session
+            )
         return self._s3_client
 
     # Queues -------------------------------------------------------------------------------
+
+    def job_queues(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Queues by the name or ARN asked for (absent ones left out), each described once.
+
+        The executor's preflight and the planner both read queues through here, so a run
+        makes one DescribeJobQueues for its queues, not one per reader.
+        """
+        names = list(dict.fromkeys(names))
+        with self._lock:
+            missing = [n for n in names if n not in self._queue_answers]
+        if missing:
+            found = aws.describe_queues(
+                lambda **kw: self._call("describe_job_queues", **kw), missing
+            )
+            with self._lock:
+                for name in missing:
+                    self._queue_answers[name] = found.get(name)
+        with self._lock:
+            return {n: q for n in names if (q := self._queue_answers.get(n)) is not None}
+
+    def compute_environments(self, refs: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Compute environments by ARN (every one known so far), each described once per run."""
+        with self._lock:
+            known = set(self._environment_answers)
+            known |= {
+                e.get("computeEnvironmentName", "") for e in self._environment_answers.values()
+            }
+            missing = [r for r in dict.fromkeys(refs) if r not in known]
+        if missing:
+            found = aws.describe_environments(
+                lambda **kw: self._call("describe_compute_environments", **kw), missing
+            )
+            with self._lock:
+                for env in found.values():
+                    self._environment_answers[env["computeEnvironmentArn"]] = env
+        with self._lock:
+            return dict(self._environment_answers)
 
     def queue_info(self, name: str) -> QueueInfo:
         """Describe a queue and its compute environments once per run."""
         with self._lock:
             if name in self._queues:
                 return self._queues[name]
-        found = self._call("describe_job_queues", jobQueues=[name]).get("jobQueues", [])
-        if not found:
+        queue = self.job_queues([name]).get(name)
+        if queue is None:
             raise BatchSetupError(
                 f"Job queue '{name}' does not exist in region {self.region}. Check the queue "
                 "name (--awsbatch-mpi-job-queue, --awsbatch-mpi-gpu-job-queue or the rule's "
                 "awsbatch_queue) and the region (--awsbatch-mpi-region or AWS_DEFAULT_REGION)."
             )
-        # Imported here: ops/aws.py imports this module, so a top-level import would cycle.
-        from .ops.checks import queue_info_from
-
-        queue = found[0]
-        ce_arns = [ce["computeEnvironment"] for ce in queue.get("computeEnvironmentOrder", [])]
-        envs = []
-        if ce_arns:
-            envs = self._call("describe_compute_environments", computeEnvironments=ce_arns).get(
-                "computeEnvironments", []
-            )
+        refs = queue_environment_arns(queue)
+        envs = environments_of(queue, self.compute_environments(refs)) if refs else []
         info = queue_info_from(name, queue, envs)
         with self._lock:
             self._queues[name] = info
@@ -197,13 +223,10 @@ class BatchClient:
 
     def describe(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Descriptions by job id, one DescribeJobs call per 100 ids."""
-        ids = list(dict.fromkeys(job_ids))
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), DESCRIBE_CHUNK):
-            chunk = ids[start : start + DESCRIBE_CHUNK]
-            for desc in self._call("describe_jobs", jobs=chunk).get("jobs", []):
-                found[desc["jobId"]] = desc
-        return found
+        answers = aws.describe_in_chunks(
+            lambda **kw: self._call("describe_jobs", **kw), "jobs", "jobs", job_ids
+        )
+        return {desc["jobId"]: desc for desc in answers}
 
     def terminate(self, job_ids: Iterable[str], reason: str) -> tuple[int, list[str]]:
         """TerminateJob each id (CancelJob would leave RUNNING jobs running)."""
@@ -240,4 +263,4 @@ class BatchClient:
         return [event.get("message", "") for event in answer.get("events", [])]
 
 
-__all__ = ["BatchClient", "BatchSetupError", "ClientError", "TokenBucket", "make_config"]
+__all__ = ["BatchClient", "BatchSetupError", "ClientError", "TokenBucket"]

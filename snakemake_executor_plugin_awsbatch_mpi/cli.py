@@ -305,11 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    import boto3
+    from . import aws, runs
 
-    from . import runs
-
-    batch = boto3.client("batch", region_name=args.region)
+    batch = aws.client("batch", args.region, aws.Purpose.INTERACTIVE)
     jobs = runs.find_run_jobs(batch, args.run, args.job_queue)
     if not jobs:
         where = (
@@ -356,12 +354,11 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_logs(args: argparse.Namespace) -> int:
-    import boto3
+    from . import aws, runs
 
-    from . import runs
-
-    batch = boto3.client("batch", region_name=args.region)
-    logs = boto3.client("logs", region_name=args.region)
+    session = aws.session(args.region)
+    batch = aws.client("batch", purpose=aws.Purpose.INTERACTIVE, from_session=session)
+    logs = aws.client("logs", purpose=aws.Purpose.INTERACTIVE, from_session=session)
     try:
         streams = runs.log_streams(batch, args.job_id)
     except LookupError as err:

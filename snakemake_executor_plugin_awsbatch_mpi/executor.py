@@ -13,15 +13,16 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from .arrays import array_spec, command_map, group_for_arrays
-from .batch import DESCRIBE_CHUNK, BatchClient, BatchSetupError
+from . import aws
+from . import snakemake_internals as internals
+from .array_jobs import array_spec, command_map, group_for_arrays
+from .batch import BatchClient, BatchSetupError
 from .command import job_command, job_cores
 from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .jobchecks import refusals
@@ -104,7 +105,8 @@ class Executor(RemoteExecutor):
         """Check everything that can be checked before the first SubmitJob."""
         try:
             check_settings(settings)
-        except SettingsError as err:
+            internals.check_executor(self.workflow, self.dag)
+        except (SettingsError, internals.SnakemakeInternalsError) as err:
             raise WorkflowError(str(err)) from None
         self.run_id = uuid.uuid4().hex[:16]
         self.batch = BatchClient(
@@ -135,8 +137,7 @@ class Executor(RemoteExecutor):
         as one object: Snakemake's own cleanup goes through the S3 storage plugin, which also
         deletes the bucket when it ends up empty.
         """
-        archive = getattr(self.workflow, "_source_archive", None)
-        query = str(getattr(archive, "query", "") or "")
+        query = internals.source_archive_query(self.workflow)
         if not query.startswith("s3://"):
             return
         bucket, _, key = query.removeprefix("s3://").partition("/")
@@ -145,7 +146,7 @@ class Executor(RemoteExecutor):
             s3 = (
                 batch.s3_client
                 if batch is not None
-                else boto3.session.Session(region_name=self.settings.region).client("s3")
+                else aws.client("s3", self.settings.region, aws.Purpose.SIDE)
             )
             s3.delete_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as err:
@@ -158,13 +159,12 @@ class Executor(RemoteExecutor):
         --immediate-submit that is when the jobs have only been queued in Batch: they would
         all fail to deploy the sources (and the S3 plugin even deletes the emptied bucket).
         """
-        if hasattr(self.workflow, "cleanup_source_archive"):
-            self.workflow.cleanup_source_archive = lambda: None
-            self.logger.info(
-                "--immediate-submit: the workflow source archive stays under the storage "
-                "prefix so that jobs queued in Batch can still deploy it; delete "
-                "snakemake-workflow-sources.*.tar.xz there once the run is over."
-            )
+        internals.keep_source_archive(self.workflow)
+        self.logger.info(
+            "--immediate-submit: the workflow source archive stays under the storage "
+            "prefix so that jobs queued in Batch can still deploy it; delete "
+            "snakemake-workflow-sources.*.tar.xz there once the run is over."
+        )
 
     # Validation --------------------------------------------------------------------------
 
@@ -174,15 +174,7 @@ class Executor(RemoteExecutor):
         Resources are re-evaluated without caching them on the job (a callable may depend on
         input sizes that are not known yet; such jobs are planned again when submitted).
         """
-        dag = self.dag
-        needrun = getattr(dag, "needrun_jobs", None)
-        if needrun is None:
-            self.logger.warning(
-                "This Snakemake version has no dag.needrun_jobs: the jobs are checked only "
-                "when each is submitted, not all before the first submission."
-            )
-            return
-        jobs = list(needrun())
+        jobs = internals.needrun_jobs(self.dag)
         problems = refusals(jobs)
         if problems:
             raise WorkflowError("\n".join(problems) + " Nothing was submitted.")
@@ -192,12 +184,7 @@ class Executor(RemoteExecutor):
         for job in jobs:
             for single in job.jobs if job.is_group() else [job]:
                 try:
-                    resources = single.rule.expand_resources(
-                        single.wildcards_dict,
-                        single.input,
-                        single.attempt,
-                        skip_evaluation={"tmpdir"},
-                    )
+                    resources = internals.evaluated_resources(single)
                 except Exception:  # noqa: BLE001 - evaluated again at submission
                     continue
                 request = job_request(single, resources)
@@ -486,9 +473,9 @@ class Executor(RemoteExecutor):
         ids = [info.external_jobid for info in active_jobs]
         descriptions: dict[str, dict[str, Any]] = {}
         try:
-            for start in range(0, len(ids), DESCRIBE_CHUNK):
+            for chunk in aws.chunks(ids):
                 async with self.status_rate_limiter:
-                    descriptions.update(self.batch.describe(ids[start : start + DESCRIBE_CHUNK]))
+                    descriptions.update(self.batch.describe(chunk))
             self._describe_failures = 0
         except (ClientError, BotoCoreError) as err:
             self._describe_failures += 1

@@ -25,6 +25,7 @@ from .resources import (
     safe_tag_value,
     translate,
 )
+from .snakemake_internals import declared_resources
 from .spec import JobSpec, Platform, QueueInfo
 from .validation import MAX_SUBMIT_BYTES, validate_request
 
@@ -42,14 +43,11 @@ def written_resources(rule: Any) -> dict[str, object]:
     """The rule's `resources:` as written in the Snakefile (plain values; callables left out).
 
     Snakemake rounds floats (gpu=1.5 becomes 2) and derives mem_mib from mem_mb before the
-    plugin sees them; errors must name what the user wrote. Private API (`rule.ruleinfo`):
-    without it, errors name Snakemake's values instead.
+    plugin sees them; errors must name what the user wrote (`snakemake_internals`).
     """
-    info = getattr(rule, "ruleinfo", None)
-    declared = getattr(info, "resources", None)
-    if not declared:
+    values = declared_resources(rule)
+    if not values:
         return {}
-    _, values = declared
     # --set-resources replaces what the Snakefile says (mem_mb there also replaces mem_mib).
     settings = getattr(getattr(rule, "workflow", None), "resource_settings", None)
     overwritten = (getattr(settings, "overwrite_resources", None) or {}).get(

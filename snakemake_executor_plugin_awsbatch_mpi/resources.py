@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 
 from .capacity import instance_size, placement_problem
-from .mpi import ENV_KEY_URI, ENV_LOCAL_FS_ROOT
+from .mpi import (
+    ENV_COMMAND,
+    ENV_JOIN_TIMEOUT,
+    ENV_KEY_URI,
+    ENV_LOCAL_FS_ROOT,
+    ENV_SLOTS,
+    ENV_TASKS,
+)
 from .spec import (
     JobShape,
     JobSize,
@@ -720,11 +727,11 @@ def mpi_environment(
     """What the node agent reads: the Snakemake command to run, the layout, and where the
     job's rendezvous key is (never the key: DescribeJobs shows this to anyone allowed)."""
     return {
-        "AWSBATCH_MPI_COMMAND": command[-1],
+        ENV_COMMAND: command[-1],
         ENV_KEY_URI: key_uri,
-        "AWSBATCH_MPI_SLOTS": str(layout.slots_per_node),
-        "AWSBATCH_MPI_TASKS": str(layout.tasks),
-        "AWSBATCH_MPI_JOIN_TIMEOUT": str(join_timeout),
+        ENV_SLOTS: str(layout.slots_per_node),
+        ENV_TASKS: str(layout.tasks),
+        ENV_JOIN_TIMEOUT: str(join_timeout),
     }
 
 

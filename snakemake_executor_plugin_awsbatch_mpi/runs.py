@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .batch import DESCRIBE_CHUNK
+from .aws import describe_in_chunks
 
 RUNS_DIR = Path(".snakemake/awsbatch-mpi/runs")
 STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
@@ -83,10 +83,7 @@ def has_failed(table: dict[str, Counter[str]]) -> bool:
 
 
 def describe_all(batch: Any, ids: list[str]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for start in range(0, len(ids), DESCRIBE_CHUNK):
-        found += batch.describe_jobs(jobs=ids[start : start + DESCRIBE_CHUNK])["jobs"]
-    return found
+    return describe_in_chunks(batch.describe_jobs, "jobs", "jobs", ids)
 
 
 def queue_job_ids(batch: Any, queues: Iterable[str]) -> list[str]:

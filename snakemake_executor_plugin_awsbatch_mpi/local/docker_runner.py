@@ -9,7 +9,7 @@ client library, so nothing beyond the CLI is needed. What a job sees, as on Batc
 * the effective vCPUs and memory as ``--cpus`` and ``--memory`` (swap included, so a job
   that exceeds its memory is killed by the kernel: ``OOMKilled`` in ``docker inspect``,
   reported as Batch's ``OutOfMemoryError``); the attempt timeout is enforced here;
-* the same environment as the local process runtime (``runtime.container_environment``),
+* the same environment as the local process runtime (``runner.container_environment``),
   passed by name (``-e NAME``) so no value appears on a command line.
 
 Networking: the emulation listens on 127.0.0.1 only, which a container on a bridge network
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from ._common import EmulationError
-from .runtime import (
+from .runner import (
     JobContext,
     LogLine,
     StartRequest,
@@ -284,7 +284,7 @@ class DockerContainer:
 
 
 class DockerRunner:
-    """The Docker :class:`~.runtime.Runner`; owns its containers, networks and forwarders."""
+    """The Docker :class:`~.runner.Runner`; owns its containers, networks and forwarders."""
 
     def __init__(
         self,

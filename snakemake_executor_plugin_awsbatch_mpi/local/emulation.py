@@ -38,7 +38,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from .runtime import Runner
+    from .runner import Runner
 
 logger = logging.getLogger(__name__)
 

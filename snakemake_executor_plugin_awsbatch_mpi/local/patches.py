@@ -6,7 +6,7 @@ gap between moto and AWS Batch that a client of the plugin would trip over:
 ``Job.run``
     replaced by :func:`_run_job`, which keeps moto's state machine (SUBMITTED, PENDING,
     RUNNABLE, STARTING, RUNNING, then SUCCEEDED or FAILED, driven by ``advance()``) but
-    starts containers through the emulation's runner (:class:`~.runtime.Runner`: local
+    starts containers through the emulation's runner (:class:`~.runner.Runner`: local
     processes, or Docker containers), never ``docker.from_env()``; it also
 
     * waits for dependencies with a short poll and records ``Dependent Job failed``;
@@ -85,7 +85,7 @@ from ._common import (
     TIMEOUT_REASON,
 )
 from .retry import SPOT_RECLAIM_REASON, should_retry
-from .runtime import (
+from .runner import (
     NODE_OVERRIDES_ATTR,
     TIMED_OUT_ATTR,
     Container,

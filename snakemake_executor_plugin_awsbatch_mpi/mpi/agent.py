@@ -55,6 +55,7 @@ from . import (
 )
 from .hostfile import NodeInfo, ordered, write_hostfiles
 from .key import KeyUnavailable, delete_key, read_key, write_key_file
+from .launch_status import wait_for_launches
 from .protocol import AuthError, Channel, ProtocolError, RemoteError, connect
 from .server import NodeService, ProcessTable, exit_code, terminate_group
 
@@ -373,45 +374,6 @@ class Rendezvous:
             self.closed = True  # from here on, closed control connections are expected
         for member in self.broadcast(message):
             member.channel.close()
-
-
-@dataclass
-class LaunchStatus:
-    codes: list[int] = field(default_factory=list)  # exit codes, in order
-    pending: set[int] = field(default_factory=set)  # pids of launches without an exit record
-    reasons: list[str] = field(default_factory=list)  # failure reports found, in order
-
-
-def read_status(path: Path) -> LaunchStatus:
-    """What the launcher shims recorded (see ``launch.record_status``)."""
-    status = LaunchStatus()
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return status
-    for line in lines:
-        try:
-            record = json.loads(line)
-            if record["event"] == "start":
-                status.pending.add(int(record["pid"]))
-            elif record["event"] == "exit":
-                status.pending.discard(int(record["pid"]))
-                status.codes.append(int(record["code"]))
-                if record.get("reason"):
-                    status.reasons.append(str(record["reason"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return status
-
-
-def wait_for_launches(path: Path, timeout: float) -> LaunchStatus:
-    """The status once every started launch has recorded its exit (or timeout passed)."""
-    deadline = time.monotonic() + timeout
-    status = read_status(path)
-    while status.pending and time.monotonic() < deadline:
-        time.sleep(0.05)
-        status = read_status(path)
-    return status
 
 
 def job_exit_code(command_code: int, launcher_codes: list[int]) -> int:

@@ -16,22 +16,20 @@ shim first on PATH that:
 
 Whatever the command already says (its own hostfile or hosts, process count, launcher
 settings or environment variables) wins over what the shim would add.
+
+This module runs the launcher and records the outcome; the launcher's arguments are decided
+in ``launcher_args`` (pure), the copy in ``replicate``, the status file format in
+``launch_status``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -48,335 +46,27 @@ from . import (
     ENV_SYNC,
     ENV_TASKS,
     RSH_NAME,
-    SHIM_NAMES,
-    TOOL_MARK,
     _log,
 )
 from .diagnose import FailureScanner
-from .hostfile import (
-    HOSTFILE,
-    HOSTFILE_MPICH,
-    LOOPBACK_CIDR,
-    NODES_FILE,
-    NodeInfo,
-    covering_cidr,
-    read_nodes,
-    shared_hostname,
-)
+from .hostfile import HOSTFILE, HOSTFILE_MPICH, NODES_FILE, read_nodes
 from .key import load_secret
-from .protocol import connect, request
+from .launch_status import record_status
+from .launcher_args import (
+    FLAVOUR_NAMES,
+    UNKNOWN,
+    build_launch,
+    detect_flavour,
+    find_real_launcher,
+    launcher_env,
+)
+from .replicate import replicate_workdir
 from .server import exit_code
-from .sync import TreeStats, send_tree
 
-OPENMPI4 = "openmpi4"
-OPENMPI5 = "openmpi5"
-HYDRA = "hydra"
-UNKNOWN = "unknown"
-
-FLAVOUR_NAMES = {
-    OPENMPI4: "Open MPI 4",
-    OPENMPI5: "Open MPI 5 / PRRTE",
-    HYDRA: "MPICH hydra",
-    UNKNOWN: "unknown launcher",
-}
-
-SHIM_MARK = TOOL_MARK.encode()
-SYNC_WORKERS = 16
 PUMP_GRACE = 5.0  # seconds to wait for the last stderr lines after mpirun exits
-
-# Launcher options that take values (so their values are not mistaken for the program).
-OPENMPI_VALUES: dict[str, int] = {
-    **dict.fromkeys(("-mca", "--mca", "-gmca", "--gmca", "--prtemca", "--pmixmca"), 2),
-    **dict.fromkeys(
-        """
-            -am --am -app --app --bind-to -bind-to -c -np --np -n --n -N -cf --cartofile
-            -cpu-list --cpu-list -cpu-set --cpu-set -cpus-per-proc --cpus-per-proc
-            -cpus-per-rank --cpus-per-rank -debugger --debugger -default-hostfile
-            --default-hostfile -H -host --host -hnp --hnp -hostfile --hostfile -launch-agent
-            --launch-agent -machinefile --machinefile --map-by -map-by -max-restarts
-            --max-restarts -max-vm-size --max-vm-size -npernode --npernode -npersocket
-            --npersocket -ompi-server --ompi-server -output-filename --output-filename -path
-            --path -personality --personality --ppr -ppr --prefix -prefix --preload-files
-            -preload-files --rank-by -rank-by -report-events --report-events -report-pid
-            --report-pid -report-uri --report-uri -rf --rankfile -stdin --stdin -timeout
-            --timeout -tune --tune -wd --wd -wdir --wdir -x -xml-file --xml-file -xterm
-            --xterm --output --display --runtime-options --pset --stream-buffering
-            --pmix-prefix --dvm --dvm-uri
-        """.split(),
-        1,
-    ),
-}
-OPENMPI_HOSTS = set(
-    """
-    -H -host --host -hostfile --hostfile -machinefile --machinefile -default-hostfile
-    --default-hostfile -app --app -rf --rankfile
-    """.split()
-)
-OPENMPI_COUNTS = set(
-    """
-    -n --n -np --np -c -N -npernode --npernode -npersocket --npersocket --ppr -ppr -app
-    --app
-    """.split()
-)
-
-HYDRA_VALUES: dict[str, int] = {
-    **dict.fromkeys(("-genv", "-env"), 2),
-    **dict.fromkeys(
-        """
-            -n -np -f -hostfile -machinefile -mfile -hosts -host -ppn -wdir -configfile
-            -genvlist -envlist -bootstrap -bootstrap-exec -launcher -launcher-exec -rmk
-            -demux -iface -nameserver -prepend-pattern -outfile-pattern -errfile-pattern
-            -bind-to -map-by -membind -topolib -ckpointlib -ckpoint-prefix -ckpoint-num
-            -ckpoint-interval -tmpdir -usize -gpus-per-proc -gpu-subdevs-per-proc -localhost
-            -binding -print-rank-map
-        """.split(),
-        1,
-    ),
-}
-HYDRA_HOSTS = {"-f", "-hostfile", "-machinefile", "-mfile", "-hosts", "-host", "-configfile"}
-HYDRA_COUNTS = {"-n", "-np", "-configfile"}
-HYDRA_LAUNCHER = {"-launcher", "-bootstrap", "-launcher-exec", "-bootstrap-exec"}
-
-
-def detect_flavour(version_output: str) -> str:
-    """Which launcher family printed this ``--version`` output."""
-    text = version_output
-    if "HYDRA" in text or "Intel(R) MPI" in text:
-        return HYDRA
-    if "PRRTE" in text or "prterun" in text or "prte " in text:
-        return OPENMPI5
-    match = re.search(r"(?:Open MPI|OpenRTE)\)?\s*(\d+)\.", text)
-    if match:
-        return OPENMPI5 if int(match.group(1)) >= 5 else OPENMPI4
-    return UNKNOWN
-
-
-def launcher_options(args: Sequence[str], values: Mapping[str, int]) -> set[str]:
-    """Names of the launcher options in args, skipping program arguments.
-
-    An MPMD command (``a : -n 2 b``) has option sections after each ``:``.
-    """
-    seen: set[str] = set()
-    i = 0
-    in_program = False
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == ":":
-            in_program = False
-        elif in_program:
-            continue
-        elif arg.startswith("-") and arg != "-":
-            name, eq, value = arg.partition("=")
-            seen.add(name)
-            if not eq:
-                value = args[i] if i < len(args) else ""
-                i += values.get(name, 0)
-            if name in ("--map-by", "-map-by") and value.startswith("ppr"):
-                seen.add("--ppr")  # processes per resource: the count is implied
-        else:
-            in_program = True
-    return seen
-
-
-def find_real_launcher(name: str, path: str, shim_dir: str | None) -> str | None:
-    """The first ``name`` on PATH that is not one of our shims."""
-    skip = os.path.realpath(shim_dir) if shim_dir else None
-    for directory in path.split(os.pathsep):
-        if not directory or (skip and os.path.realpath(directory) == skip):
-            continue
-        candidate = os.path.join(directory, name)
-        if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
-            continue
-        try:
-            with open(candidate, "rb") as handle:
-                if SHIM_MARK in handle.read(512):
-                    continue
-        except OSError:
-            continue
-        return candidate
-    return None
-
-
-@dataclass
-class LaunchPlan:
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)  # additions to the environment
-    added: list[str] = field(default_factory=list)  # for the log
-
-
-def _default(env: Mapping[str, str], updates: dict[str, str], name: str, value: str) -> None:
-    if name not in env:
-        updates[name] = value
-
-
-def build_launch(
-    flavour: str,
-    launcher: str,
-    user_args: Sequence[str],
-    nodes: Sequence[NodeInfo],
-    tasks: int,
-    rsh_agent: str,
-    hostfile: str,
-    hostfile_mpich: str,
-    env: Mapping[str, str],
-    is_root: bool,
-) -> LaunchPlan:
-    """The real launcher's argv and environment additions (pure: no I/O)."""
-    updates: dict[str, str] = {}
-    extra: list[str] = []
-    cidr = covering_cidr([n.address for n in nodes])
-    if flavour in (OPENMPI4, OPENMPI5):
-        seen = launcher_options(user_args, OPENMPI_VALUES)
-        if not seen & OPENMPI_HOSTS:
-            extra += ["--hostfile", hostfile]
-        if not seen & OPENMPI_COUNTS:
-            extra += ["-n", str(tasks)]
-        if flavour == OPENMPI4:
-            updates["OMPI_MCA_plm_rsh_agent"] = rsh_agent
-            _default(env, updates, "OMPI_MCA_rtc_hwloc_vmhole", "none")
-            runtime = "OMPI_MCA_"
-        else:
-            updates["PRTE_MCA_plm_ssh_agent"] = rsh_agent
-            runtime = "PRTE_MCA_"
-        if shared_hostname(nodes):
-            # Ranks on different "nodes" would think they share memory, and crash.
-            _default(env, updates, "OMPI_MCA_btl", "self,tcp")
-        if "OMPI_MCA_btl_tcp_if_exclude" not in env:
-            _default(env, updates, "OMPI_MCA_btl_tcp_if_include", cidr)
-        # PRRTE's out-of-band transport never uses loopback interfaces, even when told to;
-        # with loopback "nodes" (local emulation) it must keep its default choice.
-        loopback_only = cidr == LOOPBACK_CIDR
-        if f"{runtime}oob_tcp_if_exclude" not in env and not (
-            flavour == OPENMPI5 and loopback_only
-        ):
-            _default(env, updates, f"{runtime}oob_tcp_if_include", cidr)
-        _default(env, updates, "PMIX_MCA_gds", "hash")
-        if is_root:
-            roots = ["OMPI"] + (["PRTE"] if flavour == OPENMPI5 else [])
-            for prefix in roots:
-                _default(env, updates, f"{prefix}_ALLOW_RUN_AS_ROOT", "1")
-                _default(env, updates, f"{prefix}_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    elif flavour == HYDRA:
-        seen = launcher_options(user_args, HYDRA_VALUES)
-        if not seen & HYDRA_HOSTS:
-            extra += ["-f", hostfile_mpich]
-        if not seen & HYDRA_COUNTS:
-            extra += ["-n", str(tasks)]
-        if not seen & HYDRA_LAUNCHER:
-            extra += ["-launcher", "ssh", "-launcher-exec", rsh_agent]
-    added = list(extra) + [f"{k}={v}" for k, v in updates.items()]
-    return LaunchPlan([launcher, *extra, *user_args], updates, added)
-
-
-def launcher_env(env: Mapping[str, str], bin_dir: str) -> dict[str, str]:
-    """The real launcher's environment, without the shims.
-
-    Some launchers are scripts that call ``mpiexec`` by name (Intel MPI's ``mpirun``); found
-    through PATH or the exported bash functions, that would be the shim again, which would
-    add its arguments a second time.
-    """
-    functions = {f"BASH_FUNC_{name}%%" for name in SHIM_NAMES}  # see agent.shim_functions
-    clean = {k: v for k, v in env.items() if k not in functions}
-    skip = os.path.realpath(bin_dir)
-    clean["PATH"] = os.pathsep.join(
-        part
-        for part in env.get("PATH", os.defpath).split(os.pathsep)
-        if not part or os.path.realpath(part) != skip
-    )
-    return clean
-
-
-# -- working directory replication ---------------------------------------------------------
-
-
-@dataclass
-class SyncResult:
-    node: NodeInfo
-    shared: bool
-    stats: TreeStats | None = None
-    seconds: float = 0.0
-
-
-def _sync_one(
-    node: NodeInfo,
-    cwd: Path,
-    port: int,
-    secret: bytes,
-    marker: str,
-    token: str,
-    exclude: Iterable[Path],
-) -> SyncResult:
-    started = time.monotonic()
-    channel = connect(node.address, port, secret)
-    try:
-        reply = request(channel, {"op": "sync", "path": str(cwd), "marker": marker, "token": token})
-        if reply.get("shared"):
-            return SyncResult(node, True, seconds=time.monotonic() - started)
-        channel.sock.settimeout(None)
-        stats = send_tree(channel, cwd, exclude)
-        done = channel.recv_json()
-        if done["op"] != "synced":
-            raise RuntimeError(f"node {node.node_index}: {done.get('message', done['op'])}")
-        return SyncResult(node, False, stats, time.monotonic() - started)
-    finally:
-        channel.close()
-
-
-def replicate_workdir(
-    cwd: Path, children: Sequence[NodeInfo], port: int, secret: bytes, exclude: Sequence[Path]
-) -> list[SyncResult]:
-    """Copy cwd to every child at the same absolute path, in parallel.
-
-    A marker file with a random token, written here and looked for there, tells whether a
-    child sees this very directory (shared filesystem): then nothing is copied.
-    """
-    token = secrets.token_hex(16)
-    marker = f".awsbatch-mpi-sync-{token[:12]}"
-    marker_path = cwd / marker
-    try:
-        marker_path.write_text(token)
-    except OSError:
-        marker_path = None  # type: ignore[assignment]
-    try:
-        with ThreadPoolExecutor(max_workers=min(SYNC_WORKERS, len(children))) as pool:
-            futures = [
-                pool.submit(
-                    _sync_one,
-                    node,
-                    cwd,
-                    port,
-                    secret,
-                    marker,
-                    token,
-                    [*exclude, cwd / marker],
-                )
-                for node in children
-            ]
-            return [f.result() for f in futures]
-    finally:
-        if marker_path is not None:
-            marker_path.unlink(missing_ok=True)
 
 
 # -- main ----------------------------------------------------------------------------------
-
-
-def record_status(path: str | None, event: str, **fields: object) -> None:
-    """Append a ``start`` or ``exit`` record for this launch to the agent's status file.
-
-    The start record lets the agent wait for a launch still being wound up when the command
-    ends first (a launcher that signals its process group on failure can kill the shell
-    before the shim has written the exit code).
-    """
-    if not path:
-        return
-    record = {"event": event, "pid": os.getpid(), "t": round(time.time(), 3), **fields}
-    try:
-        with open(path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-    except OSError as exc:
-        _log.get().warning("cannot record the launcher's exit code in %s: %s", path, exc)
 
 
 def _pump(source: IO[bytes], sink: IO[bytes], scanner: FailureScanner) -> None:

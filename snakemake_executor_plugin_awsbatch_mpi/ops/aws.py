@@ -12,11 +12,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from ..batch import DESCRIBE_CHUNK
+from .. import aws
+from ..aws import describe_environments, describe_queues
 from . import checks, stack
 from .checks import CheckResult, InstanceShape
 
@@ -39,21 +38,11 @@ def _client_error_says(err: AwsError, text: str) -> bool:
     return isinstance(err.__cause__, ClientError) and text in str(err.__cause__)
 
 
-def _config() -> Config:
-    # Doctor and setup answer a person: fail fast instead of retrying for minutes.
-    return Config(
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=5,
-        read_timeout=30,
-        user_agent_extra="snakemake-executor-plugin-awsbatch-mpi-ops",
-    )
-
-
 class AwsShell:
     """boto3 clients of one session, created on first use."""
 
     def __init__(self, region: str | None = None, session: Any | None = None) -> None:
-        self.session = session or boto3.session.Session(region_name=region)
+        self.session = session or aws.session(region)
         self._clients: dict[str, Any] = {}
 
     @property
@@ -62,7 +51,10 @@ class AwsShell:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, config=_config())
+            # Doctor and setup answer a person: fail fast instead of retrying for minutes.
+            self._clients[service] = aws.client(
+                service, purpose=aws.Purpose.INTERACTIVE, from_session=self.session
+            )
         return self._clients[service]
 
     def _call(self, service: str, operation: str, **kwargs: Any) -> Any:
@@ -208,42 +200,21 @@ class AwsShell:
         return stack.outputs_of(current)
 
 
-# Batch reads shared by the doctor and the executor's preflight ---------------------------
+# The executor's preflight ---------------------------------------------------------------
 
 
-def describe_queues(call: Callable[..., Any], names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    names = list(dict.fromkeys(names))
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(names), DESCRIBE_CHUNK):
-        chunk = names[start : start + DESCRIBE_CHUNK]
-        for queue in call(jobQueues=chunk).get("jobQueues", []):
-            for name in chunk:
-                if name in (queue.get("jobQueueName"), queue.get("jobQueueArn")):
-                    found[name] = queue
-    return found
+def _readers(batch: Any) -> tuple[Callable[[list[str]], Any], Callable[[list[str]], Any]]:
+    """(queues, environments) readers over a boto3 Batch client or the plugin's BatchClient.
 
-
-def describe_environments(
-    call: Callable[..., Any], refs: Iterable[str]
-) -> dict[str, dict[str, Any]]:
-    refs = list(dict.fromkeys(refs))
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(refs), DESCRIBE_CHUNK):
-        chunk = refs[start : start + DESCRIBE_CHUNK]
-        for env in call(computeEnvironments=chunk).get("computeEnvironments", []):
-            found[env["computeEnvironmentArn"]] = env
-    return found
-
-
-def _caller(batch: Any, operation: str) -> Callable[..., Any]:
-    """A call of `operation` on a boto3 Batch client or on the plugin's BatchClient.
-
-    Through a BatchClient the calls share the run's API budget and are counted.
+    Through a BatchClient the answers are cached for the run (the planner reads the same
+    queues again) and the calls share its API budget and are counted.
     """
-    budgeted = getattr(batch, "_call", None)
-    if callable(budgeted) and hasattr(batch, "client"):
-        return lambda **kwargs: budgeted(operation, **kwargs)
-    return getattr(batch, operation)
+    if hasattr(batch, "job_queues") and hasattr(batch, "compute_environments"):
+        return batch.job_queues, batch.compute_environments
+    return (
+        lambda names: describe_queues(batch.describe_job_queues, names),
+        lambda refs: describe_environments(batch.describe_compute_environments, refs),
+    )
 
 
 def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
@@ -258,7 +229,8 @@ def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
     if not names:
         return []
     try:
-        queues = describe_queues(_caller(batch, "describe_job_queues"), names)
+        read_queues, read_environments = _readers(batch)
+        queues = read_queues(names)
     except (ClientError, BotoCoreError) as err:
         return [
             checks.failed(
@@ -275,7 +247,7 @@ def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
     if not refs:
         return results
     try:
-        envs = describe_environments(_caller(batch, "describe_compute_environments"), refs)
+        envs = read_environments(refs)
     except (ClientError, BotoCoreError) as err:
         return [
             *results,

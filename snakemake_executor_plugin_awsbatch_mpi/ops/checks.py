@@ -16,8 +16,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..capacity import BUNDLES, limits_of
-from ..spec import Platform, QueueInfo
+from ..capacity import BUNDLES
+from ..queues import (  # noqa: F401 - re-exported: the doctor reads queues through `checks`
+    capacity_type,
+    environments_of,
+    queue_environment_arns,
+    queue_info_from,
+)
 
 
 class Status(StrEnum):
@@ -205,57 +210,6 @@ def check_compute_environment(env: Mapping[str, Any]) -> list[CheckResult]:
             )
         )
     return results
-
-
-def capacity_type(env: Mapping[str, Any]) -> str:
-    """EC2, SPOT, FARGATE, FARGATE_SPOT or UNMANAGED."""
-    resources = env.get("computeResources")
-    if env.get("type") == "UNMANAGED" or resources is None:
-        return "UNMANAGED"
-    return str(resources.get("type", "EC2"))
-
-
-def queue_environment_arns(queue: Mapping[str, Any]) -> list[str]:
-    order = sorted(queue.get("computeEnvironmentOrder", []), key=lambda e: e.get("order", 0))
-    return [e["computeEnvironment"] for e in order]
-
-
-def environments_of(
-    queue: Mapping[str, Any], environments: Mapping[str, Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
-    """The queue's compute environments in order (by ARN or name), skipping unknown ones."""
-    found = []
-    for ref in queue_environment_arns(queue):
-        env = environments.get(ref)
-        if env is None:
-            env = next(
-                (e for e in environments.values() if e.get("computeEnvironmentName") == ref),
-                None,
-            )
-        if env is not None:
-            found.append(env)
-    return found
-
-
-def queue_info_from(
-    name: str, queue: Mapping[str, Any], envs: Sequence[Mapping[str, Any]]
-) -> QueueInfo:
-    """The `QueueInfo` the executor would derive from the same answers (see batch.py)."""
-    types = [capacity_type(e) for e in envs]
-    platform = (
-        Platform.FARGATE
-        if types and all(t in ("FARGATE", "FARGATE_SPOT") for t in types)
-        else Platform.EC2
-    )
-    return QueueInfo(
-        name=name,
-        platform=platform,
-        spot_only=bool(types) and all(t in ("SPOT", "FARGATE_SPOT") for t in types),
-        state=queue.get("state", "ENABLED"),
-        status=queue.get("status", "VALID"),
-        fair_share=bool(queue.get("schedulingPolicyArn")),
-        limits=limits_of(envs),
-    )
 
 
 # Instance types ---------------------------------------------------------------------------

@@ -168,8 +168,13 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
     from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
     from snakemake_interface_executor_plugins.settings import ExecMode
 
+    from .. import snakemake_internals as internals
     from ..jobchecks import refusals
 
+    try:
+        internals.check_plan()
+    except internals.SnakemakeInternalsError as err:
+        raise WorkflowLoadError(str(err)) from None
     snakefile = resolve_snakefile(args.snakefile, allow_missing=True)
     if snakefile is None:
         raise WorkflowLoadError(
@@ -218,6 +223,10 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
                 local_groupid=args.local_groupid,
             ),
         )
+        try:
+            internals.check_plan(store)
+        except internals.SnakemakeInternalsError as err:
+            raise WorkflowLoadError(str(err)) from None
         workflow_api._workflow_store = store
         store.include(
             workflow_api.snakefile, overwrite_default_target=True, print_compilation=False

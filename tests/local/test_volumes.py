@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake_executor_plugin_awsbatch_mpi.jobdef import container_properties
 from snakemake_executor_plugin_awsbatch_mpi.local.docker_runner import docker_run_args
-from snakemake_executor_plugin_awsbatch_mpi.local.runtime import StartRequest
+from snakemake_executor_plugin_awsbatch_mpi.local.runner import StartRequest
 from snakemake_executor_plugin_awsbatch_mpi.local.volumes import (
     Mount,
     docker_volume_args,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.mpi import agent, hostfile, launch, rsh
+from snakemake_executor_plugin_awsbatch_mpi.mpi import agent, hostfile, launch, launch_status, rsh
 from snakemake_executor_plugin_awsbatch_mpi.mpi.hostfile import NodeInfo
+from snakemake_executor_plugin_awsbatch_mpi.mpi.launcher_args import HYDRA, OPENMPI4, OPENMPI5
 
 NODES = [
     NodeInfo(2, "10.0.1.30", 4, "ip-10-0-1-30"),
@@ -68,12 +69,12 @@ def test_shared_hostname():
 @pytest.mark.parametrize(
     ("output", "flavour"),
     [
-        ("mpirun (Open MPI) 4.1.4\n\nReport bugs to http://www.open-mpi.org/", launch.OPENMPI4),
-        ("mpirun (Open MPI) 5.0.5\n\nReport bugs to https://www.open-mpi.org/", launch.OPENMPI5),
-        ("prterun (PRRTE) 3.0.6\n", launch.OPENMPI5),
-        ("HYDRA build details:\n    Version:  4.0.2\n", launch.HYDRA),
-        ("Intel(R) MPI Library for Linux* OS, Version 2021.10", launch.HYDRA),
-        ("mpiexec (OpenRTE) 3.1.3", launch.OPENMPI4),
+        ("mpirun (Open MPI) 4.1.4\n\nReport bugs to http://www.open-mpi.org/", OPENMPI4),
+        ("mpirun (Open MPI) 5.0.5\n\nReport bugs to https://www.open-mpi.org/", OPENMPI5),
+        ("prterun (PRRTE) 3.0.6\n", OPENMPI5),
+        ("HYDRA build details:\n    Version:  4.0.2\n", HYDRA),
+        ("Intel(R) MPI Library for Linux* OS, Version 2021.10", HYDRA),
+        ("mpiexec (OpenRTE) 3.1.3", OPENMPI4),
         ("something else", launch.UNKNOWN),
     ],
 )
@@ -116,7 +117,7 @@ def plan(flavour, args, env=None, nodes=LOOPBACK, root=False):
     ],
 )
 def test_openmpi_adds_n_only_when_absent(args, adds_n):
-    result = plan(launch.OPENMPI4, args)
+    result = plan(OPENMPI4, args)
     assert result.argv[-len(args) :] == args  # the user's arguments are untouched, last
     added = result.argv[1 : len(result.argv) - len(args)]
     assert ("-n" in added) is adds_n
@@ -125,7 +126,7 @@ def test_openmpi_adds_n_only_when_absent(args, adds_n):
 
 
 def test_openmpi4_plan():
-    result = plan(launch.OPENMPI4, ["-n", "6", "./hello"], root=True)
+    result = plan(OPENMPI4, ["-n", "6", "./hello"], root=True)
     assert result.argv == ["/usr/bin/mpirun", "--hostfile", "/tmp/x/hostfile", "-n", "6", "./hello"]
     assert result.env == {
         "OMPI_MCA_plm_rsh_agent": "/tmp/x/bin/awsbatch-mpi-rsh",
@@ -141,7 +142,7 @@ def test_openmpi4_plan():
 
 def test_openmpi_respects_the_users_settings():
     env = {"OMPI_MCA_btl": "self,vader,tcp", "OMPI_MCA_btl_tcp_if_exclude": "docker0"}
-    result = plan(launch.OPENMPI4, ["--host", "a,b", "./prog"], env=env, nodes=NODES)
+    result = plan(OPENMPI4, ["--host", "a,b", "./prog"], env=env, nodes=NODES)
     assert "--hostfile" not in result.argv
     assert "OMPI_MCA_btl" not in result.env
     assert "OMPI_MCA_btl_tcp_if_include" not in result.env  # include + exclude is an error
@@ -150,23 +151,23 @@ def test_openmpi_respects_the_users_settings():
 
 
 def test_distinct_hostnames_keep_shared_memory():
-    assert "OMPI_MCA_btl" not in plan(launch.OPENMPI4, ["./p"], nodes=NODES).env
+    assert "OMPI_MCA_btl" not in plan(OPENMPI4, ["./p"], nodes=NODES).env
 
 
 def test_openmpi5_plan():
-    result = plan(launch.OPENMPI5, ["./hello"], root=True)
+    result = plan(OPENMPI5, ["./hello"], root=True)
     assert result.argv[1:5] == ["--hostfile", "/tmp/x/hostfile", "-n", "6"]
     assert result.env["PRTE_MCA_plm_ssh_agent"] == "/tmp/x/bin/awsbatch-mpi-rsh"
     # PRRTE refuses loopback for its own traffic; on real networks it is restricted too.
     assert "PRTE_MCA_oob_tcp_if_include" not in result.env
-    aws = plan(launch.OPENMPI5, ["./hello"], nodes=NODES)
+    aws = plan(OPENMPI5, ["./hello"], nodes=NODES)
     assert aws.env["PRTE_MCA_oob_tcp_if_include"] == "10.0.0.0/22"
     assert result.env["PRTE_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
     assert "OMPI_MCA_plm_rsh_agent" not in result.env
 
 
 def test_hydra_plan():
-    result = plan(launch.HYDRA, ["-genv", "A", "1", "./hello"])
+    result = plan(HYDRA, ["-genv", "A", "1", "./hello"])
     assert result.argv == [
         "/usr/bin/mpirun",
         "-f",
@@ -183,7 +184,7 @@ def test_hydra_plan():
         "./hello",
     ]
     assert result.env == {}
-    given = plan(launch.HYDRA, ["-np", "2", "-hosts", "a,b", "./hello"])
+    given = plan(HYDRA, ["-np", "2", "-hosts", "a,b", "./hello"])
     assert given.argv[1:3] == ["-launcher", "ssh"]
 
 
@@ -298,20 +299,22 @@ def test_job_exit_code(command, launchers, expected):
 
 def test_read_status(tmp_path: Path):
     status = tmp_path / "status"
-    launch.record_status(str(status), "start", launcher="/usr/bin/mpirun")
-    launch.record_status(str(status), "exit", code=0, launcher="/usr/bin/mpirun", reason=None)
+    launch_status.record_status(str(status), "start", launcher="/usr/bin/mpirun")
+    launch_status.record_status(
+        str(status), "exit", code=0, launcher="/usr/bin/mpirun", reason=None
+    )
     with open(status, "a") as handle:
         handle.write("garbage\n")
         handle.write('{"event": "start", "pid": 4242}\n'
                      '{"event": "exit", "pid": 4242, "code": 7, "reason": "rank 1 exited"}\n')
         handle.write('{"event": "start", "pid": 4343}\n')
-    result = agent.read_status(status)
+    result = launch_status.read_status(status)
     assert result.codes == [0, 7]
     assert result.reasons == ["rank 1 exited"]
     assert result.pending == {4343}
-    assert agent.read_status(tmp_path / "missing") == agent.LaunchStatus()
+    assert launch_status.read_status(tmp_path / "missing") == launch_status.LaunchStatus()
     started = time.monotonic()
-    assert agent.wait_for_launches(status, 0.2).pending == {4343}
+    assert launch_status.wait_for_launches(status, 0.2).pending == {4343}
     assert time.monotonic() - started >= 0.2
 
 
@@ -371,5 +374,5 @@ def test_unknown_launcher_runs_unchanged_and_records_its_exit(tmp_path: Path, mo
         launch.ENV_STATUS_FILE: str(status),
     })
     assert launch.main(["-n", "2", "prog"]) == 3
-    recorded = agent.read_status(status)
+    recorded = launch_status.read_status(status)
     assert recorded.codes == [3] and recorded.pending == set()

@@ -4,6 +4,8 @@ Children pick their own Snakemake command by `AWS_BATCH_JOB_ARRAY_INDEX` from a 
 kept in S3 next to the workflow's files (SubmitJob payloads are capped at 30 KiB, far too
 small for hundreds of commands). Only jobs whose requests are identical apart from command
 and name are grouped, so every child runs exactly as it would have on its own.
+
+This is the submitting side (pure); `array.py` is what each child runs in its container.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .spec import JobSpec
 
 MIN_ARRAY = 2
 MAX_ARRAY = 10_000
+# The child's entry point (array.py). Its module path is part of what a Batch job runs, so it
+# keeps its name: images built from an earlier release run the same command.
 ARRAY_RUNNER = "exec python -m snakemake_executor_plugin_awsbatch_mpi.array"
 
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 import json
 
-from snakemake_executor_plugin_awsbatch_mpi.arrays import (
+from snakemake_executor_plugin_awsbatch_mpi.array_jobs import (
     array_spec,
     command_map,
     group_for_arrays,

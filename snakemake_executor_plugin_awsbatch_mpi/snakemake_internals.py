@@ -1,0 +1,174 @@
+"""Every place the plugin reaches past Snakemake's plugin interface, in one list.
+
+The executor-plugin interface gives jobs one at a time; some features need more of
+Snakemake than it offers (the whole DAG before the first submission, a rule's resources as
+written, the source archive's fate under --immediate-submit, the offline `plan`). Each such
+use is listed in `EXECUTOR` or `PLAN` and reached only through the small accessors below, so
+a Snakemake upgrade that renames one fails at start with a message naming the Snakemake
+version and the missing piece, instead of a feature silently switching off halfway through.
+
+`check` is pure over the objects it is given (unit-tested with fakes); the executor calls
+`check_executor` once in `__post_init__`, `ops/workflow.py` calls `check_plan` before it
+loads a workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Internal:
+    """One private (or non-interface) attribute of a Snakemake object the plugin uses."""
+
+    owner: str  # which object: "dag", "rule", "workflow", "workflow_api"
+    name: str
+    used_for: str
+
+    def describe(self) -> str:
+        return f"{self.owner}.{self.name} (used for {self.used_for})"
+
+
+EXECUTOR: tuple[Internal, ...] = (
+    Internal("dag", "needrun_jobs", "checking every job before the first submission"),
+    Internal("rule", "expand_resources", "evaluating a job's resources in that check"),
+    Internal("rule", "ruleinfo", "naming resources as the Snakefile writes them"),
+    Internal("workflow", "_source_archive", "removing the uploaded sources of a refused run"),
+    Internal(
+        "workflow", "cleanup_source_archive", "keeping the sources under --immediate-submit"
+    ),
+)
+
+PLAN: tuple[Internal, ...] = (
+    Internal("workflow_api", "_get_workflow", "loading a workflow without its envvars"),
+    Internal("workflow_api", "_workflow_store", "handing that workflow to the DAG API"),
+    Internal("workflow_api", "_workflow", "reading the workflow back from the DAG API"),
+    Internal("workflow", "_prepare_dag", "building the DAG of `plan` without locking"),
+    Internal("workflow", "_build_dag", "building the DAG of `plan`"),
+    Internal("workflow", "_executor_plugin", "forming groups as under this executor"),
+)
+
+
+class SnakemakeInternalsError(RuntimeError):
+    """This Snakemake version lacks something the plugin relies on."""
+
+
+def snakemake_version() -> str:
+    try:
+        return metadata.version("snakemake")
+    except metadata.PackageNotFoundError:  # pragma: no cover - Snakemake is a dependency
+        return "unknown"
+
+
+def missing(internals: Iterable[Internal], objects: Mapping[str, Any]) -> list[Internal]:
+    """The internals absent from the objects given (owners not given are not checked)."""
+    return [
+        item
+        for item in internals
+        if item.owner in objects and not hasattr(objects[item.owner], item.name)
+    ]
+
+
+def check(internals: Sequence[Internal], objects: Mapping[str, Any], version: str) -> None:
+    """Raise `SnakemakeInternalsError` naming every missing internal and the version."""
+    gone = missing(internals, objects)
+    if gone:
+        raise SnakemakeInternalsError(
+            f"Snakemake {version} lacks what the awsbatch-mpi plugin relies on: "
+            + "; ".join(item.describe() for item in gone)
+            + ". Install a Snakemake version this plugin supports (see its pyproject.toml), "
+            "or a plugin release made for this Snakemake version."
+        )
+
+
+def _classes(names: Sequence[str]) -> dict[str, Any]:
+    """Snakemake's classes for owners whose instance is not at hand (methods only)."""
+    from snakemake.api import WorkflowApi
+    from snakemake.dag import DAG
+    from snakemake.rules import Rule
+    from snakemake.workflow import Workflow
+
+    found = {"dag": DAG, "rule": Rule, "workflow": Workflow, "workflow_api": WorkflowApi}
+    return {name: found[name] for name in names}
+
+
+def check_executor(workflow: Any, dag: Any) -> None:
+    """Once at the executor's start, on the run's own workflow, DAG and first rule.
+
+    Without any rule at hand, `expand_resources` is looked up on Snakemake's `Rule` class
+    (`ruleinfo` is set on each instance, so it is then left unchecked).
+    """
+    rules = list(getattr(workflow, "rules", ()) or ())
+    rule = rules[0] if rules else _classes(["rule"])["rule"]
+    internals = [i for i in EXECUTOR if rules or i.name != "ruleinfo"]
+    check(internals, {"workflow": workflow, "dag": dag, "rule": rule}, snakemake_version())
+
+
+def check_plan(workflow: Any | None = None) -> None:
+    """For `plan`: the methods on Snakemake's classes, then the loaded workflow's attributes.
+
+    Called before the workflow is loaded (`workflow=None`) and once it exists.
+    """
+    if workflow is None:
+        objects = _classes(["workflow", "workflow_api"])
+        internals = [i for i in PLAN if i.name != "_executor_plugin"]
+    else:
+        objects = {"workflow": workflow}
+        internals = [i for i in PLAN if i.owner == "workflow"]
+    check(internals, objects, snakemake_version())
+
+
+# Accessors: the only code that touches the internals listed above ------------------------
+
+
+def needrun_jobs(dag: Any) -> list[Any]:
+    """The jobs Snakemake will run (group jobs as one)."""
+    return list(dag.needrun_jobs())
+
+
+def evaluated_resources(job: Any) -> Any:
+    """A single job's resources evaluated afresh, without caching them on the job."""
+    return job.rule.expand_resources(
+        job.wildcards_dict, job.input, job.attempt, skip_evaluation={"tmpdir"}
+    )
+
+
+def declared_resources(rule: Any) -> Mapping[str, Any] | None:
+    """The rule's `resources:` keyword arguments as written, or None when it has none."""
+    declared = getattr(getattr(rule, "ruleinfo", None), "resources", None)
+    if not declared:
+        return None
+    _, values = declared
+    return values
+
+
+def source_archive_query(workflow: Any) -> str:
+    """Where Snakemake uploaded the workflow sources ("" when it did not)."""
+    archive = getattr(workflow, "_source_archive", None)
+    return str(getattr(archive, "query", "") or "")
+
+
+def keep_source_archive(workflow: Any) -> None:
+    """Stop Snakemake from deleting the uploaded sources when scheduling ends."""
+    workflow.cleanup_source_archive = lambda: None
+
+
+__all__ = [
+    "EXECUTOR",
+    "PLAN",
+    "Internal",
+    "SnakemakeInternalsError",
+    "check",
+    "check_executor",
+    "check_plan",
+    "declared_resources",
+    "evaluated_resources",
+    "keep_source_archive",
+    "missing",
+    "needrun_jobs",
+    "snakemake_version",
+    "source_archive_query",
+]
