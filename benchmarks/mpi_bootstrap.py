@@ -29,11 +29,8 @@ from snakemake_executor_plugin_awsbatch_mpi.jobdef import register_payload, subm
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET, LocalEmulation
 from snakemake_executor_plugin_awsbatch_mpi.mpi import ENV_KEY_URI
 from snakemake_executor_plugin_awsbatch_mpi.mpi.key import key_uri, new_key
-from snakemake_executor_plugin_awsbatch_mpi.resources import (
-    JobRequest,
-    TranslationSettings,
-    translate,
-)
+from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.resources import translate
 from snakemake_executor_plugin_awsbatch_mpi.spec import QueueInfo
 
 HELLO_C = r"""

@@ -35,7 +35,9 @@ from snakemake_interface_executor_plugins.executors.real import RealExecutor
 from snakemake_interface_executor_plugins.settings import SharedFSUsage
 from snakemake_interface_executor_plugins.utils import format_cli_arg
 
-from .resources import JobRequest, mpi_layout_of, vcpus_of
+from .multinode import mpi_layout_of
+from .request import JobRequest
+from .sizes import vcpus_of
 
 # What the job runs its command with (the MPI node agent and array children do the same).
 SHELL = ("/bin/bash", "-c")

@@ -43,7 +43,8 @@ from .planner import (
     split_environment,
     written_resources,
 )
-from .resources import JobRequest, resolve_queue, translation_settings
+from .request import JobRequest, translation_settings
+from .routing import resolve_queue
 from .runs import record_submission
 from .settings import SettingsError, check_settings
 from .spec import JobSpec, ResourceError

@@ -19,14 +19,11 @@ from typing import Any
 from .environment import filter_environment
 from .jobdef import register_payload, submit_payload
 from .naming import job_name
-from .resources import (
-    JobRequest,
-    TranslationSettings,
-    safe_tag_value,
-    translate,
-)
+from .request import JobRequest, TranslationSettings
+from .resources import translate
 from .snakemake_internals import declared_resources
 from .spec import JobSpec, Platform, QueueInfo
+from .tags import safe_tag_value
 from .validation import MAX_SUBMIT_BYTES, validate_request
 
 # What a dependsOn list of 20 job ids adds to a SubmitJob payload (checked with room for it).

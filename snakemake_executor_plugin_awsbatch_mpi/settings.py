@@ -16,17 +16,13 @@ from snakemake_interface_executor_plugins.settings import (
 )
 
 from .jobdef import DEFAULT_LOG_GROUP
-from .resources import (
+from .mounts import VOLUME_FORMS, parse_volumes
+from .request import (
     DEFAULT_BATCH_ATTEMPTS,
     DEFAULT_JOIN_TIMEOUT_SECONDS,
     DEFAULT_MEMORY_MIB,
-    MAX_TAGS,
-    VOLUME_FORMS,
-    parse_tags,
-    parse_volumes,
-    secret_problem,
-    tag_problem,
 )
+from .tags import MAX_TAGS, parse_tags, secret_problem, tag_problem
 
 
 def _unparse_mapping(value: dict | None) -> str:

@@ -6,11 +6,8 @@ from snakemake_executor_plugin_awsbatch_mpi.array_jobs import (
     group_for_arrays,
 )
 from snakemake_executor_plugin_awsbatch_mpi.jobdef import submit_payload
-from snakemake_executor_plugin_awsbatch_mpi.resources import (
-    JobRequest,
-    TranslationSettings,
-    translate,
-)
+from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.resources import translate
 from snakemake_executor_plugin_awsbatch_mpi.spec import QueueInfo
 from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 

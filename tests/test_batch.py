@@ -5,11 +5,8 @@ import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient, BatchSetupError, TokenBucket
 from snakemake_executor_plugin_awsbatch_mpi.jobdef import register_payload, submit_payload
-from snakemake_executor_plugin_awsbatch_mpi.resources import (
-    JobRequest,
-    TranslationSettings,
-    translate,
-)
+from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.resources import translate
 from snakemake_executor_plugin_awsbatch_mpi.spec import JobShape, Platform
 
 

@@ -25,7 +25,7 @@ from snakemake_executor_plugin_awsbatch_mpi.command import (
     swap_job_args,
     wildcard_problem,
 )
-from snakemake_executor_plugin_awsbatch_mpi.resources import JobRequest
+from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest
 
 HOSTILE = [
     "a'$(touch pwned)",

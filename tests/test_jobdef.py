@@ -5,11 +5,8 @@ from snakemake_executor_plugin_awsbatch_mpi.jobdef import (
     resource_requirements,
     submit_payload,
 )
-from snakemake_executor_plugin_awsbatch_mpi.resources import (
-    JobRequest,
-    TranslationSettings,
-    translate,
-)
+from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.resources import translate
 from snakemake_executor_plugin_awsbatch_mpi.spec import JobShape, Platform, QueueInfo
 from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 

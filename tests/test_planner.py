@@ -11,7 +11,7 @@ from snakemake_executor_plugin_awsbatch_mpi.planner import (
     split_environment,
     written_resources,
 )
-from snakemake_executor_plugin_awsbatch_mpi.resources import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
 from snakemake_executor_plugin_awsbatch_mpi.spec import QueueInfo
 from snakemake_executor_plugin_awsbatch_mpi.validation import MAX_SUBMIT_BYTES, validate_request
 

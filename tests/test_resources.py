@@ -1,20 +1,21 @@
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.resources import (
+from snakemake_executor_plugin_awsbatch_mpi.request import (
     DEFAULT_MEMORY_MIB,
-    MEMORY_FLOOR_MIB,
     JobRequest,
     TranslationSettings,
+)
+from snakemake_executor_plugin_awsbatch_mpi.resources import translate, validate_request
+from snakemake_executor_plugin_awsbatch_mpi.routing import resolve_queue
+from snakemake_executor_plugin_awsbatch_mpi.sizes import (
+    MEMORY_FLOOR_MIB,
     fargate_size,
     memory_mib_of,
-    parse_tags,
-    resolve_queue,
     timeout_of,
-    translate,
-    validate_request,
     vcpus_of,
 )
 from snakemake_executor_plugin_awsbatch_mpi.spec import Platform, QueueInfo, ResourceError
+from snakemake_executor_plugin_awsbatch_mpi.tags import parse_tags
 
 SETTINGS = TranslationSettings(
     job_queue="cpu",
@@ -381,7 +382,7 @@ def test_secrets_go_into_the_job_definition_with_the_execution_role():
 
 
 def test_volumes_parse_efs_access_point_host_and_read_only():
-    from snakemake_executor_plugin_awsbatch_mpi.resources import parse_volumes
+    from snakemake_executor_plugin_awsbatch_mpi.mounts import parse_volumes
     from snakemake_executor_plugin_awsbatch_mpi.spec import Volume, VolumeKind
 
     text = "efs:fs-0123abcd:/efs, efs:fs-0123abcd:fsap-0456abcd:/home/ ; host:/fsx:/fsx:ro"
@@ -420,7 +421,7 @@ def test_bad_volumes_are_refused_naming_resource_value_and_forms(text, says):
 
 
 def test_rule_volumes_add_to_setting_and_win_on_the_same_path():
-    from snakemake_executor_plugin_awsbatch_mpi.resources import parse_volumes
+    from snakemake_executor_plugin_awsbatch_mpi.mounts import parse_volumes
 
     settings = TranslationSettings(
         job_queue="cpu", default_image="img",
@@ -505,7 +506,7 @@ def test_efa_only_for_mpi_rules_and_false_means_none():
 
 
 def test_gpu_mpi_runs_one_rank_per_gpu_across_nodes():
-    from snakemake_executor_plugin_awsbatch_mpi.resources import mpi_layout_of
+    from snakemake_executor_plugin_awsbatch_mpi.multinode import mpi_layout_of
 
     layout = mpi_layout_of(req(threads=8, mpi="mpirun", tasks=8, gpu=4))
     assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (2, 4, 4)

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..resources import TranslationSettings, resolve_queue, translate, validate_request
+from ..request import TranslationSettings
+from ..resources import translate, validate_request
+from ..routing import resolve_queue
 from ..spec import ResourceError
 from . import checks
 from .aws import AwsError, AwsShell

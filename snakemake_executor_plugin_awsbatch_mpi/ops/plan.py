@@ -30,7 +30,8 @@ from ..planner import (
     plan_job,
     split_environment,
 )
-from ..resources import JobRequest, TranslationSettings, resolve_queue
+from ..request import JobRequest, TranslationSettings
+from ..routing import resolve_queue
 from ..spec import JobSpec, Platform, QueueInfo, ResourceError
 from ..validation import MAX_SUBMIT_BYTES, validate_request
 from .workflow import LoadedWorkflow, WorkflowJob, split_resources

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import resources
+from .. import request
 from ..naming import job_name
 from ..planner import written_resources
-from ..resources import TranslationSettings
+from ..request import TranslationSettings
 
 PLUGIN_NAME = "awsbatch-mpi"
 # Resources Snakemake adds that mean nothing to Batch, or repeat another one as text.
@@ -117,7 +117,7 @@ def translation_settings(settings: Any, container_image: str) -> TranslationSett
             "No job queue is set: pass --job-queue QUEUE (or --awsbatch-mpi-job-queue), set "
             "awsbatch-mpi-job-queue in the profile, or SNAKEMAKE_AWSBATCH_MPI_JOB_QUEUE."
         )
-    return resources.translation_settings(settings, container_image)
+    return request.translation_settings(settings, container_image)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from snakemake_executor_plugin_awsbatch_mpi.local.volumes import (
     link_mounts,
     mounts_of,
 )
-from snakemake_executor_plugin_awsbatch_mpi.resources import parse_volumes
+from snakemake_executor_plugin_awsbatch_mpi.mounts import parse_volumes
 from snakemake_executor_plugin_awsbatch_mpi.spec import JobShape
 
 VOLUMES = "efs:fs-0123abcd:/efs efs:fs-0123abcd:fsap-0456abcd:/home host:/fsx:/mnt/fsx:ro"

@@ -1,0 +1,122 @@
+"""What the translation of a job starts from: the job's request and the executor settings that
+matter, as value objects decoupled from Snakemake, and the number parsing every resource uses.
+
+The helpers raise `ResourceError` naming the rule, the resource and the value as written, so
+each concern's module validates its own resources the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field
+
+from .spec import ResourceError, Volume
+
+# Used when a job has no memory resource at all (Snakemake without --default-resources).
+DEFAULT_MEMORY_MIB = 2048
+
+DEFAULT_JOIN_TIMEOUT_SECONDS = 600
+
+# Attempts Batch makes by itself for infrastructure failures (--awsbatch-mpi-batch-attempts).
+DEFAULT_BATCH_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """The parts of a Snakemake job the translation needs, decoupled from Snakemake's classes."""
+
+    rule: str
+    threads: int
+    resources: Mapping[str, object]
+    wildcards: Mapping[str, str] = field(default_factory=dict)
+    is_group: bool = False
+    # The rule's resources as written in the Snakefile (plain values only), before Snakemake
+    # rounds floats and derives mem_mib/disk_mib: errors name what the user wrote.
+    written: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TranslationSettings:
+    """The executor settings that influence translation."""
+
+    job_queue: str
+    default_image: str
+    gpu_job_queue: str | None = None
+    multinode_job_queue: str | None = None
+    gpu_queues: Mapping[str, str] = field(default_factory=dict)
+    job_role_arn: str | None = None
+    execution_role_arn: str | None = None
+    log_group: str | None = None
+    default_memory_mib: int = DEFAULT_MEMORY_MIB
+    tags: Mapping[str, str] = field(default_factory=dict)
+    assign_public_ip: bool = False
+    mpi_join_timeout: int = DEFAULT_JOIN_TIMEOUT_SECONDS
+    batch_attempts: int = DEFAULT_BATCH_ATTEMPTS
+    # Environment variable name → Secrets Manager / SSM Parameter Store ARN, for every job.
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    # Shared file systems mounted in every job (--awsbatch-mpi-volumes).
+    volumes: tuple[Volume, ...] = ()
+
+
+def translation_settings(settings: object, container_image: str) -> TranslationSettings:
+    """`TranslationSettings` from the executor's settings (or anything with those attributes).
+
+    Every field of `TranslationSettings` is taken from the attribute of the same name when
+    present, so the executor, `plan` and `doctor` translate jobs identically.
+    """
+    values: dict[str, object] = {"default_image": container_image}
+    for name, spec in TranslationSettings.__dataclass_fields__.items():
+        if name == "default_image" or not hasattr(settings, name):
+            continue
+        value = getattr(settings, name)
+        if value is None and spec.default_factory is not MISSING:  # unset mappings
+            value = spec.default_factory()
+        values[name] = value
+    return TranslationSettings(**values)  # type: ignore[arg-type]
+
+
+def _given(res: Mapping[str, object], name: str) -> bool:
+    """The resource is set (Snakemake passes unset ones as None or "")."""
+    return res.get(name) not in (None, "")
+
+
+def _mib_from_mb(mb: float) -> float:
+    """Snakemake's *_mb resources are 10^6 bytes; Batch sizes are MiB (2^20 bytes)."""
+    return mb * 1_000_000 / 1_048_576
+
+
+def _positive_int(rule: str, name: str, value: object, minimum: int = 1) -> int:
+    """Accept ints and integral strings/floats; Snakemake passes resources as int or str."""
+    if isinstance(value, bool):
+        raise ResourceError(rule, name, value, f"must be a whole number >= {minimum}.")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ResourceError(rule, name, value, f"must be a whole number >= {minimum}.") from None
+    if not number.is_integer() or number < minimum:
+        raise ResourceError(rule, name, value, f"must be a whole number >= {minimum}.")
+    return int(number)
+
+
+def _positive_number(rule: str, name: str, value: object) -> float:
+    if isinstance(value, bool):
+        raise ResourceError(rule, name, value, "must be a number > 0.")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ResourceError(rule, name, value, "must be a number > 0.") from None
+    if not number > 0 or math.isinf(number):
+        raise ResourceError(rule, name, value, "must be a number > 0.")
+    return number
+
+
+def _flag(rule: str, name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ResourceError(rule, name, value, "must be True or False.")
