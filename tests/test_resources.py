@@ -1,21 +1,12 @@
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.request import (
-    DEFAULT_MEMORY_MIB,
     JobRequest,
     TranslationSettings,
 )
 from snakemake_executor_plugin_awsbatch_mpi.resources import translate, validate_request
 from snakemake_executor_plugin_awsbatch_mpi.routing import resolve_queue
-from snakemake_executor_plugin_awsbatch_mpi.sizes import (
-    MEMORY_FLOOR_MIB,
-    fargate_size,
-    memory_mib_of,
-    timeout_of,
-    vcpus_of,
-)
 from snakemake_executor_plugin_awsbatch_mpi.spec import Platform, QueueInfo, ResourceError
-from snakemake_executor_plugin_awsbatch_mpi.tags import parse_tags
 
 SETTINGS = TranslationSettings(
     job_queue="cpu",
@@ -36,59 +27,6 @@ def spec_of(request, queue=EC2, settings=SETTINGS):
     return translate(
         request, settings, queue, ("/bin/bash", "-c", "true"), {}, "r", {"snakemake-rule": "r"}
     )
-
-
-def test_vcpus_from_threads_or_cpus_per_task():
-    assert vcpus_of(req(threads=4)) == 4
-    assert vcpus_of(req(threads=4, cpus_per_task=2)) == 2
-    group = JobRequest(rule="g", threads=1, resources={"_cores": 6}, is_group=True)
-    assert vcpus_of(group) == 6
-
-
-@pytest.mark.parametrize("threads", [-1, 1.5, "two"])
-def test_negative_or_fractional_threads_rejected(threads):
-    with pytest.raises(ResourceError, match="Rule 'r'.*threads"):
-        vcpus_of(req(threads=threads))
-
-
-def test_threads_0_runs_on_batchs_smallest_vcpu():
-    """Snakemake's own test_threads0 workflow: `threads: 0` is valid and needs 1 vCPU."""
-    assert vcpus_of(req(threads=0)) == 1
-
-
-def test_memory_from_mib_mb_floor_and_default():
-    assert memory_mib_of(req(mem_mib=3000), 2048) == 3000
-    # 2000 MB = 1907.35 MiB, rounded up
-    assert memory_mib_of(req(mem_mb=2000), 2048) == 1908
-    # Snakemake's own test case mem="5MB" is raised to the floor, never rejected
-    assert memory_mib_of(req(mem_mb=5), 2048) == MEMORY_FLOOR_MIB
-    assert memory_mib_of(req(), DEFAULT_MEMORY_MIB) == DEFAULT_MEMORY_MIB
-    with pytest.raises(ResourceError, match="mem_mb"):
-        memory_mib_of(req(mem_mb=0), 2048)
-    with pytest.raises(ResourceError, match="mem_mb"):
-        memory_mib_of(req(mem_mb="lots"), 2048)
-
-
-def test_runtime_minutes_to_timeout():
-    assert timeout_of(req(runtime=10)) == 600
-    assert timeout_of(req(runtime=1)) == 60
-    assert timeout_of(req()) is None
-    with pytest.raises(ResourceError, match="runtime.*at least 1 minute"):
-        timeout_of(req(runtime=0.5))
-
-
-def test_gpu_routing():
-    assert resolve_queue(req(gpu=1), SETTINGS) == "gpu"
-    assert resolve_queue(req(nvidia_gpu=2), SETTINGS) == "gpu"
-    assert resolve_queue(req(gpu=0), SETTINGS) == "cpu"
-    assert resolve_queue(req(gpu=1, gpu_model="a100"), SETTINGS) == "gpu-a100"
-    assert resolve_queue(req(gpu=1, awsbatch_queue="mine"), SETTINGS) == "mine"
-    with pytest.raises(ResourceError, match="gpu_model.*--awsbatch-mpi-gpu-queues h100="):
-        resolve_queue(req(gpu=1, gpu_model="h100"), SETTINGS)
-    with pytest.raises(ResourceError, match="gpu_manufacturer.*NVIDIA"):
-        resolve_queue(req(gpu=1, gpu_manufacturer="amd"), SETTINGS)
-    no_gpu_queue = TranslationSettings(job_queue="cpu", default_image="i")
-    assert resolve_queue(req(gpu=1), no_gpu_queue) == "cpu"
 
 
 def test_non_integer_gpu_rejected():
@@ -134,15 +72,6 @@ def test_fargate_rounds_up_with_warning():
     assert exact.warnings == ()
 
 
-def test_fargate_sizes():
-    assert fargate_size(0.25, 100) == (0.25, 512)
-    assert fargate_size(1, 2049) == (1.0, 3072)
-    assert fargate_size(2, 20000) == (4.0, 20480)
-    assert fargate_size(8, 16385) == (8.0, 20480)
-    with pytest.raises(ValueError):
-        fargate_size(32, 1000)
-
-
 def test_fargate_disk_and_rejections():
     spec = spec_of(req(disk_mb=50_000), queue=FARGATE)
     assert spec.shape.ephemeral_storage_gib == 47
@@ -178,12 +107,6 @@ def test_validate_request_names_rule_and_resource(resources, resource):
         validate_request(req(**resources), SETTINGS)
     assert info.value.rule == "r" and info.value.resource == resource
     assert f" {resource}=" in str(info.value)
-
-
-def test_parse_tags():
-    assert parse_tags("a=1 b=2,c=") == {"a": "1", "b": "2", "c": ""}
-    with pytest.raises(ValueError, match="not KEY=VALUE"):
-        parse_tags("novalue")
 
 
 MPI_SETTINGS = TranslationSettings(
@@ -381,24 +304,6 @@ def test_secrets_go_into_the_job_definition_with_the_execution_role():
 # -- shared file systems (awsbatch_volumes, --awsbatch-mpi-volumes) --------------------------
 
 
-def test_volumes_parse_efs_access_point_host_and_read_only():
-    from snakemake_executor_plugin_awsbatch_mpi.mounts import parse_volumes
-    from snakemake_executor_plugin_awsbatch_mpi.spec import Volume, VolumeKind
-
-    text = "efs:fs-0123abcd:/efs, efs:fs-0123abcd:fsap-0456abcd:/home/ ; host:/fsx:/fsx:ro"
-    with pytest.raises(ValueError, match="';'"):
-        parse_volumes(text)
-    volumes = parse_volumes(text.replace(" ; ", " "))
-    assert volumes == (
-        Volume(VolumeKind.EFS, "fs-0123abcd", "/efs"),
-        Volume(VolumeKind.EFS, "fs-0123abcd", "/home", "fsap-0456abcd"),
-        Volume(VolumeKind.HOST, "/fsx", "/fsx", read_only=True),
-    )
-    assert [str(v) for v in volumes] == [
-        "efs:fs-0123abcd:/efs", "efs:fs-0123abcd:fsap-0456abcd:/home", "host:/fsx:/fsx:ro"
-    ]
-
-
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -503,18 +408,6 @@ def test_efa_only_for_mpi_rules_and_false_means_none():
     assert spec_of(req(awsbatch_efa=False)).shape.efa_devices == 0
     assert mpi_spec_of(awsbatch_efa="true").shape.efa_devices == 1
     assert mpi_spec_of(awsbatch_efa=2).shape.efa_devices == 2
-
-
-def test_gpu_mpi_runs_one_rank_per_gpu_across_nodes():
-    from snakemake_executor_plugin_awsbatch_mpi.multinode import mpi_layout_of
-
-    layout = mpi_layout_of(req(threads=8, mpi="mpirun", tasks=8, gpu=4))
-    assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (2, 4, 4)
-    with pytest.raises(ResourceError, match="multiple of gpu=4"):
-        mpi_layout_of(req(mpi="mpirun", tasks=6, gpu=4))
-    # an explicit layout still wins
-    layout = mpi_layout_of(req(mpi="mpirun", tasks=8, nodes=4, gpu=4))
-    assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (4, 2, 4)
 
 
 @pytest.mark.parametrize(
