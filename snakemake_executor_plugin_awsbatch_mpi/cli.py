@@ -477,7 +477,7 @@ def _load_workflow_settings(args: argparse.Namespace, extra: list[str], need_wor
 
 
 def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
-    from .ops import checks
+    from .ops import outcomes
     from .ops.aws import AwsShell
     from .ops.doctor import DoctorRequest, run_doctor
     from .ops.workflow import WorkflowLoadError, translation_settings
@@ -515,8 +515,8 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         settings=translation,
     )
     results = run_doctor(request, AwsShell(region=region))
-    print(checks.render(results))
-    return 1 if checks.has_failures(results) else 0
+    print(outcomes.render(results))
+    return 1 if outcomes.has_failures(results) else 0
 
 
 def run_plan(args: argparse.Namespace, extra: list[str]) -> int:

@@ -1,6 +1,8 @@
 """Operations: `awsbatch-mpi setup`, `doctor` and `plan`, and the executor's preflight.
 
-- `checks.py`: pure checks over describe_* answers (`CheckResult`, PASS/WARN/FAIL).
+- `outcomes.py`: what a check says (`CheckResult`, PASS/WARN/FAIL) and how a list is printed.
+- `checks.py`, `instance_fit.py`, `gpu_mpi_checks.py`: pure checks over describe_* answers
+  (credentials, queues, role, S3; what a queue's instances can place; GPU and MPI queues).
 - `aws.py`: the only AWS caller of this package part (doctor reads, setup's CloudFormation
   calls, the executor's `preflight`).
 - `stack.py` + `template.yaml`: the CloudFormation stack of `setup` (pure).
@@ -12,6 +14,6 @@ Importing this package is cheap (no Snakemake, no moto): the executor imports `p
 """
 
 from .aws import preflight
-from .checks import CheckResult, Status, has_failures, render
+from .outcomes import CheckResult, Status, has_failures, render
 
 __all__ = ["CheckResult", "Status", "has_failures", "preflight", "render"]

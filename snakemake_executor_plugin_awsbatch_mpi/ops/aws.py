@@ -2,7 +2,8 @@
 
 Only this module of `ops/` talks to AWS. Every method reads (or, for `setup` and the S3
 probe, writes) one thing and turns botocore errors into `AwsError` with a readable
-message; the decisions are made by the pure functions in `checks.py` and `stack.py`.
+message; the decisions are made by the pure functions in `checks.py`, `instance_fit.py`
+and `stack.py`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .. import aws
 from ..aws import describe_environments, describe_queues
-from . import checks, stack
-from .checks import CheckResult, InstanceShape
+from ..queues import environments_of, queue_environment_arns
+from . import checks, instance_fit, outcomes, stack
+from .instance_fit import InstanceShape
+from .outcomes import CheckResult
 
 
 class AwsError(RuntimeError):
@@ -93,7 +96,7 @@ class AwsShell:
                 items.extend(page.get("InstanceTypes", []))
         except (ClientError, BotoCoreError) as err:
             raise AwsError(error_text(err)) from err
-        return checks.shapes_from(items)
+        return instance_fit.shapes_from(items)
 
     def launch_template_version(self, template: Mapping[str, Any]) -> dict[str, Any] | None:
         """The version of a compute environment's `launchTemplate` it would launch with."""
@@ -233,7 +236,7 @@ def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
         queues = read_queues(names)
     except (ClientError, BotoCoreError) as err:
         return [
-            checks.failed(
+            outcomes.failed(
                 "queues",
                 f"Could not describe the job queues {', '.join(names)} ({error_text(err)}). "
                 "Check your credentials, region and the batch:DescribeJobQueues permission.",
@@ -243,7 +246,7 @@ def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
         batch, "region", None
     )
     results = [checks.check_queue(name, queues.get(name), region) for name in names]
-    refs = [ref for q in queues.values() for ref in checks.queue_environment_arns(q)]
+    refs = [ref for q in queues.values() for ref in queue_environment_arns(q)]
     if not refs:
         return results
     try:
@@ -251,7 +254,7 @@ def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
     except (ClientError, BotoCoreError) as err:
         return [
             *results,
-            checks.failed(
+            outcomes.failed(
                 "compute environments",
                 f"Could not describe the queues' compute environments ({error_text(err)}). "
                 "Check the batch:DescribeComputeEnvironments permission.",
@@ -262,7 +265,7 @@ def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
         queue = queues.get(name)
         if queue is None:
             continue
-        for env in checks.environments_of(queue, envs):
+        for env in environments_of(queue, envs):
             if env["computeEnvironmentArn"] in seen:
                 continue
             seen.add(env["computeEnvironmentArn"])

@@ -12,13 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..queues import environments_of, queue_environment_arns, queue_info_from
 from ..request import TranslationSettings
 from ..resources import translate, validate_request
 from ..routing import resolve_queue
 from ..spec import ResourceError
-from . import checks
+from . import checks, gpu_mpi_checks, instance_fit, outcomes
 from .aws import AwsError, AwsShell
-from .checks import CheckResult, Demand, Status
+from .instance_fit import Demand
+from .outcomes import CheckResult, Status
 from .plan import MPI_KEY_URI, RUN_ID, request_of
 from .workflow import LoadedWorkflow
 
@@ -47,7 +49,7 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
     results += checks.check_identity(identity, shell.region, error)
     if identity is None or not shell.region:
         results.append(
-            checks.warned(
+            outcomes.warned(
                 "other checks",
                 "Skipped: they all need working credentials and a region. Fix the lines "
                 "above and run the doctor again.",
@@ -61,11 +63,11 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
     if names:
         try:
             queues = shell.job_queues(names)
-            refs = [r for q in queues.values() for r in checks.queue_environment_arns(q)]
+            refs = [r for q in queues.values() for r in queue_environment_arns(q)]
             envs = shell.compute_environments(refs) if refs else {}
         except AwsError as err:
             results.append(
-                checks.failed(
+                outcomes.failed(
                     "queues",
                     f"Could not describe the job queues ({err}). You need "
                     "batch:DescribeJobQueues and batch:DescribeComputeEnvironments (see "
@@ -75,14 +77,14 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
             names = []
     else:
         results.append(
-            checks.failed(
+            outcomes.failed(
                 "queues",
                 "No job queue to check: pass --job-queue (and --gpu-job-queue, "
                 "--multinode-job-queue), or a profile that sets them.",
             )
         )
     # Each described queue's compute environments, in the queue's order.
-    queue_envs = {name: checks.environments_of(queue, envs) for name, queue in queues.items()}
+    queue_envs = {name: environments_of(queue, envs) for name, queue in queues.items()}
     shown: set[str] = set()
     for name in names:
         queue = queues.get(name)
@@ -96,14 +98,16 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
 
     if request.gpu_job_queue and request.gpu_job_queue in queues:
         results.append(
-            checks.check_gpu_queue(request.gpu_job_queue, queue_envs[request.gpu_job_queue])
+            gpu_mpi_checks.check_gpu_queue(request.gpu_job_queue, queue_envs[request.gpu_job_queue])
         )
     if request.multinode_job_queue and request.multinode_job_queue in queues:
         mpi_envs = queue_envs[request.multinode_job_queue]
         placements = {
             str(env.get("computeEnvironmentName")): _placement_group(env, shell) for env in mpi_envs
         }
-        results += checks.check_multinode_queue(request.multinode_job_queue, mpi_envs, placements)
+        results += gpu_mpi_checks.check_multinode_queue(
+            request.multinode_job_queue, mpi_envs, placements
+        )
         results.append(_cores_per_node(request.multinode_job_queue, mpi_envs, shell))
 
     if request.job_role_arn:
@@ -146,16 +150,17 @@ def _placement_group(env: Mapping[str, Any], shell: AwsShell) -> str | None:
     if not template:
         return None
     try:
-        return checks.placement_from_launch_template(shell.launch_template_version(template))
+        version = shell.launch_template_version(template)
+        return gpu_mpi_checks.placement_from_launch_template(version)
     except AwsError:
-        return checks.UNKNOWN
+        return gpu_mpi_checks.UNKNOWN
 
 
 def _cores_per_node(
     name: str, envs: Sequence[Mapping[str, Any]], shell: AwsShell
 ) -> CheckResult:
     """Cores per node of the MPI queue, with each launch template's ThreadsPerCore."""
-    patterns = sorted({p for env in envs for p in checks.instance_patterns(env)})
+    patterns = sorted({p for env in envs for p in instance_fit.instance_patterns(env)})
     try:
         catalog = shell.instance_types(patterns)
     except AwsError:
@@ -170,10 +175,10 @@ def _cores_per_node(
             except AwsError:
                 version = None
         threads[str(env.get("computeEnvironmentName"))] = (
-            checks.threads_per_core_from_launch_template(version)
+            gpu_mpi_checks.threads_per_core_from_launch_template(version)
         )
-    capacities = [checks.capacity_of(env, catalog) for env in envs]
-    return checks.check_cores(name, capacities, threads)
+    capacities = [instance_fit.capacity_of(env, catalog) for env in envs]
+    return gpu_mpi_checks.check_cores(name, capacities, threads)
 
 
 def _workflow_checks(
@@ -186,23 +191,28 @@ def _workflow_checks(
     """Every Batch job of the workflow: valid resources, and a compute environment that fits."""
     results: list[CheckResult] = []
     patterns = sorted(
-        {p for envs in queue_envs.values() for env in envs for p in checks.instance_patterns(env)}
+        {
+            p
+            for envs in queue_envs.values()
+            for env in envs
+            for p in instance_fit.instance_patterns(env)
+        }
     )
-    catalog: dict[str, checks.InstanceShape] = {}
+    catalog: dict[str, instance_fit.InstanceShape] = {}
     known = True
     try:
         catalog = shell.instance_types(patterns)
     except AwsError as err:
         known = False
         results.append(
-            checks.warned(
+            outcomes.warned(
                 "instance types",
                 f"Could not read instance types ({err}), so job sizes are checked against "
                 "maxvCpus only. Allow ec2:DescribeInstanceTypes for a full check.",
             )
         )
     capacities = {
-        name: [checks.capacity_of(env, catalog, known) for env in envs]
+        name: [instance_fit.capacity_of(env, catalog, known) for env in envs]
         for name, envs in queue_envs.items()
     }
 
@@ -229,7 +239,7 @@ def _workflow_checks(
             )
             continue
         # Placement is checked below with the region's real instance types (check_demand).
-        info = replace(checks.queue_info_from(queue_name, queue, queue_envs[queue_name]), limits=())
+        info = replace(queue_info_from(queue_name, queue, queue_envs[queue_name]), limits=())
         try:
             spec = translate(
                 request,
@@ -257,19 +267,19 @@ def _workflow_checks(
         key = (job.rule, demand)
         demands[key] = demands.get(key, 0) + 1
     for (rule, demand), count in demands.items():
-        result = checks.check_demand(demand, capacities.get(demand.queue, []), count)
+        result = instance_fit.check_demand(demand, capacities.get(demand.queue, []), count)
         per_rule.setdefault(rule, []).append((result, count))
     for rule in sorted(per_rule):
         results.append(_worst(per_rule[rule]))
     for rule, queue_name in sorted(efa_rules.items()):
-        results.append(checks.check_efa(rule, queue_name, capacities.get(queue_name, [])))
+        results.append(gpu_mpi_checks.check_efa(rule, queue_name, capacities.get(queue_name, [])))
     return results
 
 
 def _add_failure(
     per_rule: dict[str, list[tuple[CheckResult, int]]], rule: str, message: str
 ) -> None:
-    per_rule.setdefault(rule, []).append((checks.failed(f"rule {rule}", message), 1))
+    per_rule.setdefault(rule, []).append((outcomes.failed(f"rule {rule}", message), 1))
 
 
 def _worst(items: Sequence[tuple[CheckResult, int]]) -> CheckResult:

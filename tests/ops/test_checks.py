@@ -7,13 +7,19 @@ import urllib.parse
 
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.ops import checks
-from snakemake_executor_plugin_awsbatch_mpi.ops.checks import (
+from snakemake_executor_plugin_awsbatch_mpi.ops import (
+    checks,
+    gpu_mpi_checks,
+    instance_fit,
+    outcomes,
+)
+from snakemake_executor_plugin_awsbatch_mpi.ops.instance_fit import (
     Demand,
     EnvCapacity,
     InstanceShape,
-    Status,
 )
+from snakemake_executor_plugin_awsbatch_mpi.ops.outcomes import Status
+from snakemake_executor_plugin_awsbatch_mpi.queues import queue_info_from
 from snakemake_executor_plugin_awsbatch_mpi.spec import Platform
 
 
@@ -46,13 +52,13 @@ def queue(name="q", state="ENABLED", status="VALID", envs=("ce",)):
 
 
 def test_render_summarises_and_names_what_to_do():
-    results = [checks.passed("a", "Fine."), checks.failed("b", "Broken. Fix it.")]
-    text = checks.render(results)
+    results = [outcomes.passed("a", "Fine."), outcomes.failed("b", "Broken. Fix it.")]
+    text = outcomes.render(results)
     assert text.splitlines()[0] == "PASS  a: Fine."
     assert text.splitlines()[1] == "FAIL  b: Broken. Fix it."
     assert "1 passed, 0 warning(s), 1 failed. Fix the FAIL lines" in text
-    assert checks.has_failures(results)
-    assert not checks.has_failures(results[:1])
+    assert outcomes.has_failures(results)
+    assert not outcomes.has_failures(results[:1])
 
 
 def test_identity_and_region():
@@ -96,17 +102,17 @@ def test_compute_environment_checks():
 
 
 def test_queue_info_from_matches_the_executor():
-    info = checks.queue_info_from("q", queue(), [env(kind="FARGATE")])
+    info = queue_info_from("q", queue(), [env(kind="FARGATE")])
     assert info.platform is Platform.FARGATE
-    info = checks.queue_info_from("q", queue(), [env(kind="SPOT")])
+    info = queue_info_from("q", queue(), [env(kind="SPOT")])
     assert info.platform is Platform.EC2 and info.spot_only
 
 
 def test_instance_patterns_expand_families_and_bundles():
-    assert checks.instance_patterns(env(types=("c5", "m5.large"))) == ["c5.*", "m5.large"]
-    assert "c7i.*" in checks.instance_patterns(env(types=("optimal",)))
-    assert checks.is_gpu_family("g4dn.xlarge") and checks.is_gpu_family("p4d")
-    assert not checks.is_gpu_family("c5") and not checks.is_gpu_family("inf2")
+    assert instance_fit.instance_patterns(env(types=("c5", "m5.large"))) == ["c5.*", "m5.large"]
+    assert "c7i.*" in instance_fit.instance_patterns(env(types=("optimal",)))
+    assert instance_fit.is_gpu_family("g4dn.xlarge") and instance_fit.is_gpu_family("p4d")
+    assert not instance_fit.is_gpu_family("c5") and not instance_fit.is_gpu_family("inf2")
 
 
 SHAPES = (
@@ -123,7 +129,7 @@ def capacity(**kw):
 
 
 def test_demand_that_fits_names_the_instance_type():
-    result = checks.check_demand(Demand("r", "q", 2, 3000), [capacity()], jobs=3)
+    result = instance_fit.check_demand(Demand("r", "q", 2, 3000), [capacity()], jobs=3)
     assert result.status is Status.PASS and "c5.large" in result.message
     assert "All 3 jobs" in result.message
 
@@ -138,16 +144,16 @@ def test_demand_that_fits_names_the_instance_type():
     ],
 )
 def test_demand_that_never_fits_would_sit_runnable(demand, word):
-    result = checks.check_demand(demand, [capacity()])
+    result = instance_fit.check_demand(demand, [capacity()])
     assert result.status is Status.FAIL
     assert "RUNNABLE forever" in result.message and word in result.message
     assert "rule r" == result.check
 
 
 def test_demand_filling_an_instance_exactly_is_a_warning():
-    result = checks.check_demand(Demand("r", "q", 2, 4096), [capacity()])
+    result = instance_fit.check_demand(Demand("r", "q", 2, 4096), [capacity()])
     assert result.status is Status.PASS  # c5.4xlarge has room
-    tight = checks.check_demand(
+    tight = instance_fit.check_demand(
         Demand("r", "q", 2, 4096), [capacity(instances=(InstanceShape("c5.large", 2, 4096),))]
     )
     assert tight.status is Status.WARN and "ECS agent" in tight.message
@@ -155,35 +161,38 @@ def test_demand_filling_an_instance_exactly_is_a_warning():
 
 def test_demand_on_fargate_and_unknown_instances():
     fargate = capacity(kind="FARGATE", instances=())
-    assert checks.check_demand(Demand("r", "q", 4, 8192), [fargate]).status is Status.PASS
-    assert checks.check_demand(Demand("r", "q", 1, 512, gpus=1), [fargate]).status is Status.FAIL
+    assert instance_fit.check_demand(Demand("r", "q", 4, 8192), [fargate]).status is Status.PASS
+    assert (
+        instance_fit.check_demand(Demand("r", "q", 1, 512, gpus=1), [fargate]).status
+        is Status.FAIL
+    )
     unknown = capacity(instances=(), instances_known=False)
-    assert checks.check_demand(Demand("r", "q", 200, 512), [unknown]).status is Status.FAIL
-    assert checks.check_demand(Demand("r", "q", 2, 512), [unknown]).status is Status.PASS
+    assert instance_fit.check_demand(Demand("r", "q", 200, 512), [unknown]).status is Status.FAIL
+    assert instance_fit.check_demand(Demand("r", "q", 2, 512), [unknown]).status is Status.PASS
     disabled = capacity(usable=False)
-    assert checks.check_demand(Demand("r", "q", 1, 512), [disabled]).status is Status.FAIL
-    assert checks.check_demand(Demand("r", "q", 1, 512), []).status is Status.FAIL
+    assert instance_fit.check_demand(Demand("r", "q", 1, 512), [disabled]).status is Status.FAIL
+    assert instance_fit.check_demand(Demand("r", "q", 1, 512), []).status is Status.FAIL
 
 
 def test_gpu_queue():
-    assert checks.check_gpu_queue("g", [env(types=("g5",))]).status is Status.PASS
-    assert checks.check_gpu_queue("g", [env(types=("optimal",))]).status is Status.WARN
-    cpu_only = checks.check_gpu_queue("g", [env(types=("c5",))])
+    assert gpu_mpi_checks.check_gpu_queue("g", [env(types=("g5",))]).status is Status.PASS
+    assert gpu_mpi_checks.check_gpu_queue("g", [env(types=("optimal",))]).status is Status.WARN
+    cpu_only = gpu_mpi_checks.check_gpu_queue("g", [env(types=("c5",))])
     assert cpu_only.status is Status.FAIL and "c5" in cpu_only.message
-    assert checks.check_gpu_queue("g", [env(kind="FARGATE")]).status is Status.FAIL
+    assert gpu_mpi_checks.check_gpu_queue("g", [env(kind="FARGATE")]).status is Status.FAIL
 
 
 def test_multinode_queue():
-    ok = checks.check_multinode_queue("m", [env()], {"ce": "pg"})
+    ok = gpu_mpi_checks.check_multinode_queue("m", [env()], {"ce": "pg"})
     assert [r.status for r in ok] == [Status.PASS, Status.PASS]
-    spot = checks.check_multinode_queue("m", [env(kind="SPOT")], {})
+    spot = gpu_mpi_checks.check_multinode_queue("m", [env(kind="SPOT")], {})
     assert spot[0].status is Status.FAIL and "SPOT" in spot[0].message
-    assert checks.check_multinode_queue("m", [env()], {})[1].status is Status.WARN
-    unknown = checks.check_multinode_queue("m", [env()], {"ce": checks.UNKNOWN})
+    assert gpu_mpi_checks.check_multinode_queue("m", [env()], {})[1].status is Status.WARN
+    unknown = gpu_mpi_checks.check_multinode_queue("m", [env()], {"ce": gpu_mpi_checks.UNKNOWN})
     assert unknown[1].status is Status.WARN and "could not be read" in unknown[1].message
     version = {"LaunchTemplateData": {"Placement": {"GroupName": "cluster-pg"}}}
-    assert checks.placement_from_launch_template(version) == "cluster-pg"
-    assert checks.placement_from_launch_template({"LaunchTemplateData": {}}) is None
+    assert gpu_mpi_checks.placement_from_launch_template(version) == "cluster-pg"
+    assert gpu_mpi_checks.placement_from_launch_template({"LaunchTemplateData": {}}) is None
 
 
 def test_job_role_trust_in_every_encoding():

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from snakemake_executor_plugin_awsbatch_mpi import cli
-from snakemake_executor_plugin_awsbatch_mpi.ops import checks, stack
+from snakemake_executor_plugin_awsbatch_mpi.ops import outcomes, stack
 from snakemake_executor_plugin_awsbatch_mpi.ops.aws import AwsError, AwsShell
 from snakemake_executor_plugin_awsbatch_mpi.ops.doctor import DoctorRequest, run_doctor
 
@@ -177,9 +177,9 @@ def test_stack_deploys_on_moto_and_passes_the_doctor(moto_account):
         ),
         shell,
     )
-    assert not checks.has_failures(results), checks.render(results)
+    assert not outcomes.has_failures(results), outcomes.render(results)
     # moto drops the placement group (unsupported), which the doctor notices.
-    assert [r.status for r in results if r.check.startswith("placement")] == [checks.Status.WARN]
+    assert [r.status for r in results if r.check.startswith("placement")] == [outcomes.Status.WARN]
 
     again = shell.deploy(options, on_line=lines.append, poll_seconds=0)
     assert again["CpuJobQueue"] == "snk-cpu"
