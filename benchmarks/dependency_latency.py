@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import run_client, snakemake_cmd  # noqa: E402
 
+from snakemake_executor_plugin_awsbatch_mpi.batch.runs import describe_all, queue_job_ids  # noqa: E402
 from snakemake_executor_plugin_awsbatch_mpi.local import LocalEmulation  # noqa: E402
-from snakemake_executor_plugin_awsbatch_mpi.runs import describe_all, queue_job_ids  # noqa: E402
 
 
 def chain_gaps(batch, workflow: str, n: int, timeout: float = 300) -> list[float]:

@@ -24,14 +24,14 @@ import time
 import uuid
 from pathlib import Path
 
-from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
-from snakemake_executor_plugin_awsbatch_mpi.jobdef import register_payload, submit_payload
+from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import register_payload, submit_payload
+from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.core.resources import translate
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import QueueInfo
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET, LocalEmulation
 from snakemake_executor_plugin_awsbatch_mpi.mpi import ENV_KEY_URI
 from snakemake_executor_plugin_awsbatch_mpi.mpi.key import key_uri, new_key
-from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
-from snakemake_executor_plugin_awsbatch_mpi.resources import translate
-from snakemake_executor_plugin_awsbatch_mpi.spec import QueueInfo
 
 HELLO_C = r"""
 #include <mpi.h>

@@ -17,7 +17,7 @@ import time
 import tracemalloc
 from types import SimpleNamespace
 
-from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 from snakemake_executor_plugin_awsbatch_mpi.executor import Executor
 
 

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from . import aws
+from .batch import clients
 
 
 def main(argv: list[str]) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("AWS_BATCH_JOB_ARRAY_INDEX is not set: this is not an array child.\n")
         return 2
     bucket, _, key = argv[0][5:].partition("/")
-    s3 = aws.client("s3", purpose=aws.Purpose.SIDE)
+    s3 = clients.client("s3", purpose=clients.Purpose.SIDE)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     commands = json.loads(body)
     if index not in commands:

@@ -305,9 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from . import aws, runs
+    from .batch import clients, runs
 
-    batch = aws.client("batch", args.region, aws.Purpose.INTERACTIVE)
+    batch = clients.client("batch", args.region, clients.Purpose.INTERACTIVE)
     jobs = runs.find_run_jobs(batch, args.run, args.job_queue)
     if not jobs:
         where = (
@@ -328,7 +328,8 @@ def run_status(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     import boto3
 
-    from . import report, runs
+    from . import report
+    from .batch import runs
 
     prices = report.Prices(args.price_per_vcpu_hour, args.price_per_gpu_hour)
     for name, value in (("vcpu", prices.vcpu_hour), ("gpu", prices.gpu_hour)):
@@ -354,11 +355,11 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_logs(args: argparse.Namespace) -> int:
-    from . import aws, runs
+    from .batch import clients, runs
 
-    session = aws.session(args.region)
-    batch = aws.client("batch", purpose=aws.Purpose.INTERACTIVE, from_session=session)
-    logs = aws.client("logs", purpose=aws.Purpose.INTERACTIVE, from_session=session)
+    session = clients.session(args.region)
+    batch = clients.client("batch", purpose=clients.Purpose.INTERACTIVE, from_session=session)
+    logs = clients.client("logs", purpose=clients.Purpose.INTERACTIVE, from_session=session)
     try:
         streams = runs.log_streams(batch, args.job_id)
     except LookupError as err:
@@ -442,7 +443,7 @@ def run_setup(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(stack.render_parameters(options))
         return 0
-    from .ops.aws import AwsError, AwsShell
+    from .ops.aws_shell import AwsError, AwsShell
 
     shell = AwsShell(region=args.region)
     if not shell.region:
@@ -478,7 +479,7 @@ def _load_workflow_settings(args: argparse.Namespace, extra: list[str], need_wor
 
 def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
     from .ops import outcomes
-    from .ops.aws import AwsShell
+    from .ops.aws_shell import AwsShell
     from .ops.doctor import DoctorRequest, run_doctor
     from .ops.workflow import WorkflowLoadError, translation_settings
 

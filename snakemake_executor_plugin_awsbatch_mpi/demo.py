@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .runs import describe_all, queue_job_ids
+from .batch.runs import describe_all, queue_job_ids
 
 PREFIX = "demo"
 STATE_DIR = ".emulated-s3"

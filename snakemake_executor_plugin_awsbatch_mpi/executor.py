@@ -19,19 +19,25 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from . import aws
 from . import snakemake_internals as internals
-from .array_jobs import array_spec, command_map, group_for_arrays
-from .batch import BatchClient, BatchSetupError
-from .command import job_command, job_cores
-from .dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
-from .jobchecks import refusals
-from .jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
-from .logs import fetch_tails
-from .mpi import ENV_KEY_URI
-from .mpi.key import key_uri, new_key
-from .ops import Status, has_failures, preflight
-from .planner import (
+from .batch import clients
+from .batch.client import BatchClient, BatchSetupError
+from .batch.logs import fetch_tails
+from .batch.runs import record_submission
+from .batch.status import (
+    Outcome,
+    attempt_reason,
+    failure,
+    failure_message,
+    finished_attempts,
+    outcome,
+)
+from .core.array_jobs import array_spec, command_map, group_for_arrays
+from .core.command import job_command, job_cores
+from .core.dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
+from .core.jobchecks import refusals
+from .core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
+from .core.planner import (
     DEPENDS_ON_ROOM,
     Environment,
     JobPlan,
@@ -43,19 +49,13 @@ from .planner import (
     split_environment,
     written_resources,
 )
-from .request import JobRequest, translation_settings
-from .routing import resolve_queue
-from .runs import record_submission
+from .core.request import JobRequest, translation_settings
+from .core.routing import resolve_queue
+from .core.spec import JobSpec, ResourceError
+from .mpi import ENV_KEY_URI
+from .mpi.key import key_uri, new_key
+from .ops import Status, has_failures, preflight
 from .settings import SettingsError, check_settings
-from .spec import JobSpec, ResourceError
-from .status import (
-    Outcome,
-    attempt_reason,
-    failure,
-    failure_message,
-    finished_attempts,
-    outcome,
-)
 
 # A job Batch does not return for this many consecutive checks is reported as failed.
 MAX_MISSING_CHECKS = 5
@@ -147,7 +147,7 @@ class Executor(RemoteExecutor):
             s3 = (
                 batch.s3_client
                 if batch is not None
-                else aws.client("s3", self.settings.region, aws.Purpose.SIDE)
+                else clients.client("s3", self.settings.region, clients.Purpose.SIDE)
             )
             s3.delete_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as err:
@@ -474,7 +474,7 @@ class Executor(RemoteExecutor):
         ids = [info.external_jobid for info in active_jobs]
         descriptions: dict[str, dict[str, Any]] = {}
         try:
-            for chunk in aws.chunks(ids):
+            for chunk in clients.chunks(ids):
                 async with self.status_rate_limiter:
                     descriptions.update(self.batch.describe(chunk))
             self._describe_failures = 0

@@ -15,14 +15,14 @@ from snakemake_interface_executor_plugins.settings import (
     ExecutorSettingsBase,
 )
 
-from .jobdef import DEFAULT_LOG_GROUP
-from .mounts import VOLUME_FORMS, parse_volumes
-from .request import (
+from .core.jobdef import DEFAULT_LOG_GROUP
+from .core.mounts import VOLUME_FORMS, parse_volumes
+from .core.request import (
     DEFAULT_BATCH_ATTEMPTS,
     DEFAULT_JOIN_TIMEOUT_SECONDS,
     DEFAULT_MEMORY_MIB,
 )
-from .tags import MAX_TAGS, parse_tags, secret_problem, tag_problem
+from .core.tags import MAX_TAGS, parse_tags, secret_problem, tag_problem
 
 
 def _unparse_mapping(value: dict | None) -> str:

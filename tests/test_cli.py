@@ -9,8 +9,8 @@ import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi import ExecutorSettings
 from snakemake_executor_plugin_awsbatch_mpi.cli import build_parser, snakemake_argv
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import Volume, VolumeKind
 from snakemake_executor_plugin_awsbatch_mpi.ops.workflow import executor_settings, parse_arguments
-from snakemake_executor_plugin_awsbatch_mpi.spec import Volume, VolumeKind
 
 FIELDS = dataclasses.fields(ExecutorSettings)
 

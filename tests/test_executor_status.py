@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from botocore.exceptions import ClientError
 
-from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 from snakemake_executor_plugin_awsbatch_mpi.executor import (
     MAX_DESCRIBE_FAILURES,
     MAX_MISSING_CHECKS,

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi import runs
+from snakemake_executor_plugin_awsbatch_mpi.batch import runs
 from snakemake_executor_plugin_awsbatch_mpi.report import (
     Prices,
     build_report,
@@ -263,7 +263,7 @@ class FakeBatch:
         self.calls = []
 
     def describe_jobs(self, jobs):
-        from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
+        from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 
         assert validate_request("DescribeJobs", {"jobs": list(jobs)}) == []
         self.calls.append(list(jobs))

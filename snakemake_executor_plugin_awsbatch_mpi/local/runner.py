@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..environment import AWS_CREDENTIAL_VARS
+from ..core.environment import AWS_CREDENTIAL_VARS
 from ._common import JOB_ROLE_ACCESS_KEY_ID, JOB_ROLE_SECRET_ACCESS_KEY, TIMEOUT_REASON
 from .volumes import Mount
 

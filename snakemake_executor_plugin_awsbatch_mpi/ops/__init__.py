@@ -13,7 +13,7 @@
 Importing this package is cheap (no Snakemake, no moto): the executor imports `preflight`.
 """
 
-from .aws import preflight
+from .aws_shell import preflight
 from .outcomes import CheckResult, Status, has_failures, render
 
 __all__ = ["CheckResult", "Status", "has_failures", "preflight", "render"]

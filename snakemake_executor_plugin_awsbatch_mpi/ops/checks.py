@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from ..queues import capacity_type
+from ..batch.queues import capacity_type
 from .outcomes import CheckResult, failed, passed, warned
 
 

@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..queues import environments_of, queue_environment_arns, queue_info_from
-from ..request import TranslationSettings
-from ..resources import translate, validate_request
-from ..routing import resolve_queue
-from ..spec import ResourceError
+from ..batch.queues import environments_of, queue_environment_arns, queue_info_from
+from ..core.request import TranslationSettings
+from ..core.resources import translate, validate_request
+from ..core.routing import resolve_queue
+from ..core.spec import ResourceError
 from . import checks, gpu_mpi_checks, instance_fit, outcomes
-from .aws import AwsError, AwsShell
+from .aws_shell import AwsError, AwsShell
 from .instance_fit import Demand
 from .outcomes import CheckResult, Status
 from .plan import MPI_KEY_URI, RUN_ID, request_of

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..capacity import BUNDLES
-from ..queues import capacity_type
+from ..batch.queues import capacity_type
+from ..core.capacity import BUNDLES
 from .instance_fit import EnvCapacity, is_gpu_family
 from .outcomes import CheckResult, failed, passed, warned
 

@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..capacity import BUNDLES
-from ..queues import capacity_type
+from ..batch.queues import capacity_type
+from ..core.capacity import BUNDLES
 from .outcomes import CheckResult, failed, passed, warned
 
 _GPU_FAMILY = re.compile(r"^(p\d|g\d|gr\d)")

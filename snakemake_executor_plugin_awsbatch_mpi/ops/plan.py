@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dependencies import MAX_DEPENDS_ON, reduce_dependencies
-from ..jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
-from ..planner import (
+from ..core.dependencies import MAX_DEPENDS_ON, reduce_dependencies
+from ..core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
+from ..core.planner import (
     PlanError,
     disk_warning,
     dropped_warning,
@@ -30,10 +30,10 @@ from ..planner import (
     plan_job,
     split_environment,
 )
-from ..request import JobRequest, TranslationSettings
-from ..routing import resolve_queue
-from ..spec import JobSpec, Platform, QueueInfo, ResourceError
-from ..validation import MAX_SUBMIT_BYTES, validate_request
+from ..core.request import JobRequest, TranslationSettings
+from ..core.routing import resolve_queue
+from ..core.spec import JobSpec, Platform, QueueInfo, ResourceError
+from ..core.validation import MAX_SUBMIT_BYTES, validate_request
 from .workflow import LoadedWorkflow, WorkflowJob, split_resources
 
 PLAN_FORMAT = 1

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import request
-from ..naming import job_name
-from ..planner import written_resources
-from ..request import TranslationSettings
+from ..core import request
+from ..core.naming import job_name
+from ..core.planner import written_resources
+from ..core.request import TranslationSettings
 
 PLUGIN_NAME = "awsbatch-mpi"
 # Resources Snakemake adds that mean nothing to Batch, or repeat another one as text.
@@ -169,7 +169,7 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
     from snakemake_interface_executor_plugins.settings import ExecMode
 
     from .. import snakemake_internals as internals
-    from ..jobchecks import refusals
+    from ..core.jobchecks import refusals
 
     try:
         internals.check_plan()

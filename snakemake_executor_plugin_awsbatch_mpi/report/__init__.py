@@ -32,7 +32,7 @@ def load_report(
 
     `batch`: a boto3 Batch client (DescribeJobs, and ListJobs when the run record is absent).
     """
-    from .. import runs
+    from ..batch import runs
 
     jobs = runs.find_run_jobs(batch, run_id, queues)
     return build_report(run_id, jobs, runs.run_details(batch, jobs), prices)
@@ -55,7 +55,7 @@ def end_of_run_report(batch: Any, run_id: str, directory: Path = REPORT_DIR) -> 
 
     None when the run submitted no job (nothing to report).
     """
-    from .. import runs
+    from ..batch import runs
 
     if not runs.recorded_job_ids(run_id):
         return None

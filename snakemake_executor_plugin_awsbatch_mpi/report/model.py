@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..status import SPOT_RECLAIM_PREFIX, attempt_reason
+from ..batch.status import SPOT_RECLAIM_PREFIX, attempt_reason
 
 FAILED = "FAILED"
 SUCCEEDED = "SUCCEEDED"

@@ -14,7 +14,7 @@ import runpy
 import sys
 from typing import Any
 
-from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 
 SPY_FILE = os.environ["AWSBATCH_TEST_SPY_FILE"]
 

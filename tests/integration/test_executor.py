@@ -15,9 +15,9 @@ import pytest
 from snakemake.common.tests import TestWorkflowsMinioPlayStorageBase
 
 from snakemake_executor_plugin_awsbatch_mpi import ExecutorSettings
-from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
-from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 
 from .conftest import jobs_with_tag, wait_for_jobs
 

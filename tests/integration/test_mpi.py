@@ -15,9 +15,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
 from snakemake_executor_plugin_awsbatch_mpi.local.faults import silence_node
-from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 
 from .conftest import jobs_with_tag
 from .test_executor import snakemake_cmd, write_workflow

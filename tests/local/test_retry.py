@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from snakemake_executor_plugin_awsbatch_mpi.jobdef import retry_strategy
+from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import retry_strategy
 from snakemake_executor_plugin_awsbatch_mpi.local.faults import reclaim_first_attempt
 from snakemake_executor_plugin_awsbatch_mpi.local.retry import SPOT_RECLAIM_REASON, should_retry
 

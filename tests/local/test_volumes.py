@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snakemake_executor_plugin_awsbatch_mpi.jobdef import container_properties
+from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import container_properties
+from snakemake_executor_plugin_awsbatch_mpi.core.mounts import parse_volumes
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import JobShape
 from snakemake_executor_plugin_awsbatch_mpi.local.docker_runner import docker_run_args
 from snakemake_executor_plugin_awsbatch_mpi.local.runner import StartRequest
 from snakemake_executor_plugin_awsbatch_mpi.local.volumes import (
@@ -13,8 +15,6 @@ from snakemake_executor_plugin_awsbatch_mpi.local.volumes import (
     link_mounts,
     mounts_of,
 )
-from snakemake_executor_plugin_awsbatch_mpi.mounts import parse_volumes
-from snakemake_executor_plugin_awsbatch_mpi.spec import JobShape
 
 VOLUMES = "efs:fs-0123abcd:/efs efs:fs-0123abcd:fsap-0456abcd:/home host:/fsx:/mnt/fsx:ro"
 

@@ -7,14 +7,14 @@ import urllib.parse
 
 import pytest
 
+from snakemake_executor_plugin_awsbatch_mpi.batch.queues import queue_info_from
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import Platform
 from snakemake_executor_plugin_awsbatch_mpi.ops import (
     checks,
     gpu_mpi_checks,
     instance_fit,
 )
 from snakemake_executor_plugin_awsbatch_mpi.ops.outcomes import Status
-from snakemake_executor_plugin_awsbatch_mpi.queues import queue_info_from
-from snakemake_executor_plugin_awsbatch_mpi.spec import Platform
 
 
 def env(name="ce", kind="EC2", types=("c5",), max_vcpus=64, state="ENABLED", status="VALID"):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.ops.aws import AwsShell
+from snakemake_executor_plugin_awsbatch_mpi.core.request import TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.ops.aws_shell import AwsShell
 from snakemake_executor_plugin_awsbatch_mpi.ops.doctor import DoctorRequest, run_doctor
 from snakemake_executor_plugin_awsbatch_mpi.ops.outcomes import CheckResult, Status
 from snakemake_executor_plugin_awsbatch_mpi.ops.workflow import LoadedWorkflow, WorkflowJob
-from snakemake_executor_plugin_awsbatch_mpi.request import TranslationSettings
 
 from .conftest import REGION
 

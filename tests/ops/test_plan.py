@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi import cli
+from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.ops.plan import MPI_KEY_URI, RUN_ID
-from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
 
 
 def plan(tmp_path: Path, capsys, *argv: str) -> tuple[int, str, dict[str, Any], str]:

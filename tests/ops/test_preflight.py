@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 from snakemake_executor_plugin_awsbatch_mpi.ops import Status, preflight
 
 

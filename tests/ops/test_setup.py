@@ -11,7 +11,7 @@ import yaml
 
 from snakemake_executor_plugin_awsbatch_mpi import cli
 from snakemake_executor_plugin_awsbatch_mpi.ops import outcomes, stack
-from snakemake_executor_plugin_awsbatch_mpi.ops.aws import AwsError, AwsShell
+from snakemake_executor_plugin_awsbatch_mpi.ops.aws_shell import AwsError, AwsShell
 from snakemake_executor_plugin_awsbatch_mpi.ops.doctor import DoctorRequest, run_doctor
 
 from .conftest import REGION
@@ -320,7 +320,7 @@ def test_failed_stack_names_the_failing_resource_and_its_reason():
 
 def test_cli_setup_failure_exits_1_with_the_reason(monkeypatch, capsys):
     monkeypatch.setattr(
-        "snakemake_executor_plugin_awsbatch_mpi.aws.boto3.session.Session",
+        "snakemake_executor_plugin_awsbatch_mpi.batch.clients.boto3.session.Session",
         lambda region_name=None: _Session(),
     )
     code = cli.main(["setup", "--stack-name", "snk", "--bucket", "runs", "--poll-seconds", "0"])

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.planner import (
+from snakemake_executor_plugin_awsbatch_mpi.core.planner import (
     DEPENDS_ON_ROOM,
     PlanError,
     dropped_warning,
@@ -11,9 +11,12 @@ from snakemake_executor_plugin_awsbatch_mpi.planner import (
     split_environment,
     written_resources,
 )
-from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
-from snakemake_executor_plugin_awsbatch_mpi.spec import QueueInfo
-from snakemake_executor_plugin_awsbatch_mpi.validation import MAX_SUBMIT_BYTES, validate_request
+from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import QueueInfo
+from snakemake_executor_plugin_awsbatch_mpi.core.validation import (
+    MAX_SUBMIT_BYTES,
+    validate_request,
+)
 
 SETTINGS = TranslationSettings(
     "cpu", "img", execution_role_arn="arn:aws:iam::123456789012:role/exec"

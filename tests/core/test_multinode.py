@@ -1,7 +1,7 @@
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest
-from snakemake_executor_plugin_awsbatch_mpi.spec import ResourceError
+from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import ResourceError
 
 
 def req(threads=1, **resources):
@@ -9,7 +9,7 @@ def req(threads=1, **resources):
 
 
 def test_gpu_mpi_runs_one_rank_per_gpu_across_nodes():
-    from snakemake_executor_plugin_awsbatch_mpi.multinode import mpi_layout_of
+    from snakemake_executor_plugin_awsbatch_mpi.core.multinode import mpi_layout_of
 
     layout = mpi_layout_of(req(threads=8, mpi="mpirun", tasks=8, gpu=4))
     assert (layout.nodes, layout.tasks_per_node, layout.slots_per_node) == (2, 4, 4)

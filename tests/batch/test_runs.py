@@ -1,6 +1,6 @@
 from collections import Counter
 
-from snakemake_executor_plugin_awsbatch_mpi.runs import (
+from snakemake_executor_plugin_awsbatch_mpi.batch.runs import (
     format_summary,
     has_failed,
     record_submission,

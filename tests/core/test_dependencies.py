@@ -1,4 +1,7 @@
-from snakemake_executor_plugin_awsbatch_mpi.dependencies import ProducerMap, reduce_dependencies
+from snakemake_executor_plugin_awsbatch_mpi.core.dependencies import (
+    ProducerMap,
+    reduce_dependencies,
+)
 
 
 def test_producer_map_upstream_unique_in_order():

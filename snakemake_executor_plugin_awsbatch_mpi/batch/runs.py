@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .aws import describe_in_chunks
+from .clients import describe_in_chunks
 
 RUNS_DIR = Path(".snakemake/awsbatch-mpi/runs")
 STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from .mpi import ENV_LOCAL_FS_ROOT
+from ..mpi import ENV_LOCAL_FS_ROOT
 from .multinode import mpi_layout_of
 from .request import JobRequest, TranslationSettings, _given
 from .spec import Platform, QueueInfo, ResourceError, Volume, VolumeKind

@@ -15,9 +15,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from .. import aws
-from ..aws import describe_environments, describe_queues
-from ..queues import environments_of, queue_environment_arns
+from ..batch import clients
+from ..batch.clients import describe_environments, describe_queues
+from ..batch.queues import environments_of, queue_environment_arns
 from . import checks, instance_fit, outcomes, stack
 from .instance_fit import InstanceShape
 from .outcomes import CheckResult
@@ -45,7 +45,7 @@ class AwsShell:
     """boto3 clients of one session, created on first use."""
 
     def __init__(self, region: str | None = None, session: Any | None = None) -> None:
-        self.session = session or aws.session(region)
+        self.session = session or clients.session(region)
         self._clients: dict[str, Any] = {}
 
     @property
@@ -55,8 +55,8 @@ class AwsShell:
     def client(self, service: str) -> Any:
         if service not in self._clients:
             # Doctor and setup answer a person: fail fast instead of retrying for minutes.
-            self._clients[service] = aws.client(
-                service, purpose=aws.Purpose.INTERACTIVE, from_session=self.session
+            self._clients[service] = clients.client(
+                service, purpose=clients.Purpose.INTERACTIVE, from_session=self.session
             )
         return self._clients[service]
 

@@ -1,8 +1,8 @@
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
-from snakemake_executor_plugin_awsbatch_mpi.routing import resolve_queue
-from snakemake_executor_plugin_awsbatch_mpi.spec import ResourceError
+from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.core.routing import resolve_queue
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import ResourceError
 
 SETTINGS = TranslationSettings(
     job_queue="cpu",

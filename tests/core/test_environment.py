@@ -1,4 +1,4 @@
-from snakemake_executor_plugin_awsbatch_mpi.environment import filter_environment, is_secret
+from snakemake_executor_plugin_awsbatch_mpi.core.environment import filter_environment, is_secret
 
 
 def test_credentials_and_storage_secrets_dropped():

@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..snakemake_internals import declared_resources
 from .environment import filter_environment
 from .jobdef import register_payload, submit_payload
 from .naming import job_name
 from .request import JobRequest, TranslationSettings
 from .resources import translate
-from .snakemake_internals import declared_resources
 from .spec import JobSpec, Platform, QueueInfo
 from .tags import safe_tag_value
 from .validation import MAX_SUBMIT_BYTES, validate_request

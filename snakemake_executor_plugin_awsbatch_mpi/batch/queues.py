@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .capacity import limits_of
-from .spec import Platform, QueueInfo
+from ..core.capacity import limits_of
+from ..core.spec import Platform, QueueInfo
 
 
 def capacity_type(env: Mapping[str, Any]) -> str:

@@ -2,8 +2,8 @@ import pytest
 
 
 def test_volumes_parse_efs_access_point_host_and_read_only():
-    from snakemake_executor_plugin_awsbatch_mpi.mounts import parse_volumes
-    from snakemake_executor_plugin_awsbatch_mpi.spec import Volume, VolumeKind
+    from snakemake_executor_plugin_awsbatch_mpi.core.mounts import parse_volumes
+    from snakemake_executor_plugin_awsbatch_mpi.core.spec import Volume, VolumeKind
 
     text = "efs:fs-0123abcd:/efs, efs:fs-0123abcd:fsap-0456abcd:/home/ ; host:/fsx:/fsx:ro"
     with pytest.raises(ValueError, match="';'"):

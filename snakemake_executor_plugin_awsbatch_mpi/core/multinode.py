@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from .mpi import (
+from ..mpi import (
     ENV_COMMAND,
     ENV_JOIN_TIMEOUT,
     ENV_KEY_URI,

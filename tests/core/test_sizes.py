@@ -1,14 +1,14 @@
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.request import DEFAULT_MEMORY_MIB, JobRequest
-from snakemake_executor_plugin_awsbatch_mpi.sizes import (
+from snakemake_executor_plugin_awsbatch_mpi.core.request import DEFAULT_MEMORY_MIB, JobRequest
+from snakemake_executor_plugin_awsbatch_mpi.core.sizes import (
     MEMORY_FLOOR_MIB,
     fargate_size,
     memory_mib_of,
     timeout_of,
     vcpus_of,
 )
-from snakemake_executor_plugin_awsbatch_mpi.spec import ResourceError
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import ResourceError
 
 
 def req(threads=1, **resources):

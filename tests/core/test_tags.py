@@ -1,6 +1,6 @@
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.tags import parse_tags
+from snakemake_executor_plugin_awsbatch_mpi.core.tags import parse_tags
 
 
 def test_parse_tags():

@@ -1,4 +1,4 @@
-from snakemake_executor_plugin_awsbatch_mpi.naming import (
+from snakemake_executor_plugin_awsbatch_mpi.core.naming import (
     JOB_NAME_PATTERN,
     job_definition_name,
     job_name,

@@ -19,9 +19,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws
+from ..core.spec import QueueInfo
+from . import clients
 from .queues import environments_of, queue_environment_arns, queue_info_from
-from .spec import QueueInfo
 
 # Paced by Snakemake's status limiter instead of the token bucket (see the module docstring).
 UNBUDGETED = frozenset({"describe_jobs"})
@@ -65,8 +65,8 @@ class BatchClient:
         logs_client: Any | None = None,
         s3_client: Any | None = None,
     ) -> None:
-        session = aws.session(region) if client is None else None
-        self.client = client or aws.client("batch", from_session=session)
+        session = clients.session(region) if client is None else None
+        self.client = client or clients.client("batch", from_session=session)
         self._logs_client = logs_client
         self._s3_client = s3_client
         self._session = session
@@ -89,16 +89,16 @@ class BatchClient:
     @property
     def logs_client(self) -> Any:
         if self._logs_client is None:
-            self._logs_client = aws.client(
-                "logs", self.region, aws.Purpose.SIDE, from_session=self._session
+            self._logs_client = clients.client(
+                "logs", self.region, clients.Purpose.SIDE, from_session=self._session
             )
         return self._logs_client
 
     @property
     def s3_client(self) -> Any:
         if self._s3_client is None:
-            self._s3_client = aws.client(
-                "s3", self.region, aws.Purpose.SIDE, from_session=self._session
+            self._s3_client = clients.client(
+                "s3", self.region, clients.Purpose.SIDE, from_session=self._session
             )
         return self._s3_client
 
@@ -114,7 +114,7 @@ class BatchClient:
         with self._lock:
             missing = [n for n in names if n not in self._queue_answers]
         if missing:
-            found = aws.describe_queues(
+            found = clients.describe_queues(
                 lambda **kw: self._call("describe_job_queues", **kw), missing
             )
             with self._lock:
@@ -132,7 +132,7 @@ class BatchClient:
             }
             missing = [r for r in dict.fromkeys(refs) if r not in known]
         if missing:
-            found = aws.describe_environments(
+            found = clients.describe_environments(
                 lambda **kw: self._call("describe_compute_environments", **kw), missing
             )
             with self._lock:
@@ -223,7 +223,7 @@ class BatchClient:
 
     def describe(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Descriptions by job id, one DescribeJobs call per 100 ids."""
-        answers = aws.describe_in_chunks(
+        answers = clients.describe_in_chunks(
             lambda **kw: self._call("describe_jobs", **kw), "jobs", "jobs", job_ids
         )
         return {desc["jobId"]: desc for desc in answers}

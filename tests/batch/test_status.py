@@ -1,4 +1,4 @@
-from snakemake_executor_plugin_awsbatch_mpi.status import (
+from snakemake_executor_plugin_awsbatch_mpi.batch.status import (
     Outcome,
     console_url,
     failure,
@@ -43,7 +43,7 @@ def test_oom_hint():
 
 
 def test_command_exit_code_from_snakemake_log():
-    from snakemake_executor_plugin_awsbatch_mpi.status import command_exit_code
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import command_exit_code
 
     lines = ["x", "Command 'set -euo pipefail; exit 3' returned non-zero exit status 3.", "y"]
     assert command_exit_code(lines) == 3
@@ -51,7 +51,7 @@ def test_command_exit_code_from_snakemake_log():
 
 
 def test_mpi_failure_reason_from_the_node_agents_last_line():
-    from snakemake_executor_plugin_awsbatch_mpi.status import mpi_failure_reason
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import mpi_failure_reason
 
     lines = [
         "[awsbatch-mpi node 0 launch] 15:05:03.908 mpirun exited with 7: MPI_ABORT was ...",
@@ -84,7 +84,7 @@ def _attempt(stopped=True, reason=None, exit_code=None):
 
 
 def test_a_job_that_succeeded_first_time_was_not_retried():
-    from snakemake_executor_plugin_awsbatch_mpi.status import finished_attempts
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import finished_attempts
 
     # As DescribeJobs shows it on AWS: the one (successful) attempt is listed.
     desc = {"status": "SUCCEEDED", "attempts": [_attempt(exit_code=0)]}
@@ -94,7 +94,7 @@ def test_a_job_that_succeeded_first_time_was_not_retried():
 
 
 def test_retried_attempts_are_those_batch_followed_with_another():
-    from snakemake_executor_plugin_awsbatch_mpi.status import finished_attempts
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import finished_attempts
 
     reclaimed = _attempt(reason="Host EC2 (instance i-1) terminated.")
     # queued again after the reclaim
@@ -130,7 +130,7 @@ def _failed(reason=None, attempt_reason=None, container_reason=None, exit_code=N
 
 
 def test_exit_code_137_is_told_apart_by_batchs_reasons():
-    from snakemake_executor_plugin_awsbatch_mpi.status import Cause
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import Cause
 
     timeout = _failed("Job attempt duration exceeded timeout", exit_code=137,
                       timeout={"attemptDurationSeconds": 600})
@@ -156,7 +156,7 @@ def test_exit_code_137_is_told_apart_by_batchs_reasons():
 
 
 def test_headline_leads_with_the_rules_exit_code_and_the_saved_log():
-    from snakemake_executor_plugin_awsbatch_mpi.status import LogTail
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail
 
     fail = _failed("Essential container in task exited", exit_code=1)
     tail = LogTail("", "def/default/j9", (
@@ -175,7 +175,7 @@ def test_headline_leads_with_the_rules_exit_code_and_the_saved_log():
 
 
 def test_mpirun_report_names_the_node_when_the_log_has_no_node_label():
-    from snakemake_executor_plugin_awsbatch_mpi.status import LogTail
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail
 
     line = (
         "[awsbatch-mpi node 0] 15:05:04.312 job command exited with 1 after mpirun failed "
@@ -189,7 +189,7 @@ def test_mpirun_report_names_the_node_when_the_log_has_no_node_label():
 
 
 def test_console_links_follow_the_regions_partition():
-    from snakemake_executor_plugin_awsbatch_mpi.status import logs_url, partition
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import logs_url, partition
 
     assert partition("cn-north-1") == "aws-cn"
     assert partition("us-gov-west-1") == "aws-us-gov"

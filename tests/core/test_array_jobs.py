@@ -1,15 +1,15 @@
 import json
 
-from snakemake_executor_plugin_awsbatch_mpi.array_jobs import (
+from snakemake_executor_plugin_awsbatch_mpi.core.array_jobs import (
     array_spec,
     command_map,
     group_for_arrays,
 )
-from snakemake_executor_plugin_awsbatch_mpi.jobdef import submit_payload
-from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
-from snakemake_executor_plugin_awsbatch_mpi.resources import translate
-from snakemake_executor_plugin_awsbatch_mpi.spec import QueueInfo
-from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
+from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import submit_payload
+from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.core.resources import translate
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import QueueInfo
+from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 
 SETTINGS = TranslationSettings(job_queue="cpu", default_image="img", multinode_job_queue="m")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from snakemake_executor_plugin_awsbatch_mpi import aws
-from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.batch import clients as aws
+from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 
 
 def test_chunks_are_distinct_ids_in_order_100_at_a_time():

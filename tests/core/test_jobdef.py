@@ -1,14 +1,14 @@
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.jobdef import (
+from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import (
     register_payload,
     resource_requirements,
     submit_payload,
 )
-from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
-from snakemake_executor_plugin_awsbatch_mpi.resources import translate
-from snakemake_executor_plugin_awsbatch_mpi.spec import JobShape, Platform, QueueInfo
-from snakemake_executor_plugin_awsbatch_mpi.validation import validate_request
+from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.core.resources import translate
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import JobShape, Platform, QueueInfo
+from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 
 SETTINGS = TranslationSettings(
     job_queue="cpu",

@@ -1,6 +1,6 @@
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.capacity import (
+from snakemake_executor_plugin_awsbatch_mpi.core.capacity import (
     ComputeLimit,
     InstanceSize,
     instance_size,

@@ -3,11 +3,15 @@ import time
 
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.batch import BatchClient, BatchSetupError, TokenBucket
-from snakemake_executor_plugin_awsbatch_mpi.jobdef import register_payload, submit_payload
-from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest, TranslationSettings
-from snakemake_executor_plugin_awsbatch_mpi.resources import translate
-from snakemake_executor_plugin_awsbatch_mpi.spec import JobShape, Platform
+from snakemake_executor_plugin_awsbatch_mpi.batch.client import (
+    BatchClient,
+    BatchSetupError,
+    TokenBucket,
+)
+from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import register_payload, submit_payload
+from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
+from snakemake_executor_plugin_awsbatch_mpi.core.resources import translate
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import JobShape, Platform
 
 
 def test_queue_info_detects_platform_and_spot(moto_batch):

@@ -15,7 +15,7 @@ from snakemake_interface_executor_plugins.utils import (
     format_cli_value,
 )
 
-from snakemake_executor_plugin_awsbatch_mpi.command import (
+from snakemake_executor_plugin_awsbatch_mpi.core.command import (
     JobArgs,
     TargetJob,
     job_command,
@@ -25,7 +25,7 @@ from snakemake_executor_plugin_awsbatch_mpi.command import (
     swap_job_args,
     wildcard_problem,
 )
-from snakemake_executor_plugin_awsbatch_mpi.request import JobRequest
+from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest
 
 HOSTILE = [
     "a'$(touch pwned)",

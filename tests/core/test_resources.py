@@ -1,12 +1,12 @@
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.request import (
+from snakemake_executor_plugin_awsbatch_mpi.core.request import (
     JobRequest,
     TranslationSettings,
 )
-from snakemake_executor_plugin_awsbatch_mpi.resources import translate, validate_request
-from snakemake_executor_plugin_awsbatch_mpi.routing import resolve_queue
-from snakemake_executor_plugin_awsbatch_mpi.spec import Platform, QueueInfo, ResourceError
+from snakemake_executor_plugin_awsbatch_mpi.core.resources import translate, validate_request
+from snakemake_executor_plugin_awsbatch_mpi.core.routing import resolve_queue
+from snakemake_executor_plugin_awsbatch_mpi.core.spec import Platform, QueueInfo, ResourceError
 
 SETTINGS = TranslationSettings(
     job_queue="cpu",
@@ -187,7 +187,7 @@ def test_tasks_one_without_mpi_is_an_ordinary_job():
 
 # Issue 10 §4: refused before submission, naming what the user wrote -----------------------
 
-from snakemake_executor_plugin_awsbatch_mpi.capacity import limit_of  # noqa: E402
+from snakemake_executor_plugin_awsbatch_mpi.core.capacity import limit_of  # noqa: E402
 
 
 def written(threads=1, written=None, **resources):
@@ -326,7 +326,7 @@ def test_bad_volumes_are_refused_naming_resource_value_and_forms(text, says):
 
 
 def test_rule_volumes_add_to_setting_and_win_on_the_same_path():
-    from snakemake_executor_plugin_awsbatch_mpi.mounts import parse_volumes
+    from snakemake_executor_plugin_awsbatch_mpi.core.mounts import parse_volumes
 
     settings = TranslationSettings(
         job_queue="cpu", default_image="img",
@@ -423,7 +423,7 @@ def test_an_unknown_awsbatch_resource_is_refused_naming_the_allowed_ones(name, h
 
 
 def test_every_known_awsbatch_resource_passes_the_name_check():
-    from snakemake_executor_plugin_awsbatch_mpi.resources import (
+    from snakemake_executor_plugin_awsbatch_mpi.core.resources import (
         AWSBATCH_RESOURCES,
         check_resource_names,
     )
