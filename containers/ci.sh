@@ -53,4 +53,10 @@ else
 fi
 .venv/bin/python benchmarks/images.py --no-build
 AWSBATCH_MPI_REQUIRE_DOCKER=1 .venv/bin/pytest -q tests/local/test_docker_runtime.py
+# Rules in any image (issue 22): the Python-less test images (seconds), then the runtime in
+# them, through the plugin on the docker emulation (shell, script: and a 2-node MPI rule).
+containers/test-images.sh
+echo "containers: test images ready after $(( $(date +%s) - started )) s"
+AWSBATCH_MPI_REQUIRE_DOCKER=1 .venv/bin/pytest -q tests/local/test_anyimage_runtime.py \
+  tests/local/test_anyimage_workflow.py
 echo "containers: done in $(( $(date +%s) - started )) s"

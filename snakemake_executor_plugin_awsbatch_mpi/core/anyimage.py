@@ -1,0 +1,141 @@
+"""Rules in any image: which image a rule's Batch job runs, and how Snakemake gets into it.
+
+Why: a rule that names its tool's image (`container: "docker://quay.io/biocontainers/..."`)
+should run in that image on Batch, although it holds no Python and no Snakemake. Such a job
+mounts the plugin's self-contained runtime (containers/runtime/collect.py builds it: a Python
+with Snakemake, the S3 storage plugin and this plugin, its shared libraries and its own
+dynamic loader) read-only at `RUNTIME_MOUNT`, and its command starts Snakemake from there.
+Nothing of the image is used but the kernel and `/bin/sh`, so the image's C library (glibc,
+musl or none) does not matter.
+
+The runtime lives on a shared file system (EFS on AWS: `awsbatch-mpi runtime install` copies
+it there once per plugin version; works on EC2 and Fargate), one directory per version, so
+jobs of several plugin versions can share it and an upgrade never changes a running job.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+# The plugin version the runtime belongs to (pyproject.toml's version; a test keeps them
+# equal). The runtime of another version is another directory.
+RUNTIME_VERSION = "0.1.0"
+# Where the runtime's file system is mounted in a job (read-only).
+RUNTIME_MOUNT = "/opt/awsbatch-mpi/runtime"
+RUNTIME_ROOT = f"{RUNTIME_MOUNT}/{RUNTIME_VERSION}"
+RUNTIME_PYTHON = f"{RUNTIME_ROOT}/bin/python"
+# Every image has it (the runtime's launcher needs it too); bash is not assumed.
+RUNTIME_SHELL = ("/bin/sh", "-c")
+# The exit code of a job whose runtime is missing: a shell's "command not found".
+EXIT_NO_RUNTIME = 127
+
+# Snakemake's container directive names images as URIs; Batch wants the bare reference.
+_SCHEMES = ("docker://",)
+# Images known to hold Snakemake: the plugin's own (containers/Dockerfile*).
+OWN_IMAGE_NAMES = ("snakemake-awsbatch-mpi",)
+
+
+class ImageSource:
+    """Where a job's image came from (shown by `plan`)."""
+
+    DEFAULT = "default"  # --container-image (the plugin's job image)
+    RESOURCE = "awsbatch_image"  # the rule's awsbatch_image resource
+    CONTAINER = "container"  # the rule's (or the workflow's) container: directive
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    """The image of a job and whether the runtime is mounted into it."""
+
+    image: str
+    source: str
+    runtime: bool
+
+
+def batch_image(container: str) -> str:
+    """`docker://quay.io/x/y:1` → `quay.io/x/y:1` (Batch takes registry references)."""
+    for scheme in _SCHEMES:
+        if container.startswith(scheme):
+            return container[len(scheme) :]
+    return container
+
+
+def holds_snakemake(image: str, snakemake_images: tuple[str, ...]) -> bool:
+    """Whether an image is known to hold Snakemake and this plugin: the plugin's own images
+    (any registry, any tag) or one the user listed (`--awsbatch-mpi-snakemake-images`,
+    exact references or prefixes ending in `*`)."""
+    name = image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+    if name in OWN_IMAGE_NAMES:
+        return True
+    for known in snakemake_images:
+        if known.endswith("*") and image.startswith(known[:-1]):
+            return True
+        if image == known:
+            return True
+    return False
+
+
+def choose_image(
+    default_image: str,
+    awsbatch_image: str | None,
+    container: str | None,
+    snakemake_runs_containers: bool,
+    runtime: bool | None,
+    snakemake_images: tuple[str, ...] = (),
+) -> ImageChoice:
+    """Which image a rule's job runs, and whether it gets the runtime.
+
+    - `awsbatch_image` wins (it must hold Snakemake, as documented), unless the rule says
+      `awsbatch_runtime=True`;
+    - else the rule's `container:` directive names the image, unless Snakemake itself runs
+      containers (`--software-deployment-method apptainer`: the directive is then Snakemake's
+      business inside the job); it gets the runtime unless it is known to hold Snakemake or
+      the rule says `awsbatch_runtime=False`;
+    - else the default image, as before.
+    """
+    if awsbatch_image:
+        return ImageChoice(awsbatch_image, ImageSource.RESOURCE, bool(runtime))
+    if container and not snakemake_runs_containers:
+        image = batch_image(container)
+        mounted = runtime if runtime is not None else not holds_snakemake(image, snakemake_images)
+        return ImageChoice(image, ImageSource.CONTAINER, mounted)
+    return ImageChoice(default_image, ImageSource.DEFAULT, bool(runtime))
+
+
+def missing_runtime_message(root: str = RUNTIME_ROOT) -> str:
+    """What a job prints when its runtime is not on the mounted file system."""
+    return (
+        f"The awsbatch-mpi runtime {RUNTIME_VERSION} is not at {root} in this job: install "
+        "it on the runtime file system with `awsbatch-mpi runtime install` (see "
+        "docs/further.md, Rules in any image), or check --awsbatch-mpi-runtime-volume."
+    )
+
+
+def in_runtime(command: str, root: str = RUNTIME_ROOT) -> str:
+    """A Snakemake job command (written for `python` with Snakemake on PATH) that runs
+    Snakemake from the runtime instead, for `/bin/sh -c`.
+
+    `python` becomes a shell function of this one shell only: the rule's own commands run
+    in new shells and see the image's `python` (if any), not the runtime's. The greedy
+    scheduler: Snakemake's ILP solver is a bundled program that needs the image's loader.
+    """
+    python = shlex.quote(f"{root}/bin/python")
+    message = shlex.quote(missing_runtime_message(root))
+    return (
+        f"[ -x {python} ] || {{ echo {message} >&2; exit {EXIT_NO_RUNTIME}; }}; "
+        f'python() {{ {python} "$@"; }}; '
+        f"{command} --scheduler greedy"
+    )
+
+
+def runtime_agent_command(module: str, root: str = RUNTIME_ROOT) -> tuple[str, ...]:
+    """The container command that runs `python -m module` from the runtime (the MPI node
+    agent, the array runner) in an image without Python."""
+    python = shlex.quote(f"{root}/bin/python")
+    message = shlex.quote(missing_runtime_message(root))
+    return (
+        *RUNTIME_SHELL,
+        f"[ -x {python} ] || {{ echo {message} >&2; exit {EXIT_NO_RUNTIME}; }}; "
+        f"exec {python} -m {module}",
+    )
