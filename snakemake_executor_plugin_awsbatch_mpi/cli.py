@@ -533,6 +533,9 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
                 2,
             )
         translation = translation_settings(settings, parsed.container_image)
+        translation = dataclasses.replace(
+            translation, snakemake_runs_containers=loaded.snakemake_runs_containers
+        )
     except WorkflowLoadError as err:
         return _fail(f"awsbatch-mpi plan: {err}")
     result = plan.build_plan(

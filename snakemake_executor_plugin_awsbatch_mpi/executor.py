@@ -7,6 +7,7 @@ reports to Snakemake and keeps the per-run state (warnings given, jobs Batch has
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -89,8 +90,9 @@ class Executor(RemoteExecutor):
         self.batch = BatchClient(
             region=settings.region, calls_per_second=settings.api_calls_per_second
         )
-        self.translation = translation_settings(
-            settings, self.workflow.remote_execution_settings.container_image
+        self.translation = dataclasses.replace(
+            translation_settings(settings, self.workflow.remote_execution_settings.container_image),
+            snakemake_runs_containers=internals.snakemake_runs_containers(self.workflow),
         )
         self.workflow_name = Path(self.workflow.workdir_init).name or "workflow"
         self._warned: set[str] = set()

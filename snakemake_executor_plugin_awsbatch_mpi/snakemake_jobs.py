@@ -32,7 +32,7 @@ from .core.command import (
 )
 from .core.jobchecks import refusals
 from .core.request import JobRequest
-from .snakemake_internals import declared_resources
+from .snakemake_internals import container_image, declared_resources
 
 
 def written_resources(rule: Any) -> dict[str, object]:
@@ -74,6 +74,7 @@ def job_request(job: Any, evaluated: Any = None) -> JobRequest:
             threads=int(resources.get("_cores", 1)),
             resources=resources,
             is_group=True,
+            container=group_container(job),
         )
     return JobRequest(
         rule=job.rule.name,
@@ -81,7 +82,20 @@ def job_request(job: Any, evaluated: Any = None) -> JobRequest:
         resources=resources,
         wildcards=dict(job.wildcards.items()) if job.wildcards else {},
         written=written_resources(job.rule),
+        container=container_image(job),
     )
+
+
+def group_container(job: Any) -> str | None:
+    """The one image the rules of a group job name: a group runs in one container."""
+    images = {image for single in job.jobs if (image := container_image(single))}
+    if len(images) > 1:
+        raise WorkflowError(
+            f"Group job '{job.name}': its rules name different container images "
+            f"({', '.join(sorted(images))}), but a group job runs in one Batch container. Give "
+            "them the same container: directive, or put them in different groups."
+        )
+    return images.pop() if images else None
 
 
 def targets_of(job: Any) -> tuple[TargetJob, ...]:

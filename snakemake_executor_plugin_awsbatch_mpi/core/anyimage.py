@@ -18,6 +18,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from .mounts import parse_volume
+from .request import JobRequest, TranslationSettings
+from .spec import Platform, QueueInfo, ResourceError, Volume, VolumeKind
+from .values import flag, given
+
 # The plugin version the runtime belongs to (pyproject.toml's version; a test keeps them
 # equal). The runtime of another version is another directory.
 RUNTIME_VERSION = "0.1.0"
@@ -101,6 +106,93 @@ def choose_image(
         mounted = runtime if runtime is not None else not holds_snakemake(image, snakemake_images)
         return ImageChoice(image, ImageSource.CONTAINER, mounted)
     return ImageChoice(default_image, ImageSource.DEFAULT, bool(runtime))
+
+
+RUNTIME_VOLUME_FORMS = "'efs:FS_ID[:ACCESS_POINT_ID]' (e.g. 'efs:fs-0123abcd') or 'host:/PATH'"
+
+
+def parse_runtime_volume(text: str) -> Volume:
+    """--awsbatch-mpi-runtime-volume: the file system that holds the runtime, mounted
+    read-only at RUNTIME_MOUNT. ValueError says what is wrong."""
+    text = text.strip()
+    if text.count(":") > (3 if text.startswith("efs:") else 2) or text.endswith(":ro"):
+        raise ValueError(
+            f"'{text}' is not a runtime volume: write {RUNTIME_VOLUME_FORMS}; it is always "
+            f"mounted read-only at {RUNTIME_MOUNT}"
+        )
+    try:
+        return parse_volume(f"{text}:{RUNTIME_MOUNT}:ro")
+    except ValueError:
+        raise ValueError(
+            f"'{text}' is not a runtime volume: write {RUNTIME_VOLUME_FORMS}"
+        ) from None
+
+
+def image_of(request: JobRequest, settings: TranslationSettings) -> ImageChoice:
+    """`choose_image` for one job, reading `awsbatch_image` and `awsbatch_runtime`."""
+    res, rule = request.resources, request.rule
+    runtime = None
+    if given(res, "awsbatch_runtime"):
+        runtime = flag(rule, "awsbatch_runtime", res["awsbatch_runtime"])
+    image = str(res["awsbatch_image"]) if given(res, "awsbatch_image") else None
+    return choose_image(
+        settings.default_image,
+        image,
+        request.container,
+        settings.snakemake_runs_containers,
+        runtime,
+        tuple(settings.snakemake_images or ()),
+    )
+
+
+def with_runtime_volume(
+    request: JobRequest,
+    settings: TranslationSettings,
+    queue: QueueInfo,
+    choice: ImageChoice,
+    volumes: tuple[Volume, ...],
+) -> tuple[Volume, ...]:
+    """The job's volumes plus the runtime's, or a refusal saying how to provide it."""
+    shown = f"{choice.image} (from {_source_words(choice.source)})"
+    if settings.runtime_volume is None:
+        raise ResourceError(
+            request.rule,
+            "container" if choice.source == ImageSource.CONTAINER else "awsbatch_runtime",
+            choice.image,
+            f"the image {shown} has no Snakemake, so the job runs Snakemake from the plugin's "
+            "runtime, and no runtime file system is set: install the runtime with "
+            "`awsbatch-mpi runtime install --file-system FS_ID --job-queue QUEUE` and pass "
+            "--awsbatch-mpi-runtime-volume efs:FS_ID; or, if the image does hold Snakemake "
+            "and this plugin, say so with resources: awsbatch_runtime=False or "
+            "--awsbatch-mpi-snakemake-images.",
+        )
+    runtime = settings.runtime_volume
+    clash = [v for v in volumes if v.container_path == RUNTIME_MOUNT]
+    if clash:
+        raise ResourceError(
+            request.rule,
+            "awsbatch_volumes",
+            str(clash[0]),
+            f"{RUNTIME_MOUNT} is where the plugin's runtime is mounted in this job; mount "
+            "the volume elsewhere.",
+        )
+    if runtime.kind is VolumeKind.HOST and queue.platform is Platform.FARGATE:
+        raise ResourceError(
+            request.rule,
+            "--awsbatch-mpi-runtime-volume",
+            str(runtime),
+            f"queue '{queue.name}' runs on Fargate, which has no host file systems; keep the "
+            "runtime on EFS ('efs:FS_ID') for Fargate queues.",
+        )
+    return tuple(sorted((*volumes, runtime), key=lambda v: v.container_path))
+
+
+def _source_words(source: str) -> str:
+    return {
+        ImageSource.CONTAINER: "the rule's container: directive",
+        ImageSource.RESOURCE: "resources: awsbatch_image",
+        ImageSource.DEFAULT: "--container-image",
+    }[source]
 
 
 def missing_runtime_message(root: str = RUNTIME_ROOT) -> str:

@@ -91,6 +91,7 @@ def request_of(job: WorkflowJob) -> JobRequest:
         wildcards=dict(job.wildcards),
         is_group=job.is_group,
         written=job.written,
+        container=job.container,
     )
 
 

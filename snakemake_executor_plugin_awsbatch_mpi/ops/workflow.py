@@ -55,6 +55,13 @@ class WorkflowJob:
     checkpoint: bool = False
     # The rule's resources as written in the Snakefile (see snakemake_jobs.written_resources).
     written: Mapping[str, Any] = field(default_factory=dict)
+    # The images the container: directives of the job's rules name (one, or none).
+    containers: tuple[str, ...] = ()
+
+    @property
+    def container(self) -> str | None:
+        """The image of the job's container: directive (`_load` refuses groups with more)."""
+        return self.containers[0] if len(self.containers) == 1 else None
 
 
 def split_resources(job: WorkflowJob) -> tuple[dict[str, Any], list[str]]:
@@ -69,6 +76,8 @@ class LoadedWorkflow:
     jobs: tuple[WorkflowJob, ...]
     envvars: tuple[str, ...] = ()
     source_files: tuple[str, ...] = ()
+    # --software-deployment-method apptainer: Snakemake runs the rules' containers itself.
+    snakemake_runs_containers: bool = False
     # Workflow-wide refusals (pipes, wildcard values Snakemake cannot carry): the executor's.
     refusals: tuple[str, ...] = ()
 
@@ -250,7 +259,11 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         workflow._build_dag()
         workflow.dag.update_groups()  # as Workflow.execute() does before scheduling
         jobs = _jobs_of(workflow, workflow.dag)
-        refused = tuple(refusals_of(workflow.dag.jobs))
+        refused = tuple(refusals_of(workflow.dag.jobs)) + tuple(
+            mixed_images_problem(job.rule, job.containers)
+            for job in jobs
+            if len(job.containers) > 1
+        )
         envvars = tuple(sorted(set(workflow.envvars) | set(getattr(args, "envvars", None) or ())))
     produced = {out for job in jobs for out in job.outputs}
     sources = sorted({f for job in jobs for f in job.inputs if f not in produced})
@@ -260,7 +273,25 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         envvars=envvars,
         source_files=tuple(sources),
         refusals=refused,
+        snakemake_runs_containers="apptainer"
+        in {str(m).lower() for m in getattr(args, "software_deployment_method", None) or ()},
     )
+
+
+def mixed_images_problem(group: str, images: Sequence[str]) -> str:
+    """Why a group job whose rules name different images cannot run (one container)."""
+    return (
+        f"Group job '{group}': its rules name different container images "
+        f"({', '.join(images)}), but a group job runs in one Batch container. Give them the "
+        "same container: directive, or put them in different groups."
+    )
+
+
+def _containers_of(members: Sequence[Any]) -> tuple[str, ...]:
+    """The distinct images the members' container: directives name."""
+    from ..snakemake_internals import container_image
+
+    return tuple(sorted({image for m in members if (image := container_image(m))}))
 
 
 def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
@@ -329,6 +360,7 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
                 is_group=is_group,
                 checkpoint=any(m.is_checkpoint for m in members),
                 written={} if is_group else written_resources(members[0].rule),
+                containers=_containers_of(members),
             )
         )
     return jobs
