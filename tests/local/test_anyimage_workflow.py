@@ -125,7 +125,7 @@ def file_system(env: dict[str, str]) -> str:
     proc = _cli(env, "runtime", "install", "--file-system", f"efs:{fs_id}",
                 "--job-queue", "local-cpu", "--poll-seconds", "0.5")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"awsbatch-mpi runtime 0.1.0 installed at /mnt/awsbatch-mpi-runtime/0.1.0" in (
+    assert "awsbatch-mpi runtime 0.1.0 installed at /mnt/awsbatch-mpi-runtime/0.1.0" in (
         proc.stdout
     )
     assert f"--awsbatch-mpi-runtime-volume efs:{fs_id}" in proc.stdout
