@@ -5,6 +5,7 @@
 #   awsbatch-anyimage-busybox:1   Debian's static busybox (busybox-static) as /bin/sh and
 #                                 the usual tools, /etc/passwd, /tmp, uid 1000 in /work;
 #                                 no C library at all (~2 MB)
+#   awsbatch-anyimage-noshell:1   nothing but /etc/passwd: no /bin/sh (the clear error)
 #   awsbatch-anyimage-openmpi:1   the MPI job image (containers/Dockerfile.mpi) with every
 #                                 Python removed: Open MPI's mpirun and mpicc, bash, no Python
 #
@@ -16,6 +17,7 @@ force=0
 [ "${1:-}" = "--force" ] && force=1
 BUSYBOX=awsbatch-anyimage-busybox:1
 OPENMPI=awsbatch-anyimage-openmpi:1
+NOSHELL=awsbatch-anyimage-noshell:1
 MPI_IMAGE=${MPI_IMAGE:-snakemake-awsbatch-mpi:0.1.0-mpi}
 
 missing() { [ "$force" = 1 ] || ! docker image inspect "$1" >/dev/null 2>&1; }
@@ -50,6 +52,15 @@ if missing "$BUSYBOX"; then
     --change 'CMD ["/bin/sh"]' \
     "$work/base.tar" "$BUSYBOX" >/dev/null
   echo "test-images.sh: built $BUSYBOX ($(docker image inspect --format '{{.Size}}' "$BUSYBOX" | awk '{ printf "%.1f MB", $1 / 1e6 }'))."
+fi
+
+if missing "$NOSHELL"; then
+  work=$(mktemp -d /tmp/awsbatch-anyimage-noshell.XXXXXX)
+  mkdir -p "$work/etc"
+  printf 'root:x:0:0:root:/:/nonexistent\n' > "$work/etc/passwd"
+  tar -C "$work" --numeric-owner --owner=0 --group=0 -c . | docker import - "$NOSHELL" >/dev/null
+  rm -rf "$work"
+  echo "test-images.sh: built $NOSHELL."
 fi
 
 if missing "$OPENMPI"; then

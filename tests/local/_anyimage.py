@@ -23,6 +23,7 @@ REQUIRE = os.environ.get("AWSBATCH_MPI_REQUIRE_DOCKER") == "1"
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = "awsbatch-anyimage-busybox:1"
 OPENMPI = "awsbatch-anyimage-openmpi:1"
+NOSHELL = "awsbatch-anyimage-noshell:1"
 
 
 def unavailable() -> str | None:
@@ -35,7 +36,7 @@ def unavailable() -> str | None:
     missing = [tag for tag in needed if not image_present(tag)]
     if missing:
         return f"The images {', '.join(missing)} are missing: build them with `make images`."
-    if not (image_present(BUSYBOX) and image_present(OPENMPI)):
+    if not all(image_present(tag) for tag in (BUSYBOX, OPENMPI, NOSHELL)):
         built = subprocess.run(
             [str(ROOT / "containers" / "test-images.sh")], capture_output=True, text=True
         )

@@ -25,7 +25,7 @@ from snakemake_executor_plugin_awsbatch_mpi.local._common import LOCAL_BUCKET
 from snakemake_executor_plugin_awsbatch_mpi.local.docker_runner import LABEL
 from snakemake_executor_plugin_awsbatch_mpi.ops.runtime_install import RUNTIME_TAG
 
-from ._anyimage import BUSYBOX, OPENMPI, require_docker
+from ._anyimage import BUSYBOX, NOSHELL, OPENMPI, require_docker
 
 pytestmark = pytest.mark.integration
 
@@ -176,3 +176,32 @@ def test_rules_in_python_less_images_run_through_the_plugin(
     rows = [line.split() for line in ranks[:-1]]
     assert [int(rank) for rank, _ in rows] == [0, 1, 2, 3]
     assert len({host for _, host in rows}) == 2, rows  # two containers, one per node
+
+
+def test_an_image_without_a_shell_fails_with_a_clear_reason(env: dict[str, str]) -> None:
+    """The container cannot start; the emulation reports it as ECS does, and the plugin's
+    failure message says what to do (batch/status.py)."""
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import (
+        NO_SHELL_ADVICE,
+        failure,
+        failure_message,
+    )
+
+    batch = _client("batch", env)
+    definition = batch.register_job_definition(
+        jobDefinitionName="anyimage-noshell", type="container",
+        containerProperties={"image": NOSHELL, "command": ["/bin/sh", "-c", "true"],
+                             "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                                      {"type": "MEMORY", "value": "256"}]},
+    )["jobDefinitionArn"]
+    job_id = batch.submit_job(jobName="noshell", jobQueue="local-cpu",
+                              jobDefinition=definition)["jobId"]
+    deadline = time.monotonic() + 60
+    while (job := batch.describe_jobs(jobs=[job_id])["jobs"][0])["status"] not in (
+        "SUCCEEDED", "FAILED"
+    ):
+        assert time.monotonic() < deadline, job["status"]
+        time.sleep(0.3)
+    assert job["status"] == "FAILED"
+    message = failure_message("align", failure(job), "us-east-1", "/aws/batch/job")
+    assert NO_SHELL_ADVICE in message, message
