@@ -14,7 +14,10 @@ from pathlib import Path
 
 # `plan`/`doctor` take the executor settings without their prefix (--job-queue for
 # --awsbatch-mpi-job-queue); the queues and identity are all that doctor needs without a workflow.
-DOCTOR_SETTINGS = ("job_queue", "gpu_job_queue", "multinode_job_queue", "job_role_arn", "region")
+DOCTOR_SETTINGS = (
+    "job_queue", "gpu_job_queue", "multinode_job_queue", "job_role_arn", "region",
+    "runtime_volume",
+)
 SETTINGS_PREFIX = "--awsbatch-mpi-"
 
 
@@ -569,6 +572,14 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
     job_queue, gpu_queue, mpi_queue = args.job_queue, args.gpu_job_queue, args.multinode_job_queue
     role, region, prefix = args.job_role_arn, args.region, args.s3_prefix
+    runtime_volume = None
+    if args.runtime_volume:
+        from .core.anyimage import parse_runtime_volume
+
+        try:
+            runtime_volume = parse_runtime_volume(args.runtime_volume)
+        except ValueError as err:
+            return _fail(f"awsbatch-mpi doctor: --runtime-volume {err}.", 2)
     loaded = translation = None
     if args.snakefile or args.profile or extra:
         try:
@@ -584,6 +595,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         mpi_queue, role = settings.multinode_job_queue, settings.job_role_arn
         region = settings.region
         prefix = prefix or parsed.default_storage_prefix
+        runtime_volume = settings.runtime_volume
     if not job_queue:
         return _fail(
             "awsbatch-mpi doctor: pass --job-queue QUEUE (or a --profile that sets "
@@ -598,6 +610,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         s3_prefix=prefix,
         workflow=loaded,
         settings=translation,
+        runtime_volume=runtime_volume,
     )
     results = run_doctor(request, AwsShell(region=region))
     print(outcomes.render(results))

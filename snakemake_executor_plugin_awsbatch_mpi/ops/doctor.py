@@ -16,8 +16,8 @@ from ..batch.queues import environments_of, queue_environment_arns, queue_info_f
 from ..core.request import TranslationSettings
 from ..core.resources import translate, validate_request
 from ..core.routing import resolve_queue
-from ..core.spec import ResourceError
-from . import checks, gpu_mpi_checks, instance_fit, outcomes
+from ..core.spec import ResourceError, Volume, VolumeKind
+from . import checks, gpu_mpi_checks, instance_fit, outcomes, runtime_checks
 from .aws_shell import AwsError, AwsShell
 from .instance_fit import Demand
 from .outcomes import CheckResult, Status
@@ -36,6 +36,8 @@ class DoctorRequest:
     s3_prefix: str | None = None
     workflow: LoadedWorkflow | None = None
     settings: TranslationSettings | None = None
+    # The runtime's file system (--awsbatch-mpi-runtime-volume), when rules use tool images.
+    runtime_volume: Volume | None = None
 
 
 def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
@@ -126,9 +128,23 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
             error = str(err)
         results.append(checks.check_s3_prefix(request.s3_prefix, error))
 
+    if request.runtime_volume is not None:
+        results.append(_runtime(request.runtime_volume, shell))
+
     if request.workflow is not None and request.settings is not None:
         results += _workflow_checks(request.workflow, request.settings, queues, queue_envs, shell)
     return results
+
+
+def _runtime(volume: Volume, shell: AwsShell) -> CheckResult:
+    if volume.kind is not VolumeKind.EFS:
+        return runtime_checks.check_runtime(volume, None, None)
+    try:
+        file_system = shell.file_system(volume.source)
+        targets = shell.mount_targets(volume.source)
+    except AwsError as err:
+        return runtime_checks.check_runtime(volume, None, None, str(err))
+    return runtime_checks.check_runtime(volume, file_system, targets)
 
 
 def _queue_names(request: DoctorRequest) -> list[str]:

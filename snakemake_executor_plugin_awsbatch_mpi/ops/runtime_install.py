@@ -107,6 +107,17 @@ class InstallResult:
     log: tuple[str, ...] = ()
 
 
+def _log_tail(batch: Any, job: dict[str, Any], log_group: str | None) -> tuple[str, ...]:
+    """The job's last log lines; none when the log cannot be read (it only helps explain)."""
+    stream = (job.get("container") or {}).get("logStreamName")
+    if not stream:
+        return ()
+    try:
+        return tuple(batch.log_tail(log_group or "/aws/batch/job", stream, 20))
+    except Exception:  # noqa: BLE001 - a missing log group or permission: no log to show
+        return ()
+
+
 def install(
     batch: Any,
     shell: Any,
@@ -148,8 +159,7 @@ def install(
         if status in ("SUCCEEDED", "FAILED"):
             break
         time.sleep(poll_seconds)
-    stream = (job.get("container") or {}).get("logStreamName")
-    log = tuple(batch.log_tail(log_group or "/aws/batch/job", stream, 20)) if stream else ()
+    log = _log_tail(batch, job, log_group)
     reason = str(job.get("statusReason") or (job.get("container") or {}).get("reason") or "")
     if status != "SUCCEEDED":
         raise InstallError(
