@@ -55,7 +55,7 @@ from .mpi import ENV_KEY_URI
 from .mpi.key import key_uri, new_key
 from .ops import Status, has_failures, preflight
 from .settings import SettingsError, check_settings
-from .snakemake_jobs import job_command, job_request, refusals_of
+from .snakemake_jobs import job_command, job_request, mixed_group_images, refusals_of
 
 # A job Batch does not return for this many consecutive checks is reported as failed.
 MAX_MISSING_CHECKS = 5
@@ -160,6 +160,9 @@ class Executor(RemoteExecutor):
         if self.immediate_submit:
             self._check_immediate_submit(jobs)
         seen: set[tuple[str, str]] = set()
+        problems = mixed_group_images(jobs)  # a group job is one container: one image
+        if problems:
+            raise WorkflowError("\n".join(problems) + " Nothing was submitted.")
         for job in jobs:
             for single in job.jobs if job.is_group() else [job]:
                 try:

@@ -37,6 +37,7 @@ EXECUTOR: tuple[Internal, ...] = (
     Internal("rule", "expand_resources", "evaluating a job's resources in that check"),
     Internal("rule", "ruleinfo", "naming resources as the Snakefile writes them"),
     Internal("rule", "expand_container_img", "the image a rule's container: directive names"),
+    Internal("rule", "expand_group", "refusing a group whose rules name different images"),
     Internal(
         "workflow", "deployment_settings", "whether Snakemake itself runs the rules' containers"
     ),
@@ -155,6 +156,12 @@ def container_image(job: Any) -> str | None:
     return str(image) if image else None
 
 
+def group_name(job: Any) -> str | None:
+    """The group a single job belongs to (its rule's `group:` or --groups), or None."""
+    group = job.rule.expand_group(job.wildcards_dict)
+    return str(group) if group else None
+
+
 def snakemake_runs_containers(workflow: Any) -> bool:
     """Whether Snakemake itself runs the rules' containers (apptainer deployment)."""
     from snakemake.settings.types import DeploymentMethod
@@ -185,6 +192,7 @@ __all__ = [
     "container_image",
     "declared_resources",
     "evaluated_resources",
+    "group_name",
     "keep_source_archive",
     "missing",
     "needrun_jobs",

@@ -21,6 +21,7 @@ from snakemake_interface_executor_plugins.executors.real import RealExecutor
 from snakemake_interface_executor_plugins.settings import SharedFSUsage
 from snakemake_interface_executor_plugins.utils import format_cli_arg
 
+from .core.anyimage import mixed_images_problem
 from .core.command import (
     SHELL,
     JobArgs,
@@ -32,7 +33,7 @@ from .core.command import (
 )
 from .core.jobchecks import refusals
 from .core.request import JobRequest
-from .snakemake_internals import container_image, declared_resources
+from .snakemake_internals import container_image, declared_resources, group_name
 
 
 def written_resources(rule: Any) -> dict[str, object]:
@@ -90,12 +91,22 @@ def group_container(job: Any) -> str | None:
     """The one image the rules of a group job name: a group runs in one container."""
     images = {image for single in job.jobs if (image := container_image(single))}
     if len(images) > 1:
-        raise WorkflowError(
-            f"Group job '{job.name}': its rules name different container images "
-            f"({', '.join(sorted(images))}), but a group job runs in one Batch container. Give "
-            "them the same container: directive, or put them in different groups."
-        )
+        raise WorkflowError(mixed_images_problem(job.name, images))
     return images.pop() if images else None
+
+
+def mixed_group_images(jobs: Iterable[Any]) -> list[str]:
+    """`mixed_images_problem` for every group whose rules name different images, over the
+    single jobs of the DAG (before scheduling, groups are not formed yet)."""
+    by_group: dict[str, set[str]] = {}
+    for job in jobs:
+        for single in job.jobs if job.is_group() else [job]:
+            group = group_name(single)
+            image = container_image(single)
+            if group and image:
+                by_group.setdefault(group, set()).add(image)
+    return [mixed_images_problem(g, images) for g, images in sorted(by_group.items())
+            if len(images) > 1]
 
 
 def targets_of(job: Any) -> tuple[TargetJob, ...]:

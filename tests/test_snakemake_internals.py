@@ -16,6 +16,9 @@ class FakeRule:
     def expand_resources(self, wildcards, input, attempt, skip_evaluation=None):
         return {"attempt": attempt, "skip": skip_evaluation, "wildcards": wildcards}
 
+    def expand_group(self, wildcards):
+        return "g" if wildcards else None
+
     def expand_container_img(self, wildcards):
         return f"docker://quay.io/biocontainers/{wildcards['tool']}:1" if wildcards else None
 
@@ -107,6 +110,7 @@ def test_a_jobs_container_directive_and_whether_snakemake_runs_containers():
     job = SimpleNamespace(rule=FakeRule(), wildcards_dict={"tool": "bwa"})
     assert internals.container_image(job) == "docker://quay.io/biocontainers/bwa:1"
     assert internals.container_image(SimpleNamespace(rule=FakeRule(), wildcards_dict={})) is None
+    assert internals.group_name(job) == "g"
     workflow = FakeWorkflow()
     assert not internals.snakemake_runs_containers(workflow)
     workflow.deployment_settings.deployment_method = {DeploymentMethod.APPTAINER}

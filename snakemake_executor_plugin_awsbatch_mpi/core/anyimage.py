@@ -16,8 +16,10 @@ jobs of several plugin versions can share it and an upgrade never changes a runn
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..mpi import ENV_LOCAL_FS_ROOT
 from .mounts import parse_volume
 from .request import JobRequest, TranslationSettings
 from .spec import Platform, QueueInfo, ResourceError, Volume, VolumeKind
@@ -195,6 +197,15 @@ def _source_words(source: str) -> str:
     }[source]
 
 
+def mixed_images_problem(group: str, images: Iterable[str]) -> str:
+    """Why a group job whose rules name different images cannot run: it is one container."""
+    return (
+        f"Group job '{group}': its rules name different container images "
+        f"({', '.join(sorted(images))}), but a group job runs in one Batch container. Give "
+        "them the same container: directive, or put them in different groups."
+    )
+
+
 def missing_runtime_message(root: str = RUNTIME_ROOT) -> str:
     """What a job prints when its runtime is not on the mounted file system."""
     return (
@@ -202,6 +213,12 @@ def missing_runtime_message(root: str = RUNTIME_ROOT) -> str:
         "it on the runtime file system with `awsbatch-mpi runtime install` (see "
         "docs/further.md, Rules in any image), or check --awsbatch-mpi-runtime-volume."
     )
+
+
+def _python(root: str) -> str:
+    """The runtime's launcher for a shell; the local emulation's process runtime puts
+    container paths below ENV_LOCAL_FS_ROOT (unset on AWS and in containers)."""
+    return f'"${{{ENV_LOCAL_FS_ROOT}:-}}"{shlex.quote(f"{root}/bin/python")}'
 
 
 def in_runtime(command: str, root: str = RUNTIME_ROOT) -> str:
@@ -212,7 +229,7 @@ def in_runtime(command: str, root: str = RUNTIME_ROOT) -> str:
     in new shells and see the image's `python` (if any), not the runtime's. The greedy
     scheduler: Snakemake's ILP solver is a bundled program that needs the image's loader.
     """
-    python = shlex.quote(f"{root}/bin/python")
+    python = _python(root)
     message = shlex.quote(missing_runtime_message(root))
     return (
         f"[ -x {python} ] || {{ echo {message} >&2; exit {EXIT_NO_RUNTIME}; }}; "
@@ -224,7 +241,7 @@ def in_runtime(command: str, root: str = RUNTIME_ROOT) -> str:
 def runtime_agent_command(module: str, root: str = RUNTIME_ROOT) -> tuple[str, ...]:
     """The container command that runs `python -m module` from the runtime (the MPI node
     agent, the array runner) in an image without Python."""
-    python = shlex.quote(f"{root}/bin/python")
+    python = _python(root)
     message = shlex.quote(missing_runtime_message(root))
     return (
         *RUNTIME_SHELL,

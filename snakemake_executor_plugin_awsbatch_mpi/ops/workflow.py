@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import request
+from ..core.anyimage import mixed_images_problem
 from ..core.naming import job_name
 from ..core.request import TranslationSettings
 
@@ -275,15 +276,6 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         refusals=refused,
         snakemake_runs_containers="apptainer"
         in {str(m).lower() for m in getattr(args, "software_deployment_method", None) or ()},
-    )
-
-
-def mixed_images_problem(group: str, images: Sequence[str]) -> str:
-    """Why a group job whose rules name different images cannot run (one container)."""
-    return (
-        f"Group job '{group}': its rules name different container images "
-        f"({', '.join(images)}), but a group job runs in one Batch container. Give them the "
-        "same container: directive, or put them in different groups."
     )
 
 

@@ -28,6 +28,8 @@ from snakemake_executor_plugin_awsbatch_mpi.core.spec import (
     VolumeKind,
 )
 
+# How commands name the runtime's Python (the emulation's process runtime prefixes the path).
+LAUNCHER = f'"${{AWSBATCH_LOCAL_FS_ROOT:-}}"{RUNTIME_PYTHON}'
 BWA = "quay.io/biocontainers/bwa:0.7.17--h7132678_9"
 OWN = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/snakemake-awsbatch-mpi:0.1.0"
 RUNTIME = parse_runtime_volume("efs:fs-0123abcd")
@@ -117,7 +119,7 @@ def test_an_mpi_rule_in_a_tool_image_starts_the_node_agent_from_the_runtime() ->
     overrides = result.submit()["nodeOverrides"]["nodePropertyOverrides"][0]["containerOverrides"]
     assert overrides["command"][:2] == ["/bin/sh", "-c"]
     assert overrides["command"][2].endswith(
-        f"exec {RUNTIME_PYTHON} -m snakemake_executor_plugin_awsbatch_mpi.mpi"
+        f"exec {LAUNCHER} -m snakemake_executor_plugin_awsbatch_mpi.mpi"
     )
     env = {e["name"]: e["value"] for e in overrides["environment"]}
     assert RUNTIME_PYTHON in env["AWSBATCH_MPI_COMMAND"]
@@ -155,7 +157,7 @@ def test_array_children_of_a_tool_image_rule_run_the_array_runner_from_the_runti
     parent = array_spec(spec, "s3://b/p/map.json", 3)
     assert parent.command[:2] == ("/bin/sh", "-c")
     assert parent.command[2].endswith(
-        f"exec {RUNTIME_PYTHON} -m snakemake_executor_plugin_awsbatch_mpi.array s3://b/p/map.json"
+        f"exec {LAUNCHER} -m snakemake_executor_plugin_awsbatch_mpi.array s3://b/p/map.json"
     )
 
 
