@@ -543,3 +543,31 @@ def test_plan_shows_each_rules_image_and_whether_the_runtime_is_mounted(
     )
     assert code == 0, report
     assert {job["image_source"] for job in document["jobs"]} == {"default"}
+
+
+def test_plan_refuses_a_group_whose_rules_name_different_images(tmp_path, no_network, capsys):
+    workdir = tmp_path / "mixed"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(textwrap.dedent(
+        """
+        rule all:
+            input: "b.txt"
+        rule a:
+            output: "a.txt"
+            group: "g"
+            container: "docker://quay.io/biocontainers/bwa:0.7.17--h7132678_9"
+            shell: "touch {output}"
+        rule b:
+            input: "a.txt"
+            output: "b.txt"
+            group: "g"
+            container: "docker://quay.io/biocontainers/samtools:1.19--h50ea8bc_0"
+            shell: "touch {output}"
+        """
+    ))
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir),
+        "--job-queue", "q", "--runtime-volume", "efs:fs-0123abcd",
+    )
+    assert code == 1
+    assert any("its rules name different container images" in p for p in document["problems"])
