@@ -137,6 +137,10 @@ def image_of(request: JobRequest, settings: TranslationSettings) -> ImageChoice:
     if given(res, "awsbatch_runtime"):
         runtime = flag(rule, "awsbatch_runtime", res["awsbatch_runtime"])
     image = str(res["awsbatch_image"]) if given(res, "awsbatch_image") else None
+    if given(res, "awsbatch_job_definition"):
+        # The rule's own job definition names the image (and its volumes): as before, unless
+        # the rule says its definition runs Snakemake from the runtime.
+        return ImageChoice(image or settings.default_image, ImageSource.DEFAULT, bool(runtime))
     return choose_image(
         settings.default_image,
         image,

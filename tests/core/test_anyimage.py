@@ -102,6 +102,12 @@ def test_a_tool_image_rule_gets_the_runtime_mounted_read_only_and_runs_snakemake
     assert command[:2] == ["/bin/sh", "-c"]
     assert RUNTIME_PYTHON in command[2] and command[2].endswith("--scheduler greedy")
     assert (result.spec.runtime, result.spec.image_source) == (True, ImageSource.CONTAINER)
+    # A rule that names its own job definition runs it as before (its image is the
+    # definition's business).
+    own = plan(JobRequest("align", 2, {"awsbatch_job_definition": "mine:3"},
+                          container=f"docker://{BWA}"))
+    assert own.register is None and not own.spec.runtime
+    assert own.submit()["containerOverrides"]["command"] == list(COMMAND)
     # The same rule without container: runs as before, in the default image, with bash.
     before = plan(JobRequest("align", 2, {}))
     assert before.register["containerProperties"]["image"] == OWN
