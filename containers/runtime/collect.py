@@ -41,6 +41,9 @@ PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
 # Not needed to run jobs, and large: tests, GUI toolkits, the pip bootstrapper.
 SKIP_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data"}
 SKIP_ANYWHERE = {"__pycache__"}
+# Packages jobs never use from the runtime: pip (nothing is installed in a job), and the ILP
+# solver binaries PuLP bundles (they need the image's loader; jobs use the greedy scheduler).
+SKIP_PACKAGES = ("pip", "pip-*.dist-info", "pulp/solverdir")
 # Loaded with dlopen by glibc itself, so ldd never shows them: libgcc_s for thread
 # cancellation (pthread_cancel, used by e.g. concurrent.futures at interpreter exit).
 DLOPENED = ("libgcc_s.so.1",)
@@ -112,6 +115,9 @@ def main(root: Path) -> None:
     packages.mkdir(parents=True, exist_ok=True)
     for directory in site_directories():
         copy_tree(directory, packages, SKIP_ANYWHERE)
+    for pattern in SKIP_PACKAGES:
+        for path in packages.glob(pattern):
+            shutil.rmtree(path)
     interpreter = Path(os.path.realpath(sys.executable))
     shutil.copy2(interpreter, root / "bin" / PY)
 
