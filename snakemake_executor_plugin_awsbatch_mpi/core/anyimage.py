@@ -141,7 +141,7 @@ def image_of(request: JobRequest, settings: TranslationSettings) -> ImageChoice:
         # The rule's own job definition names the image (and its volumes): as before, unless
         # the rule says its definition runs Snakemake from the runtime.
         return ImageChoice(image or settings.default_image, ImageSource.DEFAULT, bool(runtime))
-    return choose_image(
+    choice = choose_image(
         settings.default_image,
         image,
         request.container,
@@ -149,6 +149,18 @@ def image_of(request: JobRequest, settings: TranslationSettings) -> ImageChoice:
         runtime,
         tuple(settings.snakemake_images or ()),
     )
+    if choice.source == ImageSource.CONTAINER and (
+        "://" in choice.image or choice.image.endswith(".sif")
+    ):
+        raise ResourceError(
+            rule,
+            "container",
+            request.container,
+            "AWS Batch runs Docker (OCI) images only: name one as 'docker://registry/image:tag', "
+            "or let Snakemake run Apptainer images inside the job "
+            "(--software-deployment-method apptainer, with Apptainer in --container-image).",
+        )
+    return choice
 
 
 def with_runtime_volume(

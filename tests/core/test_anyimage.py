@@ -154,6 +154,9 @@ def test_runtime_refusals_fargate_host_and_a_clashing_volume() -> None:
                        container=f"docker://{BWA}")
     with pytest.raises(ResourceError, match="is where the plugin's runtime is mounted"):
         plan(clash)
+    for uri in ("library://lab/default/tool:1", "shub://lab/tool", "images/tool.sif"):
+        with pytest.raises(ResourceError, match="Batch runs Docker \\(OCI\\) images only"):
+            plan(JobRequest("align", 1, {}, container=uri))
     with pytest.raises(ResourceError, match="awsbatch_runtime='maybe'.*True or False"):
         plan(JobRequest("align", 1, {"awsbatch_runtime": "maybe"}))
 
