@@ -32,18 +32,18 @@ pytestmark = pytest.mark.integration
 PREFIX = "anyimage"
 SNAKEFILE = f"""
 rule all:
-    input: "results/shell.txt", "results/script.txt", "results/ranks.txt"
+    input: "results/a.shell.txt", "results/script.txt", "results/ranks.txt"
 
 rule shout:
-    input: "data/words.txt"
-    output: "results/shell.txt"
+    input: "data/{{sample}}.txt"
+    output: "results/{{sample}}.shell.txt"
     container: "docker://{BUSYBOX}"
     shell:
         "tr a-z A-Z < {{input}} > {{output}}; "
         "(command -v python3 || command -v python || echo no-python) >> {{output}}"
 
 rule count:
-    input: "results/shell.txt"
+    input: "results/a.shell.txt", "results/b.shell.txt"
     output: "results/script.txt"
     container: "docker://{BUSYBOX}"
     script: "scripts/count.py"
@@ -59,7 +59,7 @@ rule ranks:
 """
 SCRIPT = """
 import sys
-lines = open(snakemake.input[0]).read().splitlines()
+lines = open(snakemake.input[0]).read().splitlines() + open(snakemake.input[1]).read().splitlines()
 with open(snakemake.output[0], "w") as out:
     out.write(f"{len(lines)} lines, first {lines[0]}\\n{sys.executable}\\n")
 """
@@ -147,7 +147,8 @@ def test_rules_in_python_less_images_run_through_the_plugin(
     (work / "Snakefile").write_text(SNAKEFILE)
     (work / "scripts" / "count.py").write_text(SCRIPT)
     s3 = _client("s3", env)
-    s3.put_object(Bucket=LOCAL_BUCKET, Key=f"{PREFIX}/data/words.txt", Body=b"alpha\nbeta\n")
+    s3.put_object(Bucket=LOCAL_BUCKET, Key=f"{PREFIX}/data/a.txt", Body=b"alpha\nbeta\n")
+    s3.put_object(Bucket=LOCAL_BUCKET, Key=f"{PREFIX}/data/b.txt", Body=b"gamma\n")
     started = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "--executor", "awsbatch-mpi", "-j", "4",
@@ -156,7 +157,10 @@ def test_rules_in_python_less_images_run_through_the_plugin(
          "--container-image", "snakemake-awsbatch-mpi:0.1.0",
          "--default-storage-provider", "s3",
          "--default-storage-prefix", f"s3://{LOCAL_BUCKET}/{PREFIX}",
-         "--awsbatch-mpi-log-tail-lines", "200"],
+         "--awsbatch-mpi-log-tail-lines", "200",
+         # The two `shout` jobs go as one array job: its children start the array runner
+         # from the runtime, which runs each child's command with busybox's sh.
+         "--awsbatch-mpi-array-jobs", "shout"],
         cwd=work, env=env, capture_output=True, text=True, timeout=900,
     )
     logs = "\n".join(p.read_text() for p in (work / ".snakemake/awsbatch-mpi/logs").glob("*.log")) \
@@ -167,10 +171,15 @@ def test_rules_in_python_less_images_run_through_the_plugin(
     def read(key: str) -> str:
         return s3.get_object(Bucket=LOCAL_BUCKET, Key=f"{PREFIX}/{key}")["Body"].read().decode()
 
-    assert read("results/shell.txt") == "ALPHA\nBETA\nno-python\n"
+    assert read("results/a.shell.txt") == "ALPHA\nBETA\nno-python\n"
+    assert read("results/b.shell.txt") == "GAMMA\nno-python\n"
     assert read("results/script.txt") == (
-        "3 lines, first ALPHA\n/opt/awsbatch-mpi/runtime/0.1.0/bin/python\n"
+        "5 lines, first ALPHA\n/opt/awsbatch-mpi/runtime/0.1.0/bin/python\n"
     )
+    batch = _client("batch", env)
+    arrays = [j for j in batch.list_jobs(jobQueue="local-cpu", jobStatus="SUCCEEDED")[
+        "jobSummaryList"] if j["jobName"].startswith("shout") and "-x2" in j["jobName"]]
+    assert arrays, "the two shout jobs did not go as one array job"
     ranks = read("results/ranks.txt").splitlines()
     assert ranks[-1] == "no-python"
     rows = [line.split() for line in ranks[:-1]]
