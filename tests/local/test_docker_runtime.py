@@ -290,6 +290,62 @@ def test_the_example_workflow_runs_in_containers_with_mpi_ranks_on_three_hosts(
     assert "Jobs run in Docker containers" in proc.stdout
 
 
+EXAMPLE_APP_IMAGE = "snakemake-awsbatch-mpi-example:0.1.0"  # containers/example-app
+PI_SNAKEFILE = f"""
+rule pi:
+    output: "pi.txt"
+    resources: mpi="mpirun", tasks=3, nodes=3, awsbatch_image="{EXAMPLE_APP_IMAGE}"
+    shell: "{{resources.mpi}} -n {{resources.tasks}} mpi-pi {{output}} 3000000"
+"""
+
+
+def test_an_application_image_built_on_ours_runs_a_three_node_mpi_rule(
+    server: str, aws: Aws, tmp_path: Path
+) -> None:
+    """containers/example-app (mpi-pi compiled on the MPI image) as a 3-node rule, through
+    Snakemake and the plugin: one rank per container, the result stored in S3."""
+    if not image_present(EXAMPLE_APP_IMAGE):
+        reason = f"The image {EXAMPLE_APP_IMAGE} is missing: build it with `make images`."
+        if REQUIRE:
+            pytest.fail(f"AWSBATCH_MPI_REQUIRE_DOCKER=1 but {reason}")
+        pytest.skip(reason)
+    work = tmp_path / "apppi"
+    work.mkdir()
+    (work / "Snakefile").write_text(PI_SNAKEFILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNAKEMAKE_"))}
+    env.update(
+        AWS_ENDPOINT_URL=server,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "snakemake",
+            "--executor", "awsbatch-mpi",
+            "--awsbatch-mpi-job-queue", "local-cpu",
+            "--awsbatch-mpi-multinode-job-queue", "local-mpi",
+            "--default-storage-provider", "s3",
+            "--default-storage-prefix", "s3://snakemake-local/apppi",
+            "--jobs", "1",
+            "--seconds-between-status-checks", "1",
+            "--latency-wait", "5",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    text = aws.s3.get_object(Bucket="snakemake-local", Key="apppi/pi.txt")["Body"].read()
+    rows = [line.split("\t") for line in text.decode().splitlines()]
+    hosts = [row[2] for row in rows if row[0] == "rank"]
+    assert len(hosts) == 3 and len(set(hosts)) == 3, rows  # a container (host name) per rank
+    [pi] = [float(row[1]) for row in rows if row[0] == "pi"]
+    assert abs(pi - 3.141592653589793) < 1e-9
+
+
 def test_local_emulation_refuses_an_unknown_runtime() -> None:
     from snakemake_executor_plugin_awsbatch_mpi.local import EmulationError
 
