@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.local import LocalEmulation
+from snakemake_executor_plugin_awsbatch_mpi.local.emulation import build_setup_network
 from snakemake_executor_plugin_awsbatch_mpi.local.network import NOTE_PREFIX
 
 from ._helpers import IMAGE, Aws
@@ -64,38 +65,14 @@ def public_only(emulation: LocalEmulation) -> Iterator[tuple[str, str]]:
     """(queue, route table) of a compute environment whose only way out is an internet
     gateway: what `awsbatch-mpi setup` built before it added the S3 gateway endpoint."""
     ec2 = emulation.boto3_client("ec2")
-    batch = emulation.boto3_client("batch")
-    vpc = ec2.describe_subnets(SubnetIds=[emulation.subnet_id])["Subnets"][0]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.200.0/24")["Subnet"]["SubnetId"]
-    ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
-    gateway = ec2.describe_internet_gateways(
-        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}]
-    )["InternetGateways"][0]["InternetGatewayId"]
-    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
-    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
-    env = batch.create_compute_environment(
-        computeEnvironmentName="local-test-public-only-ce",
-        type="MANAGED",
-        state="ENABLED",
-        computeResources={
-            "type": "EC2",
-            "minvCpus": 0,
-            "maxvCpus": 64,
-            "instanceTypes": ["c5n"],
-            "instanceRole": emulation.instance_profile_arn,
-            "subnets": [subnet],
-            "securityGroupIds": [emulation.security_group_id],
-        },
-        serviceRole=emulation.service_role_arn,
-    )["computeEnvironmentArn"]
-    batch.create_job_queue(
-        jobQueueName="local-test-public-only",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+    subnet = build_setup_network(
+        ec2, emulation.vpc_id, emulation.region, "10.0.200.0/24", s3_endpoint=False
     )
-    yield "local-test-public-only", table
+    emulation.add_queue("local-test-public-only", [subnet])
+    [table] = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
+    )["RouteTables"]
+    yield "local-test-public-only", table["RouteTableId"]
 
 
 def _node_logs(aws: Aws, job_id: str) -> list[list[str]]:
