@@ -290,6 +290,92 @@ def test_the_example_workflow_runs_in_containers_with_mpi_ranks_on_three_hosts(
     assert "Jobs run in Docker containers" in proc.stdout
 
 
+S3_PROBE = """
+import sys, boto3
+from botocore.config import Config
+quick = Config(retries={"max_attempts": 1}, connect_timeout=3)
+try:
+    boto3.client("s3", config=quick).head_bucket(Bucket="snakemake-local")
+    print("S3 OK", flush=True)
+except Exception as err:
+    print(f"S3 FAILED {type(err).__name__}", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_mpi_containers_without_a_way_to_s3_are_refused_until_the_endpoint_is_added(
+    server: str, aws: Aws
+) -> None:
+    """The docker runner withholds S3 from node containers exactly like the process one."""
+    import boto3
+
+    from snakemake_executor_plugin_awsbatch_mpi.local.emulation import build_setup_network
+    from snakemake_executor_plugin_awsbatch_mpi.local.network import NOTE_PREFIX
+
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    ec2 = session.client("ec2", endpoint_url=server)
+    [mpi_env] = aws.batch.describe_compute_environments(
+        computeEnvironments=["local-mpi-ce"]
+    )["computeEnvironments"]
+    [own] = mpi_env["computeResources"]["subnets"]
+    vpc = ec2.describe_subnets(SubnetIds=[own])["Subnets"][0]["VpcId"]
+    subnet = build_setup_network(ec2, vpc, "us-east-1", "10.0.210.0/24", s3_endpoint=False)
+    resources = {
+        k: v
+        for k, v in mpi_env["computeResources"].items()
+        if k in ("type", "minvCpus", "maxvCpus", "instanceTypes", "instanceRole",
+                 "securityGroupIds")
+    }
+    env = aws.batch.create_compute_environment(
+        computeEnvironmentName="docker-public-only-ce", type="MANAGED", state="ENABLED",
+        computeResources={**resources, "subnets": [subnet]},
+        serviceRole=mpi_env["serviceRole"],
+    )["computeEnvironmentArn"]
+    aws.batch.create_job_queue(
+        jobQueueName="docker-public-only", state="ENABLED", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+    )
+    container = {
+        "image": DEFAULT_MPI_IMAGE,
+        "command": ["python", "-c", S3_PROBE],
+        "resourceRequirements": [
+            {"type": "VCPU", "value": "1"},
+            {"type": "MEMORY", "value": "256"},
+        ],
+    }
+    definition = aws.batch.register_job_definition(
+        jobDefinitionName="docker-s3-probe",
+        type="multinode",
+        nodeProperties={
+            "numNodes": 2,
+            "mainNode": 0,
+            "nodeRangeProperties": [{"targetNodes": "0:", "container": container}],
+        },
+    )["jobDefinitionArn"]
+
+    job = aws.wait(aws.submit("docker-refused", definition, queue="docker-public-only"),
+                   timeout=120)
+    messages = aws.log_messages(job["container"]["logStreamName"])
+    assert job["status"] == "FAILED", messages
+    assert messages[0].startswith(f"{NOTE_PREFIX} This node cannot reach S3"), messages
+    assert "S3 FAILED EndpointConnectionError" in messages
+
+    [table] = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
+    )["RouteTables"]
+    ec2.create_vpc_endpoint(
+        VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
+        RouteTableIds=[table["RouteTableId"]],
+    )
+    job = aws.wait(aws.submit("docker-fixed", definition, queue="docker-public-only"),
+                   timeout=120)
+    messages = aws.log_messages(job["container"]["logStreamName"])
+    assert job["status"] == "SUCCEEDED", messages
+    assert "S3 OK" in messages
+
+
 EXAMPLE_APP_IMAGE = "snakemake-awsbatch-mpi-example:0.1.0"  # containers/example-app
 PI_SNAKEFILE = f"""
 rule pi:
