@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,20 +97,35 @@ def compute_environment_subnets(job: Any) -> tuple[str, list[str]]:
     return str(env.name), [str(s) for s in resources.get("subnets") or []]
 
 
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _ec2(endpoint_url: str, region: str) -> Any:
+    """One EC2 client per emulation endpoint (making one costs 0.1-3 s; they are
+    thread-safe)."""
+    with _clients_lock:
+        client = _clients.get((endpoint_url, region))
+        if client is None:
+            import boto3
+
+            from ._common import CLIENT_ACCESS_KEY_ID, CLIENT_SECRET_ACCESS_KEY
+
+            client = boto3.session.Session(
+                aws_access_key_id=CLIENT_ACCESS_KEY_ID,
+                aws_secret_access_key=CLIENT_SECRET_ACCESS_KEY,
+                region_name=region,
+            ).client("ec2", endpoint_url=endpoint_url)
+            _clients[(endpoint_url, region)] = client
+        return client
+
+
 def node_network(job: Any, endpoint_url: str, region: str) -> NodeNetwork:
     """The reach of the nodes of a multi-node moto job, read from the emulation's EC2."""
     env_name, subnet_ids = compute_environment_subnets(job)
     if not subnet_ids:
         return OPEN
-    import boto3
-
-    from ._common import CLIENT_ACCESS_KEY_ID, CLIENT_SECRET_ACCESS_KEY
-
-    ec2 = boto3.session.Session(
-        aws_access_key_id=CLIENT_ACCESS_KEY_ID,
-        aws_secret_access_key=CLIENT_SECRET_ACCESS_KEY,
-        region_name=region,
-    ).client("ec2", endpoint_url=endpoint_url)
+    ec2 = _ec2(endpoint_url, region)
     try:
         nets = read_subnets(lambda op, **kw: getattr(ec2, op)(**kw), subnet_ids)
     except Exception as err:  # noqa: BLE001 - a subnet moto does not know: AWS would refuse it

@@ -491,6 +491,10 @@ def _run_job(job: Job) -> None:
 
 def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: int) -> bool:
     """Start the containers of one attempt and watch it; True when it succeeded."""
+    is_node = job.job_definition.type == "multinode"
+    # awsvpc: what a node reaches outside its VPC depends on its subnets (local/network.py);
+    # read before the attempt starts, as AWS has the network ready before the containers.
+    network = node_network(job, runtime.endpoint_url, runtime.region) if is_node else None
     setattr(job, NODES_ATTR, nodes)
     main = next(node for node in nodes if node.is_main)
     job.log_stream_name = main.log_stream
@@ -500,9 +504,6 @@ def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: in
     for node in nodes:
         job._log_backend.ensure_log_stream(job._log_group, node.log_stream)
 
-    is_node = job.job_definition.type == "multinode"
-    # awsvpc: what a node reaches outside its VPC depends on its subnets (local/network.py).
-    network = node_network(job, runtime.endpoint_url, runtime.region) if is_node else None
     # Main node first, as on Batch; the runtime gives the others the main node's address.
     for node in [main] + [n for n in nodes if not n.is_main]:
         silent = any(job.job_name.startswith(p) and node.index == i for p, i in SILENT_NODES)
