@@ -168,3 +168,18 @@ def test_doctor_fails_a_compute_environment_whose_instances_have_no_way_out(aws)
     )
     assert "the jobs would wait in RUNNABLE forever" in net.message
     assert not [r for r in results if r.check.startswith("mpi network")]  # not the MPI queue
+
+
+def test_doctor_names_a_subnet_that_no_longer_exists(aws):
+    vpc = aws.ec2.describe_subnets(SubnetIds=[aws.subnet])["Subnets"][0]["VpcId"]
+    gone = aws.ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.12.0/24")["Subnet"]["SubnetId"]
+    aws.environment("two-ce", subnets=[aws.subnet, gone])
+    aws.ec2.delete_subnet(SubnetId=gone)
+    aws.queue("two", aws.batch.describe_compute_environments(
+        computeEnvironments=["two-ce"])["computeEnvironments"][0]["computeEnvironmentArn"])
+    net = line(doctor(job_queue="two"), "network two-ce")
+    assert net.status is Status.FAIL
+    assert net.message == (
+        f"Compute environment 'two-ce' uses subnet(s) {gone}, which could not be found. "
+        "Point it at existing subnets."
+    )
