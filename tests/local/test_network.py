@@ -128,3 +128,30 @@ def test_container_jobs_use_the_instance_network(aws: Aws, shell_def: str) -> No
     script = 'python -c "import boto3; boto3.client(\'batch\').describe_job_queues(); print(1)"'
     job = aws.wait(aws.submit_shell("net-container", shell_def, script), timeout=60)
     assert job["status"] == "SUCCEEDED", aws.log_messages(job["container"]["logStreamName"])
+
+
+def test_node_environment_withholds_what_the_node_cannot_reach() -> None:
+    import socket
+
+    from snakemake_executor_plugin_awsbatch_mpi.local.network import (
+        OPEN,
+        NodeNetwork,
+        RefusedPort,
+        node_environment,
+    )
+
+    base = {"AWS_ENDPOINT_URL": "http://emu", "AWS_ENDPOINT_URL_S3": "http://job-said", "X": "1"}
+    refused = RefusedPort()
+    try:
+        assert node_environment(base, OPEN, "http://emu", refused.url) == base
+        s3_only = node_environment(base, NodeNetwork(s3=True, other_aws=False), "http://emu",
+                                   refused.url)
+        assert s3_only == {"AWS_ENDPOINT_URL": refused.url, "AWS_ENDPOINT_URL_S3": "http://emu",
+                           "X": "1"}
+        nothing = node_environment(base, NodeNetwork(s3=False, other_aws=False), "http://emu",
+                                   refused.url)
+        assert nothing == {"AWS_ENDPOINT_URL": refused.url, "X": "1"}
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((refused.host, refused.port), timeout=2)
+    finally:
+        refused.close()
