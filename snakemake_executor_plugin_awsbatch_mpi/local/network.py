@@ -129,7 +129,12 @@ def node_network(job: Any, endpoint_url: str, region: str) -> NodeNetwork:
     try:
         nets = read_subnets(lambda op, **kw: getattr(ec2, op)(**kw), subnet_ids)
     except Exception as err:  # noqa: BLE001 - a subnet moto does not know: AWS would refuse it
-        logger.warning("Could not read the subnets of %s (%s); nodes reach S3", env_name, err)
+        logger.warning(
+            "Could not read the subnets of compute environment %s (%s), so its multi-node "
+            "nodes are given every AWS API, as if they had a NAT gateway.",
+            env_name,
+            err,
+        )
         return OPEN
     return judge([nets[s] for s in subnet_ids if s in nets], env_name, region)
 
