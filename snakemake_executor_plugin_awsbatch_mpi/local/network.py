@@ -75,15 +75,17 @@ def judge(nets: Sequence[SubnetNetwork], env_name: str, region: str) -> NodeNetw
 def node_environment(
     env: Mapping[str, str], network: NodeNetwork, endpoint_url: str, refused_url: str
 ) -> dict[str, str]:
-    """The container environment with the endpoints the node may not reach refused (pure)."""
-    result = dict(env)
+    """The container environment with the endpoints the node may not reach refused (pure).
+
+    Service-specific ``AWS_ENDPOINT_URL_<SERVICE>`` variables would bypass the refused
+    ``AWS_ENDPOINT_URL``, so they go too; S3's is set again when the node may reach S3.
+    """
     if network.unrestricted:
-        return result
+        return dict(env)
+    result = {k: v for k, v in env.items() if not k.startswith(f"{ENDPOINT_ENV}_")}
     result[ENDPOINT_ENV] = refused_url
     if network.s3:
         result[S3_ENDPOINT_ENV] = endpoint_url
-    else:
-        result.pop(S3_ENDPOINT_ENV, None)
     return result
 
 

@@ -140,7 +140,8 @@ def test_node_environment_withholds_what_the_node_cannot_reach() -> None:
         node_environment,
     )
 
-    base = {"AWS_ENDPOINT_URL": "http://emu", "AWS_ENDPOINT_URL_S3": "http://job-said", "X": "1"}
+    base = {"AWS_ENDPOINT_URL": "http://emu", "AWS_ENDPOINT_URL_S3": "http://job-said",
+            "AWS_ENDPOINT_URL_STS": "http://job-said", "X": "1"}
     refused = RefusedPort()
     try:
         assert node_environment(base, OPEN, "http://emu", refused.url) == base
