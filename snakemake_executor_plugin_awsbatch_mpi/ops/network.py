@@ -202,7 +202,9 @@ def _subnets(nets: Sequence[SubnetNetwork]) -> str:
     return f"Subnet {ids}" if len(nets) == 1 else f"Subnets {ids}"
 
 
-def _grouped(nets: Iterable[SubnetNetwork], why: Callable[[SubnetNetwork], str | None]):
+def _grouped(
+    nets: Iterable[SubnetNetwork], why: Callable[[SubnetNetwork], str | None]
+) -> dict[str, list[SubnetNetwork]]:
     """Subnets with a problem, grouped by the problem's wording (one sentence per group)."""
     groups: dict[str, list[SubnetNetwork]] = {}
     for net in nets:
