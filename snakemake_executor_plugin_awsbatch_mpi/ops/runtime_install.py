@@ -162,11 +162,13 @@ def install(
     log = _log_tail(batch, job, log_group)
     reason = str(job.get("statusReason") or (job.get("container") or {}).get("reason") or "")
     if status != "SUCCEEDED":
+        what = (
+            "failed" + (f" ({reason})" if reason else "")
+            if status == "FAILED"
+            else f"is still {status} after {timeout_seconds:.0f} s"
+        )
         raise InstallError(
-            f"The runtime install job {job_id} ended {status}"
-            + (f" ({reason})" if reason else "")
-            + (" (still running after the timeout)" if status not in ("FAILED",) else "")
-            + ". Its last log lines:\n  "
+            f"The runtime install job {job_id} {what}. Its last log lines:\n  "
             + "\n  ".join(log or ("(no log)",))
             + f"\nCheck that queue '{queue_name}' can run the image {image} (push "
             "containers/Dockerfile.runtime to ECR) and reach the file system (mount targets "

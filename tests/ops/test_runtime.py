@@ -93,3 +93,38 @@ def test_the_doctor_fails_without_a_mount_target_or_file_system_and_warns_on_hos
 def test_install_refuses_a_malformed_file_system(bad, capsys):
     assert cli.main(["runtime", "install", "--file-system", bad, "--job-queue", "q"]) == 2
     assert "--file-system" in capsys.readouterr().err
+
+
+class _FailingBatch:
+    """Just what `install` calls of a BatchClient; the job fails, its log says why."""
+
+    def queue_info(self, name):
+        return QueueInfo(name)
+
+    def ensure_job_definition(self, payload):
+        return "arn:aws:batch:us-east-1:123456789012:job-definition/x:1"
+
+    def submit(self, payload):
+        return "job-1"
+
+    def describe(self, ids):
+        return {"job-1": {"status": "FAILED", "statusReason": "Essential container exited",
+                          "container": {"logStreamName": "s"}}}
+
+    def log_tail(self, group, stream, lines):
+        return ["cp: cannot create directory: Permission denied"]
+
+
+def test_a_failed_install_says_why_and_what_to_check_and_tags_nothing():
+    from snakemake_executor_plugin_awsbatch_mpi.ops.runtime_install import InstallError, install
+
+    tagged = []
+    shell = type("Shell", (), {"file_system": lambda self, fs: {},
+                               "tag_file_system": lambda self, *a: tagged.append(a)})()
+    with pytest.raises(InstallError) as raised:
+        install(_FailingBatch(), shell, parse_runtime_volume("efs:fs-0123abcd"), "q", "img",
+                poll_seconds=0)
+    message = str(raised.value)
+    assert message.startswith("The runtime install job job-1 failed (Essential container exited)")
+    assert "Permission denied" in message and "NFS port 2049" in message
+    assert tagged == []
