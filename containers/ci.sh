@@ -6,6 +6,9 @@
 # fails instead of skipping): jobs in the images, an over-memory job, a timeout, a multi-node
 # job, the example workflow with its MPI rule's 3 nodes as 3 containers, and the example
 # application image (containers/example-app, built by `make images`) as a 3-node MPI rule.
+# Then rules in any image (issue 22): containers/test-images.sh (Python-less images, ~15 s) and
+# the runtime tests (the runtime image comes from `make images`, ~45 s to build); together
+# 1.5-3 minutes more on 2 cores, depending on the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
