@@ -15,7 +15,7 @@ from snakemake_interface_executor_plugins.settings import (
     ExecutorSettingsBase,
 )
 
-from .core.anyimage import RUNTIME_VOLUME_FORMS, parse_runtime_volume
+from .core.anyimage import RUNTIME_VOLUME_FORMS, parse_runtime_volume, runtime_volume_text
 from .core.jobdef import DEFAULT_LOG_GROUP
 from .core.mounts import VOLUME_FORMS, parse_volumes
 from .core.request import (
@@ -269,7 +269,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             f"with Snakemake from the runtime. Write {RUNTIME_VOLUME_FORMS}.",
             "env_var": True,
             "parse_func": _parse_runtime_volume,
-            "unparse_func": lambda volume: ":".join(str(volume).split(":")[:-2]),
+            "unparse_func": runtime_volume_text,
         },
     )
     snakemake_images: Optional[list] = field(

@@ -130,6 +130,11 @@ def parse_runtime_volume(text: str) -> Volume:
         ) from None
 
 
+def runtime_volume_text(volume: Volume) -> str:
+    """The setting as the user writes it (`efs:FS_ID[:AP_ID]`, `host:/PATH`)."""
+    return str(volume).removesuffix(f":{RUNTIME_MOUNT}:ro")
+
+
 def image_of(request: JobRequest, settings: TranslationSettings) -> ImageChoice:
     """`choose_image` for one job, reading `awsbatch_image` and `awsbatch_runtime`."""
     res, rule = request.resources, request.rule
@@ -198,7 +203,7 @@ def with_runtime_volume(
         raise ResourceError(
             request.rule,
             "--awsbatch-mpi-runtime-volume",
-            str(runtime),
+            runtime_volume_text(runtime),
             f"queue '{queue.name}' runs on Fargate, which has no host file systems; keep the "
             "runtime on EFS ('efs:FS_ID') for Fargate queues.",
         )

@@ -145,7 +145,7 @@ def test_without_a_runtime_file_system_the_rule_is_refused_with_what_to_do() -> 
 def test_runtime_refusals_fargate_host_and_a_clashing_volume() -> None:
     host = dataclasses.replace(SETTINGS, runtime_volume=parse_runtime_volume("host:/rt"))
     request = JobRequest("align", 1, {}, container=f"docker://{BWA}")
-    with pytest.raises(ResourceError, match="Fargate, which has no host file systems"):
+    with pytest.raises(ResourceError, match="runtime-volume='host:/rt' .*Fargate, which has no"):
         plan(request, host, platform=Platform.FARGATE)
     # EFS works on Fargate.
     fargate = plan(request, platform=Platform.FARGATE)
