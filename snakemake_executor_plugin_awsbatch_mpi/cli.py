@@ -251,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Treat this queue as Fargate (others are taken as EC2); may be repeated.",
     )
     plan.add_argument(
+        "--root-volume-gib",
+        type=int,
+        metavar="N",
+        help="Root volume of the EC2 queues' instances, which all their jobs share; rules "
+        "whose disk_mb exceeds it get a warning (default: 30, the ECS-optimized AMI's; "
+        "`awsbatch-mpi setup` makes 100).",
+    )
+    plan.add_argument(
         "--out", "-o", metavar="FILE", help="Write the plan here (default: standard output)."
     )
     status = sub.add_parser(
@@ -540,6 +548,7 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
         translation,
         fargate_queues=args.fargate_queue,
         array_rules=settings.array_jobs or (),
+        root_volume_gib=args.root_volume_gib,
     )
     text = plan.render_json(result)
     if args.out:

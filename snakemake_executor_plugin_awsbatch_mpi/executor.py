@@ -42,9 +42,7 @@ from .core.planner import (
     Environment,
     JobPlan,
     PlanError,
-    disk_warning,
     dropped_warning,
-    needs_disk_warning,
     plan_job,
     split_environment,
     written_resources,
@@ -76,6 +74,10 @@ def job_request(job: JobExecutorInterface, evaluated: Any = None) -> JobRequest:
             threads=int(resources.get("_cores", 1)),
             resources=resources,
             is_group=True,
+            # A group's sizes add up its jobs': a disk counts when every rule gave one.
+            declared=frozenset.intersection(
+                *(internals.declared_resource_names(j.rule) for j in job.jobs)
+            ),
         )
     return JobRequest(
         rule=job.rule.name,
@@ -83,6 +85,7 @@ def job_request(job: JobExecutorInterface, evaluated: Any = None) -> JobRequest:
         resources=resources,
         wildcards=dict(job.wildcards.items()) if job.wildcards else {},
         written=written_resources(job.rule),
+        declared=internals.declared_resource_names(job.rule),
     )
 
 
@@ -123,7 +126,6 @@ class Executor(RemoteExecutor):
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
         self._environment: Environment | None = None
-        self._disk_rules: set[str] = set()
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         self._preflight()
         self._validate_dag()
@@ -195,8 +197,6 @@ class Executor(RemoteExecutor):
                 seen.add(key)
                 # A fresh key URI, as at submission: nothing is written or sent.
                 self._plan(job, request, self._mpi_key_uri(), before_submission=True)
-        if self._disk_rules:
-            self._warn_once("disk", disk_warning(self._disk_rules) or "")
 
     def _preflight(self) -> None:
         """Cheap checks of the configured queues: refuse to submit jobs that can never run."""
@@ -288,10 +288,8 @@ class Executor(RemoteExecutor):
             raise WorkflowError(f"Rule '{request.rule}': {err}{after}") from None
         for warning in plan.warnings:
             self._warn_once(warning, warning)
-        if needs_disk_warning(plan, request):
-            self._disk_rules.add(request.rule)
-            if not before_submission:
-                self._warn_once("disk", disk_warning(self._disk_rules) or "")
+        if plan.disk_warning:
+            self._warn_once(f"disk {request.rule}", plan.disk_warning)
         return plan
 
     def build_spec(self, job: JobExecutorInterface) -> JobSpec:

@@ -27,6 +27,7 @@ from ..core import request
 from ..core.naming import job_name
 from ..core.planner import written_resources
 from ..core.request import TranslationSettings
+from ..snakemake_internals import declared_resource_names
 
 PLUGIN_NAME = "awsbatch-mpi"
 # Resources Snakemake adds that mean nothing to Batch, or repeat another one as text.
@@ -56,6 +57,8 @@ class WorkflowJob:
     checkpoint: bool = False
     # The rule's resources as written in the Snakefile (see planner.written_resources).
     written: Mapping[str, Any] = field(default_factory=dict)
+    # The names of the resources the user gave (JobRequest.declared).
+    declared: frozenset[str] = frozenset()
 
 
 def split_resources(job: WorkflowJob) -> tuple[dict[str, Any], list[str]]:
@@ -328,6 +331,10 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
                 is_group=is_group,
                 checkpoint=any(m.is_checkpoint for m in members),
                 written={} if is_group else written_resources(members[0].rule),
+                # A group's sizes add up its jobs': a disk counts when every rule gave one.
+                declared=frozenset.intersection(
+                    *(declared_resource_names(m.rule) for m in members)
+                ),
             )
         )
     return jobs
