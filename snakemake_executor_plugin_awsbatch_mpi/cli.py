@@ -186,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hyper-threading off on the MPI instances (one vCPU per core).",
     )
     setup.add_argument(
+        "--root-volume-gib",
+        type=int,
+        default=100,
+        metavar="N",
+        help="Root volume of every instance, shared by all jobs on it (default 100; the "
+        "ECS-optimized AMI alone gives 30).",
+    )
+    setup.add_argument(
         "--vpc-id", default="", metavar="ID", help="Existing VPC (default: create one)."
     )
     setup.add_argument(
@@ -439,6 +447,7 @@ def run_setup(args: argparse.Namespace) -> int:
         efs=args.efs,
         mpi_efa=args.mpi_efa,
         mpi_one_thread_per_core=args.mpi_one_thread_per_core,
+        root_volume_gib=args.root_volume_gib,
         vpc_id=args.vpc_id,
         subnet_ids=stack.split_list(args.subnet_ids),
         security_group_id=args.security_group_id,

@@ -16,8 +16,9 @@ from typing import Any
 # The root volume of the ECS-optimized AMIs Batch launches (Amazon Linux 2 and 2023, also the
 # GPU variant) when no launch template maps a larger one.
 AMI_DEFAULT_ROOT_GIB = 30
-# Device names of the root volume of those AMIs (and of most Linux AMIs).
-ROOT_DEVICES = ("/dev/xvda", "/dev/sda1")
+# Device names of the volume the containers' files live on: the root volume of those AMIs
+# (and of most Linux AMIs), and the Docker data volume of the Amazon Linux 1 ECS AMI.
+ROOT_DEVICES = ("/dev/xvda", "/dev/sda1", "/dev/xvdcz")
 
 
 @dataclass(frozen=True)
