@@ -12,11 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..batch.queues import environments_of, queue_environment_arns, queue_info_from
+from ..batch.queues import (
+    environments_of,
+    launch_template_refs,
+    queue_environment_arns,
+    queue_info_from,
+)
+from ..core.disk import declared_disk
+from ..core.planner import rule_disk_warning
 from ..core.request import TranslationSettings
 from ..core.resources import translate, validate_request
+from ..core.root_volume import LaunchTemplateRef
 from ..core.routing import resolve_queue
-from ..core.spec import ResourceError
+from ..core.spec import Platform, QueueInfo, ResourceError
 from . import checks, gpu_mpi_checks, instance_fit, outcomes
 from .aws_shell import AwsError, AwsShell
 from .instance_fit import Demand
@@ -215,6 +223,8 @@ def _workflow_checks(
         name: [instance_fit.capacity_of(env, catalog, known) for env in envs]
         for name, envs in queue_envs.items()
     }
+    templates = _launch_templates(queue_envs, shell, results)
+    disks: dict[str, CheckResult] = {}
 
     per_rule: dict[str, list[tuple[CheckResult, int]]] = {}
     demands: dict[tuple[str, Demand], int] = {}
@@ -239,7 +249,9 @@ def _workflow_checks(
             )
             continue
         # Placement is checked below with the region's real instance types (check_demand).
-        info = replace(queue_info_from(queue_name, queue, queue_envs[queue_name]), limits=())
+        info = replace(
+            queue_info_from(queue_name, queue, queue_envs[queue_name], templates), limits=()
+        )
         try:
             spec = translate(
                 request,
@@ -256,6 +268,9 @@ def _workflow_checks(
             continue
         if spec.shape.efa_devices:
             efa_rules[job.rule] = queue_name
+        disk = _disk_check(request, info)
+        if disk is not None and _worse(disk, disks.get(job.rule)):
+            disks[job.rule] = disk  # one line per rule: its first job that does not fit
         demand = Demand(
             rule=job.rule,
             queue=queue_name,
@@ -273,7 +288,58 @@ def _workflow_checks(
         results.append(_worst(per_rule[rule]))
     for rule, queue_name in sorted(efa_rules.items()):
         results.append(gpu_mpi_checks.check_efa(rule, queue_name, capacities.get(queue_name, [])))
+    results += [disks[rule] for rule in sorted(disks)]
     return results
+
+
+def _launch_templates(
+    queue_envs: Mapping[str, list[Mapping[str, Any]]], shell: AwsShell, results: list[CheckResult]
+) -> dict[LaunchTemplateRef, dict[str, Any] | None]:
+    """The launch templates of the queues' EC2 compute environments (their root volumes);
+    one WARN line for those that cannot be read."""
+    refs = launch_template_refs([env for envs in queue_envs.values() for env in envs])
+    found: dict[LaunchTemplateRef, dict[str, Any] | None] = {}
+    unread = []
+    for ref in refs:
+        try:
+            found[ref] = shell.launch_template_version(
+                {"launchTemplateId": ref.template_id, "launchTemplateName": ref.template_name,
+                 "version": ref.version}
+            )
+        except AwsError as err:
+            unread.append(f"{ref} ({err})")
+    if unread:
+        results.append(
+            outcomes.warned(
+                "launch templates",
+                f"Could not read the launch template(s) {'; '.join(unread)}, so the root "
+                "volume of their instances is unknown and rules' disk_mb is not checked "
+                "against it. Allow ec2:DescribeLaunchTemplateVersions.",
+            )
+        )
+    return found
+
+
+def _worse(result: CheckResult, than: CheckResult | None) -> bool:
+    return than is None or _ORDER[result.status] < _ORDER[than.status]
+
+
+def _disk_check(request: Any, queue: QueueInfo) -> CheckResult | None:
+    """A rule that gives a disk, on EC2: does it fit the root volume its jobs share?"""
+    disk = declared_disk(request)
+    if disk is None or queue.platform is not Platform.EC2 or not queue.disks:
+        return None
+    check = f"rule {request.rule} disk"
+    warning = rule_disk_warning(request, queue)
+    if warning:
+        return outcomes.warned(check, warning)
+    name, value, _ = disk
+    smallest = min(volume.gib for volume in queue.disks)
+    return outcomes.passed(
+        check,
+        f"Its {name}={value} fits the root volume of the instances of queue '{queue.name}' "
+        f"({smallest} GiB), which all jobs on an instance share.",
+    )
 
 
 def _add_failure(
