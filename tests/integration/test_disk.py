@@ -79,8 +79,10 @@ def test_a_rule_needing_more_disk_than_is_free_stops_at_once_and_others_run(
     }
     assert "exit code 28" in out
     headline = next(line for line in out.splitlines() if "stopped at its start" in line)
-    assert headline.strip().removeprefix("message: ").startswith(f"AWS Batch job {jobs['big']['jobId']} of rule 'big' stopped at "
-                               "its start: rule 'big' asks for disk_mb=1000000000")
+    assert headline.strip().removeprefix("message: ").startswith(
+        f"AWS Batch job {jobs['big']['jobId']} of rule 'big' stopped at its start: rule 'big' "
+        "asks for disk_mb=1000000000"
+    )
     s3 = boto3.client("s3")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=LOCAL_BUCKET,
                                                   Prefix="diskfull/")["Contents"]}
