@@ -159,3 +159,15 @@ def test_the_planner_adds_the_check_on_ec2_only():
                        ("/bin/bash", "-c", "snakemake"), env_, "wf", "run")
     assert fargate.spec.command == ("/bin/bash", "-c", "snakemake")
     assert fargate.spec.shape.ephemeral_storage_gib == 47 and fargate.disk_warning is None
+
+
+def test_a_multi_node_job_checks_on_its_main_node_which_runs_the_command():
+    from snakemake_executor_plugin_awsbatch_mpi.mpi import ENV_COMMAND
+
+    settings = TranslationSettings("cpu", "img", multinode_job_queue="mpi")
+    mpi = JobRequest("md", 4, {"mpi": "mpirun", "tasks": 8, "nodes": 2, "disk_mb": 50000},
+                     declared=frozenset({"disk_mb"}))
+    plan = plan_job(mpi, settings, QueueInfo("mpi"), ("/bin/bash", "-c", "snakemake"),
+                    split_environment({}, ()), "wf", "run", mpi_key_uri="s3://b/k")
+    command = dict(plan.spec.environment)[ENV_COMMAND]
+    assert command.startswith("python -c ") and command.endswith(" || exit $?; snakemake")
