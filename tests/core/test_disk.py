@@ -171,3 +171,17 @@ def test_a_multi_node_job_checks_on_its_main_node_which_runs_the_command():
                     split_environment({}, ()), "wf", "run", mpi_key_uri="s3://b/k")
     command = dict(plan.spec.environment)[ENV_COMMAND]
     assert command.startswith("python -c ") and command.endswith(" || exit $?; snakemake")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [{"launchTemplateId": "lt-0abc", "version": "$Latest"}, {"launchTemplateName": "mine"}],
+)
+def test_the_launch_template_request_is_valid_for_botocores_ec2_model(template):
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    shape = model.operation_model("DescribeLaunchTemplateVersions").input_shape
+    params = launch_template_ref(env(**template)).request()
+    assert not ParamValidator().validate(params, shape).has_errors()
