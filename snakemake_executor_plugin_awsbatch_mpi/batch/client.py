@@ -83,8 +83,6 @@ class BatchClient:
         # Launch template versions by reference; unreadable ones are left out (see queue_info).
         self._templates: dict[LaunchTemplateRef, dict[str, Any] | None] = {}
         self._templates_tried: set[LaunchTemplateRef] = set()
-        # Why a launch template could not be read (for a single debug line), if one could not.
-        self.launch_template_error: str | None = None
         self._job_definitions: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -189,9 +187,8 @@ class BatchClient:
                 self._templates_tried.add(ref)
             try:
                 version = clients.launch_template_version(self.ec2_client, ref.request())
-            except (ClientError, BotoCoreError) as err:
-                self.launch_template_error = f"{ref}: {err}"
-                continue
+            except (ClientError, BotoCoreError):
+                continue  # `doctor` names the template and the permission
             finally:
                 self.calls["describe_launch_template_versions"] += 1
             with self._lock:
