@@ -58,7 +58,7 @@ def queue_info_from(
     envs: Sequence[Mapping[str, Any]],
     templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None] | None = None,
 ) -> QueueInfo:
-    """The `QueueInfo` of a queue: the executor's (batch.py) and the doctor's.
+    """The `QueueInfo` of a queue: the executor's (batch/client.py) and the doctor's.
 
     `templates`: the DescribeLaunchTemplateVersions item of each launch template that could
     be read (None: it no longer exists); the root volume of an environment whose template is
