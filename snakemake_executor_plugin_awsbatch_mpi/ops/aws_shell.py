@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from ..batch import clients
 from ..batch.clients import describe_environments, describe_queues
 from ..batch.queues import environments_of, queue_environment_arns
-from ..core.root_volume import template_ref
+from ..core.root_volume import LaunchTemplateRef, template_ref
 from . import checks, instance_fit, outcomes, stack
 from .instance_fit import InstanceShape
 from .outcomes import CheckResult
@@ -102,8 +102,10 @@ class AwsShell:
     def launch_template_version(self, template: Mapping[str, Any]) -> dict[str, Any] | None:
         """The version of a compute environment's `launchTemplate` it would launch with."""
         ref = template_ref(template)
-        if ref is None:
-            return None
+        return None if ref is None else self.launch_template(ref)
+
+    def launch_template(self, ref: LaunchTemplateRef) -> dict[str, Any] | None:
+        """The DescribeLaunchTemplateVersions item of one launch template version."""
         try:
             return clients.launch_template_version(self.client("ec2"), ref.request())
         except (ClientError, BotoCoreError) as err:

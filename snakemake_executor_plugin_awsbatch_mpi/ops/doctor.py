@@ -20,7 +20,7 @@ from ..batch.queues import (
 )
 from ..core.disk import declared_disk
 from ..core.planner import rule_disk_warning
-from ..core.request import TranslationSettings
+from ..core.request import JobRequest, TranslationSettings
 from ..core.resources import translate, validate_request
 from ..core.root_volume import LaunchTemplateRef
 from ..core.routing import resolve_queue
@@ -302,10 +302,7 @@ def _launch_templates(
     unread = []
     for ref in refs:
         try:
-            found[ref] = shell.launch_template_version(
-                {"launchTemplateId": ref.template_id, "launchTemplateName": ref.template_name,
-                 "version": ref.version}
-            )
+            found[ref] = shell.launch_template(ref)
         except AwsError as err:
             unread.append(f"{ref} ({err})")
     if unread:
@@ -314,7 +311,8 @@ def _launch_templates(
                 "launch templates",
                 f"Could not read the launch template(s) {'; '.join(unread)}, so the root "
                 "volume of their instances is unknown and rules' disk_mb is not checked "
-                "against it. Allow ec2:DescribeLaunchTemplateVersions.",
+                "against it. Check that the compute environment names an existing launch "
+                "template, and allow ec2:DescribeLaunchTemplateVersions.",
             )
         )
     return found
@@ -324,7 +322,7 @@ def _worse(result: CheckResult, than: CheckResult | None) -> bool:
     return than is None or _ORDER[result.status] < _ORDER[than.status]
 
 
-def _disk_check(request: Any, queue: QueueInfo) -> CheckResult | None:
+def _disk_check(request: JobRequest, queue: QueueInfo) -> CheckResult | None:
     """A rule that gives a disk, on EC2: does it fit the root volume its jobs share?"""
     disk = declared_disk(request)
     if disk is None or queue.platform is not Platform.EC2 or not queue.disks:
