@@ -12,7 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.capacity import limits_of
-from ..core.root_volume import LaunchTemplateRef, launch_template_ref, root_volume_of
+from ..core.root_volume import (
+    LaunchTemplateRef,
+    RootVolume,
+    launch_template_ref,
+    root_volume_of,
+)
 from ..core.spec import Platform, QueueInfo
 
 
@@ -52,6 +57,15 @@ def launch_template_refs(envs: Sequence[Mapping[str, Any]]) -> list[LaunchTempla
     return list(dict.fromkeys(ref for ref in refs if ref is not None))
 
 
+def root_volumes_of(
+    envs: Sequence[Mapping[str, Any]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None] | None = None,
+) -> tuple[RootVolume, ...]:
+    """The root volume of each EC2 environment's instances whose size is known."""
+    volumes = (root_volume_of(env, templates or {}) for env in envs)
+    return tuple(volume for volume in volumes if volume is not None)
+
+
 def queue_info_from(
     name: str,
     queue: Mapping[str, Any],
@@ -78,7 +92,5 @@ def queue_info_from(
         status=queue.get("status", "VALID"),
         fair_share=bool(queue.get("schedulingPolicyArn")),
         limits=limits_of(envs),
-        disks=tuple(
-            volume for env in envs if (volume := root_volume_of(env, templates or {})) is not None
-        ),
+        disks=root_volumes_of(envs, templates),
     )

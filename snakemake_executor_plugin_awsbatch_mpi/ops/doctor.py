@@ -17,6 +17,7 @@ from ..batch.queues import (
     launch_template_refs,
     queue_environment_arns,
     queue_info_from,
+    root_volumes_of,
 )
 from ..core.disk import declared_disk
 from ..core.planner import rule_disk_warning
@@ -103,6 +104,8 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
             if env["computeEnvironmentArn"] not in shown:
                 shown.add(env["computeEnvironmentArn"])
                 results += checks.check_compute_environment(env)
+    templates = _launch_templates(queue_envs, shell, results)
+    results += _root_volumes(queue_envs, templates)
 
     if request.gpu_job_queue and request.gpu_job_queue in queues:
         results.append(
@@ -135,7 +138,9 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
         results.append(checks.check_s3_prefix(request.s3_prefix, error))
 
     if request.workflow is not None and request.settings is not None:
-        results += _workflow_checks(request.workflow, request.settings, queues, queue_envs, shell)
+        results += _workflow_checks(
+            request.workflow, request.settings, queues, queue_envs, templates, shell
+        )
     return results
 
 
@@ -194,9 +199,11 @@ def _workflow_checks(
     settings: TranslationSettings,
     queues: Mapping[str, dict[str, Any]],
     queue_envs: Mapping[str, list[Mapping[str, Any]]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None],
     shell: AwsShell,
 ) -> list[CheckResult]:
-    """Every Batch job of the workflow: valid resources, and a compute environment that fits."""
+    """Every Batch job of the workflow: valid resources, a compute environment that fits, and
+    (rules that give a disk) a root volume that holds it."""
     results: list[CheckResult] = []
     patterns = sorted(
         {
@@ -223,7 +230,6 @@ def _workflow_checks(
         name: [instance_fit.capacity_of(env, catalog, known) for env in envs]
         for name, envs in queue_envs.items()
     }
-    templates = _launch_templates(queue_envs, shell, results)
     disks: dict[str, CheckResult] = {}
 
     per_rule: dict[str, list[tuple[CheckResult, int]]] = {}
@@ -316,6 +322,29 @@ def _launch_templates(
             )
         )
     return found
+
+
+def _root_volumes(
+    queue_envs: Mapping[str, list[Mapping[str, Any]]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None],
+) -> list[CheckResult]:
+    """One line per EC2 compute environment: the root volume all jobs of an instance share."""
+    results, seen = [], set()
+    for envs in queue_envs.values():
+        for volume in root_volumes_of(envs, templates):
+            if volume.environment in seen:
+                continue
+            seen.add(volume.environment)
+            results.append(
+                outcomes.passed(
+                    f"root volume {volume.environment}",
+                    f"Instances of '{volume.environment}' have a {volume.gib} GiB root volume "
+                    f"({volume.source}); all jobs on an instance share it. `doctor --snakefile` "
+                    "checks each rule's disk_mb against it; `awsbatch-mpi setup "
+                    "--root-volume-gib N` sizes it.",
+                )
+            )
+    return results
 
 
 def _worse(result: CheckResult, than: CheckResult | None) -> bool:

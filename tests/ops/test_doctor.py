@@ -381,3 +381,24 @@ def test_doctor_refuses_an_out_of_range_setting_before_any_call(offline, capsys)
     err = capsys.readouterr().err
     assert code == 1
     assert "--awsbatch-mpi-api-calls-per-second is 0; allowed are 0.5 to 50" in err
+
+
+def test_each_ec2_compute_environment_shows_its_root_volume(aws):
+    sized = aws.ec2.create_launch_template(
+        LaunchTemplateName="sized",
+        LaunchTemplateData={
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 120}}]
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    aws.queue_on("cpu")
+    aws.queue_on("big", launchTemplate={"launchTemplateId": sized})
+    results = doctor(job_queue="cpu", gpu_job_queue="big")
+    plain = line(results, "root volume cpu-ce")
+    assert plain.status is Status.PASS and plain.message.startswith(
+        "Instances of 'cpu-ce' have a 30 GiB root volume (the ECS-optimized AMI's default: "
+        "compute environment 'cpu-ce' has no launch template); all jobs on an instance share it."
+    )
+    big = line(results, "root volume big-ce")
+    assert f"have a 120 GiB root volume (launch template {sized} (version $Default)" in (
+        big.message
+    )
