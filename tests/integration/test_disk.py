@@ -8,6 +8,7 @@ disk_mb Snakemake gives every job by default is neither warned about nor checked
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from datetime import datetime
@@ -92,3 +93,25 @@ def test_a_rule_needing_more_disk_than_is_free_stops_at_once_and_others_run(
     print(f"big ran {_seconds(jobs['big']):.2f} s, small {_seconds(jobs['small']):.2f} s, "
           f"whole run {elapsed:.1f} s ({datetime.now():%H:%M:%S})")
     assert _seconds(jobs["big"]) < _seconds(jobs["small"])
+
+
+@pytest.mark.skipif(not shutil.which("mpirun"), reason="Open MPI (mpirun) is not installed")
+def test_a_multi_node_job_checks_its_disk_on_the_main_node(emulated_env, tmp_path, batch_client):
+    work = write_workflow(tmp_path / "diskmpi", """
+        rule md:
+            output: "md.txt"
+            resources: mpi="mpirun", tasks=2, nodes=2, disk_mb=10**9
+            shell: "{resources.mpi} -n {resources.tasks} hostname > {output}"
+    """)
+    run = subprocess.run(
+        snakemake_cmd(work, "--awsbatch-mpi-multinode-job-queue", "local-mpi"),
+        cwd=work, capture_output=True, text=True, timeout=300,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-3000:]
+    assert out.count("Rule 'md' asks for disk_mb=1000000000") == 1  # the warning, once
+    headline = next(line for line in out.splitlines() if "stopped at its start" in line)
+    assert "of rule 'md' stopped at its start: rule 'md' asks for disk_mb=1000000000" in headline
+    [job] = jobs_with_tag(batch_client, "snakemake-workflow", "diskmpi", queues=("local-mpi",))
+    assert job["status"] == "FAILED"
+    print(f"multi-node job ran {_seconds(job):.2f} s")
