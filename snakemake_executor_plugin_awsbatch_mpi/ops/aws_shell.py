@@ -19,8 +19,9 @@ from ..batch import clients
 from ..batch.clients import describe_environments, describe_queues
 from ..batch.queues import environments_of, queue_environment_arns
 from ..core.root_volume import LaunchTemplateRef, template_ref
-from . import checks, instance_fit, outcomes, stack
+from . import checks, instance_fit, network, outcomes, stack
 from .instance_fit import InstanceShape
+from .network import SubnetNetwork
 from .outcomes import CheckResult
 
 
@@ -110,6 +111,10 @@ class AwsShell:
             return clients.launch_template_version(self.client("ec2"), ref.request())
         except (ClientError, BotoCoreError) as err:
             raise AwsError(error_text(err)) from err
+
+    def subnet_networks(self, subnet_ids: Iterable[str]) -> dict[str, SubnetNetwork]:
+        """Each subnet's ways out (route table, internet/NAT gateway, VPC endpoints)."""
+        return network.read_subnets(lambda op, **kw: self._call("ec2", op, **kw), subnet_ids)
 
     # IAM and S3 -------------------------------------------------------------------------
 
