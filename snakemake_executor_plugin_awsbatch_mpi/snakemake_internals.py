@@ -168,6 +168,15 @@ def snakemake_runs_containers(workflow: Any) -> bool:
 
     methods = getattr(workflow.deployment_settings, "deployment_method", None) or ()
     return DeploymentMethod.APPTAINER in methods
+def declared_resource_names(rule: Any) -> frozenset[str]:
+    """The resources the user gave a rule: in its `resources:` (callables too) or with
+    --set-resources; not the defaults Snakemake gives every job of a cloud run."""
+    names = set(declared_resources(rule) or {})
+    settings = getattr(getattr(rule, "workflow", None), "resource_settings", None)
+    overwritten = (getattr(settings, "overwrite_resources", None) or {}).get(
+        getattr(rule, "name", None)
+    ) or {}
+    return frozenset(names | set(overwritten))
 
 
 def source_archive_query(workflow: Any) -> str:
@@ -190,6 +199,7 @@ __all__ = [
     "check_executor",
     "check_plan",
     "container_image",
+    "declared_resource_names",
     "declared_resources",
     "evaluated_resources",
     "group_name",

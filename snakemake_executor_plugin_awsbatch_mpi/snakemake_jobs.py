@@ -33,7 +33,12 @@ from .core.command import (
 )
 from .core.jobchecks import refusals
 from .core.request import JobRequest
-from .snakemake_internals import container_image, declared_resources, group_name
+from .snakemake_internals import (
+    container_image,
+    declared_resource_names,
+    declared_resources,
+    group_name,
+)
 
 
 def written_resources(rule: Any) -> dict[str, object]:
@@ -76,6 +81,10 @@ def job_request(job: Any, evaluated: Any = None) -> JobRequest:
             resources=resources,
             is_group=True,
             container=group_container(job),
+            # A group's sizes add up its jobs': a disk counts when every rule gave one.
+            declared=frozenset.intersection(
+                *(declared_resource_names(member.rule) for member in job.jobs)
+            ),
         )
     return JobRequest(
         rule=job.rule.name,
@@ -84,6 +93,7 @@ def job_request(job: Any, evaluated: Any = None) -> JobRequest:
         wildcards=dict(job.wildcards.items()) if job.wildcards else {},
         written=written_resources(job.rule),
         container=container_image(job),
+        declared=declared_resource_names(job.rule),
     )
 
 

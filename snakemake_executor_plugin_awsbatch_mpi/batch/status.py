@@ -9,6 +9,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from ..core.disk_guard import DISK_GUARD_MARK
+
 DONE_OK = "SUCCEEDED"
 DONE_FAILED = "FAILED"
 # Job states in which Batch has queued the job (again) and no attempt is running.
@@ -153,6 +155,14 @@ def mpi_failure_reason(log_lines: Sequence[str]) -> str | None:
     """Why mpirun failed, as the node agent summed up its report (e.g. which rank aborted)."""
     found = mpi_failure(log_lines)
     return found[1] if found else None
+
+
+def disk_check_failure(log_lines: Sequence[str]) -> str | None:
+    """The in-job disk check's message (core/disk_guard.py), when it stopped the job."""
+    for line in reversed(log_lines):
+        if line.startswith(DISK_GUARD_MARK):
+            return line.removeprefix(DISK_GUARD_MARK).strip()
+    return None
 
 
 # botocore's words for a connection that never got through (EndpointConnectionError and
@@ -328,6 +338,9 @@ def failure_message(
     )
     saved = [tail.saved for tail in tails if tail.saved]
     headline = _what_happened(rule, fail, command_code)
+    disk = next((found for tail in tails if (found := disk_check_failure(tail.lines))), None)
+    if disk:
+        headline = f"AWS Batch job {fail.job_id} of rule '{rule}' stopped at its start: {disk}"
     if saved:
         headline += f" The log is saved in {', '.join(saved)} (last lines below)."
     elif fail.log_stream:

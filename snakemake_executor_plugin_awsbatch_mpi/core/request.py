@@ -34,6 +34,10 @@ class JobRequest:
     written: Mapping[str, object] = field(default_factory=dict)
     # The image the rule's (or the workflow's) `container:` directive names, if any.
     container: str | None = None
+    # The names of the resources the user gave (in the rule, callables included, or with
+    # --set-resources), unlike the defaults Snakemake gives every job of a cloud run
+    # (disk_mb=50000, say): only a disk the user gave is checked against the instances' disk.
+    declared: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

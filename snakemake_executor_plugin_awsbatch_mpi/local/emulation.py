@@ -81,6 +81,9 @@ _COMPUTE: dict[str, tuple[str, list[str] | None]] = {
     LOCAL_FARGATE_QUEUE: ("local-fargate-ce", None),
 }
 assert tuple(_COMPUTE) == ALL_LOCAL_QUEUES
+# The root volume of the emulated EC2 instances, from a launch template as `awsbatch-mpi setup`
+# makes it, so that runs read it the way they do on AWS (jobs still see this machine's disk).
+LOCAL_ROOT_VOLUME_GIB = 100
 
 
 def _trust_policy(service: str) -> str:
@@ -530,6 +533,17 @@ class LocalEmulation:
             GroupName="local-batch", Description="local AWS Batch emulation", VpcId=vpc_id
         )["GroupId"]
 
+        root_volume = ec2.create_launch_template(
+            LaunchTemplateName="local-root-volume",
+            LaunchTemplateData={
+                "BlockDeviceMappings": [
+                    {
+                        "DeviceName": "/dev/xvda",
+                        "Ebs": {"VolumeSize": LOCAL_ROOT_VOLUME_GIB, "VolumeType": "gp3"},
+                    }
+                ]
+            },
+        )["LaunchTemplate"]["LaunchTemplateId"]
         for queue, (ce_name, instance_types) in _COMPUTE.items():
             resources: dict[str, Any] = {
                 "maxvCpus": 256,
@@ -544,6 +558,7 @@ class LocalEmulation:
                     minvCpus=0,
                     instanceTypes=instance_types,
                     instanceRole=self.instance_profile_arn,
+                    launchTemplate={"launchTemplateId": root_volume},
                 )
             ce_arn = batch.create_compute_environment(
                 computeEnvironmentName=ce_name,

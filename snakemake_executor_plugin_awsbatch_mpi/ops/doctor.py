@@ -12,11 +12,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..batch.queues import capacity_type, environments_of, queue_environment_arns, queue_info_from
-from ..core.request import TranslationSettings
+from ..batch.queues import (
+    capacity_type,
+    environments_of,
+    launch_template_refs,
+    queue_environment_arns,
+    queue_info_from,
+    root_volumes_of,
+)
+from ..core.disk import declared_disk
+from ..core.planner import rule_disk_warning
+from ..core.request import JobRequest, TranslationSettings
 from ..core.resources import translate, validate_request
+from ..core.root_volume import LaunchTemplateRef
 from ..core.routing import resolve_queue
-from ..core.spec import ResourceError, Volume, VolumeKind
+from ..core.spec import Platform, QueueInfo, ResourceError, Volume, VolumeKind
 from . import checks, gpu_mpi_checks, instance_fit, network, outcomes, runtime_checks
 from .aws_shell import AwsError, AwsShell
 from .instance_fit import Demand
@@ -97,6 +107,8 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
             if env["computeEnvironmentArn"] not in shown:
                 shown.add(env["computeEnvironmentArn"])
                 results += checks.check_compute_environment(env)
+    templates = _launch_templates(queue_envs, shell, results)
+    results += _root_volumes(queue_envs, templates)
 
     mpi_names = set()
     if request.multinode_job_queue and request.multinode_job_queue in queues:
@@ -140,7 +152,9 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
         results.append(_runtime(request.runtime_volume, shell))
 
     if request.workflow is not None and request.settings is not None:
-        results += _workflow_checks(request.workflow, request.settings, queues, queue_envs, shell)
+        results += _workflow_checks(
+            request.workflow, request.settings, queues, queue_envs, templates, shell
+        )
     return results
 
 
@@ -256,9 +270,11 @@ def _workflow_checks(
     settings: TranslationSettings,
     queues: Mapping[str, dict[str, Any]],
     queue_envs: Mapping[str, list[Mapping[str, Any]]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None],
     shell: AwsShell,
 ) -> list[CheckResult]:
-    """Every Batch job of the workflow: valid resources, and a compute environment that fits."""
+    """Every Batch job of the workflow: valid resources, a compute environment that fits, and
+    (rules that give a disk) a root volume that holds it."""
     results: list[CheckResult] = []
     patterns = sorted(
         {
@@ -285,6 +301,7 @@ def _workflow_checks(
         name: [instance_fit.capacity_of(env, catalog, known) for env in envs]
         for name, envs in queue_envs.items()
     }
+    disks: dict[str, CheckResult] = {}
 
     per_rule: dict[str, list[tuple[CheckResult, int]]] = {}
     demands: dict[tuple[str, Demand], int] = {}
@@ -309,7 +326,9 @@ def _workflow_checks(
             )
             continue
         # Placement is checked below with the region's real instance types (check_demand).
-        info = replace(queue_info_from(queue_name, queue, queue_envs[queue_name]), limits=())
+        info = replace(
+            queue_info_from(queue_name, queue, queue_envs[queue_name], templates), limits=()
+        )
         try:
             spec = translate(
                 request,
@@ -326,6 +345,9 @@ def _workflow_checks(
             continue
         if spec.shape.efa_devices:
             efa_rules[job.rule] = queue_name
+        disk = _disk_check(request, info)
+        if disk is not None and _worse(disk, disks.get(job.rule)):
+            disks[job.rule] = disk  # one line per rule: its first job that does not fit
         demand = Demand(
             rule=job.rule,
             queue=queue_name,
@@ -343,7 +365,79 @@ def _workflow_checks(
         results.append(_worst(per_rule[rule]))
     for rule, queue_name in sorted(efa_rules.items()):
         results.append(gpu_mpi_checks.check_efa(rule, queue_name, capacities.get(queue_name, [])))
+    results += [disks[rule] for rule in sorted(disks)]
     return results
+
+
+def _launch_templates(
+    queue_envs: Mapping[str, list[Mapping[str, Any]]], shell: AwsShell, results: list[CheckResult]
+) -> dict[LaunchTemplateRef, dict[str, Any] | None]:
+    """The launch templates of the queues' EC2 compute environments (their root volumes);
+    one WARN line for those that cannot be read."""
+    refs = launch_template_refs([env for envs in queue_envs.values() for env in envs])
+    found: dict[LaunchTemplateRef, dict[str, Any] | None] = {}
+    unread = []
+    for ref in refs:
+        try:
+            found[ref] = shell.launch_template(ref)
+        except AwsError as err:
+            unread.append(f"{ref} ({err})")
+    if unread:
+        results.append(
+            outcomes.warned(
+                "launch templates",
+                f"Could not read the launch template(s) {'; '.join(unread)}, so the root "
+                "volume of their instances is unknown and rules' disk_mb is not checked "
+                "against it. Check that the compute environment names an existing launch "
+                "template, and allow ec2:DescribeLaunchTemplateVersions.",
+            )
+        )
+    return found
+
+
+def _root_volumes(
+    queue_envs: Mapping[str, list[Mapping[str, Any]]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None],
+) -> list[CheckResult]:
+    """One line per EC2 compute environment: the root volume all jobs of an instance share."""
+    results, seen = [], set()
+    for envs in queue_envs.values():
+        for volume in root_volumes_of(envs, templates):
+            if volume.environment in seen:
+                continue
+            seen.add(volume.environment)
+            results.append(
+                outcomes.passed(
+                    f"root volume {volume.environment}",
+                    f"Instances of '{volume.environment}' have a {volume.gib} GiB root volume "
+                    f"({volume.source}); all jobs on an instance share it. `doctor --snakefile` "
+                    "checks each rule's disk_mb against it; `awsbatch-mpi setup "
+                    "--root-volume-gib N` sizes it.",
+                )
+            )
+    return results
+
+
+def _worse(result: CheckResult, than: CheckResult | None) -> bool:
+    return than is None or _ORDER[result.status] < _ORDER[than.status]
+
+
+def _disk_check(request: JobRequest, queue: QueueInfo) -> CheckResult | None:
+    """A rule that gives a disk, on EC2: does it fit the root volume its jobs share?"""
+    disk = declared_disk(request)
+    if disk is None or queue.platform is not Platform.EC2 or not queue.disks:
+        return None
+    check = f"rule {request.rule} disk"
+    warning = rule_disk_warning(request, queue)
+    if warning:
+        return outcomes.warned(check, warning)
+    name, value, _ = disk
+    smallest = min(volume.gib for volume in queue.disks)
+    return outcomes.passed(
+        check,
+        f"Its {name}={value} fits the root volume of the instances of queue '{queue.name}' "
+        f"({smallest} GiB), which all jobs on an instance share.",
+    )
 
 
 def _add_failure(

@@ -63,6 +63,8 @@ class WorkflowJob:
     def container(self) -> str | None:
         """The image of the job's container: directive (`_load` refuses groups with more)."""
         return self.containers[0] if len(self.containers) == 1 else None
+    # The names of the resources the user gave (JobRequest.declared).
+    declared: frozenset[str] = frozenset()
 
 
 def split_resources(job: WorkflowJob) -> tuple[dict[str, Any], list[str]]:
@@ -288,6 +290,7 @@ def _containers_of(members: Sequence[Any]) -> tuple[str, ...]:
 
 def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
     """Jobs (group jobs as one) in topological levels, each level sorted by name."""
+    from ..snakemake_internals import declared_resource_names
     from ..snakemake_jobs import written_resources
 
     keys: dict[Any, str] = {}
@@ -353,6 +356,10 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
                 checkpoint=any(m.is_checkpoint for m in members),
                 written={} if is_group else written_resources(members[0].rule),
                 containers=_containers_of(members),
+                # A group's sizes add up its jobs': a disk counts when every rule gave one.
+                declared=frozenset.intersection(
+                    *(declared_resource_names(m.rule) for m in members)
+                ),
             )
         )
     return jobs

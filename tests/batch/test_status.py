@@ -246,3 +246,21 @@ def test_an_image_without_a_shell_is_told_apart_with_what_to_do():
     other = Failure("j2", None, 'CannotStartContainerError: exec: "/app": no such file', 1, None)
     assert not lacks_shell(other)
     assert NO_SHELL_ADVICE not in failure_message("align", other, "us-east-1", "/aws/batch/job")
+
+
+def test_headline_of_a_job_the_disk_check_stopped_is_the_checks_message():
+    """Issue 19 §2: the in-job disk check's message leads, not Batch's bare exit code 28."""
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail
+    from snakemake_executor_plugin_awsbatch_mpi.core.disk_guard import DISK_GUARD_MARK
+
+    fail = _failed("Essential container in task exited", exit_code=28)
+    line = (f"{DISK_GUARD_MARK} rule 'r' asks for disk_mb=50000 (50,000 MB), but its working "
+            "directory /w has only 1,234 MB free, so the job stops before the rule runs.")
+    tail = LogTail("", "s", (line,), saved="logs/r-j9.log")
+    headline, *rest = failure_message("r", fail, "us-east-1", "/g", [tail]).splitlines()
+    assert headline == (
+        "AWS Batch job j9 of rule 'r' stopped at its start: rule 'r' asks for disk_mb=50000 "
+        "(50,000 MB), but its working directory /w has only 1,234 MB free, so the job stops "
+        "before the rule runs. The log is saved in logs/r-j9.log (last lines below)."
+    )
+    assert any("exit code 28" in line for line in rest)

@@ -195,6 +195,36 @@ def test_an_image_the_engine_lacks_fails_like_an_image_batch_cannot_pull(aws: Aw
     assert job["container"]["reason"].startswith("CannotPullContainerError")
 
 
+def test_the_disk_check_works_in_the_job_image(aws: Aws) -> None:
+    """Issue 19 §2: the check before the rule runs needs only the image's `python`."""
+    from snakemake_executor_plugin_awsbatch_mpi.core.disk_guard import (
+        DISK_GUARD_EXIT_CODE,
+        DISK_GUARD_MARK,
+        guarded_command,
+    )
+    from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest
+
+    definition = _register(aws, "docker-disk", DEFAULT_JOB_IMAGE)
+    results = {}
+    for name, disk_mb in (("huge", 10**9), ("tiny", 1)):
+        request = JobRequest(name, 1, {"disk_mb": disk_mb}, declared=frozenset({"disk_mb"}))
+        [_, _, script] = guarded_command(("/bin/bash", "-c", "echo the rule ran"), request)
+        job_id = aws.submit_shell(f"docker-disk-{name}", definition, script)
+        results[name] = aws.wait(job_id, timeout=120)
+    huge, tiny = results["huge"], results["tiny"]
+    messages = aws.log_messages(huge["container"]["logStreamName"])
+    assert huge["status"] == "FAILED", messages
+    assert huge["attempts"][-1]["container"]["exitCode"] == DISK_GUARD_EXIT_CODE
+    assert any(
+        m.startswith(f"{DISK_GUARD_MARK} rule 'huge' asks for disk_mb=1000000000")
+        and "its working directory /work has only" in m
+        for m in messages
+    ), messages
+    assert "the rule ran" not in messages
+    assert tiny["status"] == "SUCCEEDED"
+    assert "the rule ran" in aws.log_messages(tiny["container"]["logStreamName"])
+
+
 NODE_SCRIPT = """
 import json, os, socket, time
 index = int(os.environ["AWS_BATCH_JOB_NODE_INDEX"])

@@ -469,7 +469,6 @@ def test_efa_and_one_thread_per_core_are_checked_before_calling_aws():
 def test_mpi_launch_template_has_efa_interfaces_and_cpu_options(template):
     resources = template["Resources"]
     data = resources["MpiLaunchTemplate"]["Properties"]["LaunchTemplateData"]
-    assert resources["MpiLaunchTemplate"]["Condition"] == "NeedMpiLaunchTemplate"
     assert data["CpuOptions"]["If"][:2] == ["OneThreadPerCore", {"ThreadsPerCore": 1}]
     [interface] = data["NetworkInterfaces"]["If"][1]
     assert (interface["DeviceIndex"], interface["InterfaceType"]) == (0, "efa")
@@ -477,7 +476,7 @@ def test_mpi_launch_template_has_efa_interfaces_and_cpu_options(template):
     assert egress["IpProtocol"] == "-1" and "DestinationSecurityGroupId" in egress
     mpi = resources["MpiComputeEnvironment"]["Properties"]["ComputeResources"]
     assert mpi["PlacementGroup"] == {"Ref": "MpiPlacementGroup"}
-    assert mpi["LaunchTemplate"]["If"][0] == "NeedMpiLaunchTemplate"
+    assert mpi["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": "MpiLaunchTemplate"}
 
 
 @pytest.mark.filterwarnings("ignore:Tried to parse")
@@ -513,3 +512,55 @@ def test_cli_setup_mpi_efa_one_thread_per_core_deploys_and_the_doctor_sees_it(
     )
     cores = [r for r in results if r.check == "cores per node hpc-mpi"][0]
     assert "(one thread per core): c5n.18xlarge 36 cores x 1 thread(s)" in cores.message
+
+
+def test_every_ec2_compute_environment_sizes_the_root_volume(template):
+    """All jobs of an instance share its root volume: each compute environment's launch
+    template maps /dev/xvda with the size setup is given (issue 19 §2)."""
+    resources = template["Resources"]
+    envs = {k: r for k, r in resources.items() if r["Type"] == "AWS::Batch::ComputeEnvironment"}
+    assert len(envs) == 3
+    for env in envs.values():
+        spec = env["Properties"]["ComputeResources"]["LaunchTemplate"]
+        name = spec["LaunchTemplateId"]["Ref"]
+        assert spec["Version"] == {"GetAtt": f"{name}.LatestVersionNumber"}
+        [root] = resources[name]["Properties"]["LaunchTemplateData"]["BlockDeviceMappings"]
+        assert root["DeviceName"] == "/dev/xvda"
+        assert root["Ebs"]["VolumeSize"] == {"Ref": "RootVolumeGib"}
+        assert root["Ebs"]["VolumeType"] == "gp3" and root["Ebs"]["Encrypted"] is True
+    assert template["Parameters"]["RootVolumeGib"]["Default"] == 100
+    assert stack.parameters(stack.StackOptions(stack_name="s", bucket="b-1"))["RootVolumeGib"] == (
+        "100"
+    )
+
+
+@pytest.mark.parametrize("gib", [29, 16385])
+def test_root_volume_size_is_checked_before_calling_aws(gib):
+    [problem] = stack.validate_options(
+        stack.StackOptions(stack_name="s", bucket="b-1", root_volume_gib=gib)
+    )
+    assert problem == (
+        "--root-volume-gib must be between 30 (the size of the ECS-optimized AMI's own root "
+        f"volume) and 16384 (gp3's largest) (it is {gib})."
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_cli_setup_root_volume_reaches_every_queue_the_plugin_reads(moto_account, capsys):
+    """Deployed on moto: each compute environment launches with the root volume asked for,
+    and the executor's BatchClient reads it back from the launch template."""
+    from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
+
+    code = cli.main(
+        [
+            "setup", "--stack-name", "disk", "--bucket", "runs", "--root-volume-gib", "250",
+            "--service-role-arn", moto_account, "--poll-seconds", "0",
+        ]
+    )
+    assert code == 0, capsys.readouterr().out
+    client = BatchClient(region=REGION)
+    for queue in ("disk-cpu", "disk-gpu", "disk-mpi"):
+        [volume] = client.queue_info(queue).disks
+        assert volume.gib == 250, volume
+        assert volume.source.startswith("launch template lt-")
+    assert client.calls["describe_launch_template_versions"] == 2  # CPU/GPU share one
