@@ -23,6 +23,7 @@ from . import snakemake_internals as internals
 from .batch import clients
 from .batch.client import BatchClient, BatchSetupError
 from .batch.logs import fetch_tails
+from .batch.runnable import RunnableMonitor
 from .batch.runs import record_submission
 from .batch.status import (
     Outcome,
@@ -124,6 +125,7 @@ class Executor(RemoteExecutor):
         self._attempts_seen: dict[str, int] = {}
         self._environment: Environment | None = None
         self._disk_rules: set[str] = set()
+        self._runnable = RunnableMonitor(self.batch, settings.runnable_warning, self.logger.warning)
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         self._preflight()
         self._validate_dag()
@@ -493,6 +495,13 @@ class Executor(RemoteExecutor):
             for info in active_jobs:
                 yield info
             return
+        self._runnable.check(
+            {
+                info.external_jobid: (info.aux.get("rule", "?"), description)
+                for info in active_jobs
+                if (description := descriptions.get(info.external_jobid)) is not None
+            }
+        )
 
         for info in active_jobs:
             description = descriptions.get(info.external_jobid)

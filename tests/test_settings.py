@@ -35,6 +35,9 @@ def test_defaults_are_in_range():
         ("default_memory_mib", 0),
         ("batch_attempts", 0),
         ("batch_attempts", 11),
+        ("runnable_warning", -1),
+        ("runnable_warning", 10_081),
+        ("runnable_warning", math.nan),
     ],
 )
 def test_out_of_range_is_one_sentence_with_flag_value_and_range(name, value):
