@@ -90,9 +90,11 @@ def environment_text(env: Mapping[str, Any], demand: Demand | None) -> str:
         text += f" ({reason})"
     resources = env.get("computeResources") or {}
     if resources:
-        desired = resources.get("desiredvCpus")
-        in_use = "unknown" if desired is None else str(desired)
-        text += f", {in_use} of {resources.get('maxvCpus', '?')} vCPUs in use"
+        desired, most = resources.get("desiredvCpus"), resources.get("maxvCpus", "?")
+        if desired is None:
+            text += f", at most {most} vCPUs (Batch reported none in use)"
+        else:
+            text += f", {desired} of {most} vCPUs in use"
     return f"{text}; {fit_text(env, demand)}"
 
 
@@ -123,7 +125,9 @@ def stuck_warning(
     """The warning for one queue; `stuck` is (rule, DescribeJobs answer) of its overdue jobs."""
     rule, first = stuck[0]
     others = f" and {len(stuck) - 1} more" if len(stuck) > 1 else ""
-    reasons = sorted({str(d.get("statusReason")) for _, d in stuck if d.get("statusReason")})
+    reasons = sorted(
+        {str(d["statusReason"]).rstrip(".") for _, d in stuck if d.get("statusReason")}
+    )
     said = (
         "; ".join(reasons)
         if reasons

@@ -63,6 +63,7 @@ def monitor(envs, minutes=1.0):
 def test_one_warning_per_queue_after_the_time_and_again_only_when_the_reason_changes():
     watch, warnings, batch, clock = monitor([env("INVALID", reason="CLIENT_ERROR - gone")])
     reason = "ACTION_REQUIRED - CE(s) associated with the job queue are invalid."
+    assert reason.endswith(".")  # said once, not twice, in the warning
     watch.check({"j1": ("sort", job(reason=reason))})
     clock.now += 59
     watch.check({"j1": ("sort", job(reason=reason))})
@@ -75,7 +76,8 @@ def test_one_warning_per_queue_after_the_time_and_again_only_when_the_reason_cha
     text = warnings[0]
     assert "Queue 'cpu-q': Batch job j1 of rule 'sort' has been RUNNABLE for more than 1 " \
            "minute(s)" in text
-    assert f"Batch says: {reason}." in text
+    assert f"Batch says: {reason} Compute environments: " in text
+    assert "at most 64 vCPUs (Batch reported none in use)" in text
     assert "'cpu-ce' ENABLED and INVALID (CLIENT_ERROR - gone)" in text
     assert "an instance type fits the job (up to c5)" in text
     assert "does not cancel" in text and "setup --runnable-timeout" in text

@@ -1,0 +1,98 @@
+"""When AWS says no (issue 19): a queue that cannot place jobs, Spot capacity that is gone.
+
+Snakemake itself runs through the plugin against the emulation, which produces each situation.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from snakemake_executor_plugin_awsbatch_mpi.local.faults import invalid_compute_environment
+
+from .conftest import jobs_with_tag
+from .test_executor import snakemake_cmd, write_workflow
+
+pytestmark = pytest.mark.integration
+
+
+def own_queue(emulation, batch, name: str, capacity: str = "EC2") -> str:
+    """A queue with one compute environment `<name>-ce` of its own (idempotent)."""
+    if batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
+        return name
+    resources = {
+        "type": capacity, "minvCpus": 0, "maxvCpus": 64, "instanceTypes": ["c5"],
+        "subnets": [emulation.subnet_id], "securityGroupIds": [emulation.security_group_id],
+        "instanceRole": emulation.instance_profile_arn,
+    }
+    if capacity == "SPOT":
+        resources["bidPercentage"] = 60
+    ce = batch.create_compute_environment(
+        computeEnvironmentName=f"{name}-ce", type="MANAGED", state="ENABLED",
+        serviceRole=emulation.service_role_arn, computeResources=resources,
+    )["computeEnvironmentArn"]
+    batch.create_job_queue(jobQueueName=name, state="ENABLED", priority=1,
+                           computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+    return name
+
+
+def poll(what: str, timeout: float, ready):
+    deadline = time.monotonic() + timeout
+    while not (found := ready()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
+    return found
+
+
+def workflow_jobs(batch, workflow: str) -> list[dict]:
+    return jobs_with_tag(batch, "snakemake-workflow", workflow, queues=None)
+
+
+def test_stuck_queue_is_named_once_with_batchs_reasons_and_the_job_is_not_cancelled(
+    emulated_env, tmp_path, batch_client
+):
+    queue = own_queue(emulated_env, batch_client, "stuck-cpu")
+    work = write_workflow(tmp_path / "stuckq", """
+        rule all:
+            input: "b.txt"
+        rule a:
+            output: "a.txt"
+            shell: "sleep 1; echo a > {output}"
+        rule b:
+            input: "a.txt"
+            output: "b.txt"
+            shell: "cat {input} > {output}"
+    """)
+    cmd = snakemake_cmd(work, "--awsbatch-mpi-runnable-warning", "0.05")  # 3 seconds
+    cmd[cmd.index("local-cpu")] = queue
+    log = work / "snakemake.out"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        # The start-up checks refuse an INVALID environment: it breaks once the run is going.
+        poll("rule a never ran", 90, lambda: any(
+            j["status"] == "RUNNING" for j in workflow_jobs(batch_client, "stuckq")))
+        with invalid_compute_environment(f"{queue}-ce", "CLIENT_ERROR - instance role gone"):
+            poll("no warning about the stuck queue", 90,
+                 lambda: "has been RUNNABLE" in log.read_text())
+            time.sleep(5)  # five more status checks while the job is still stuck
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert text.count("has been RUNNABLE") == 1, text
+    warning = next(line for line in text.splitlines() if "has been RUNNABLE" in line)
+    assert "Queue 'stuck-cpu': Batch job" in warning and "of rule 'b'" in warning
+    assert "more than 0.05 minute(s)" in warning
+    assert ("Batch says: ACTION_REQUIRED - CE(s) associated with the job queue are invalid. "
+            "Compute environments:" in warning)
+    assert "'stuck-cpu-ce' ENABLED and INVALID (CLIENT_ERROR - instance role gone)" in warning
+    assert "an instance type fits the job (up to c5)" in warning
+    assert "setup --runnable-timeout" in warning
+    jobs = {j["tags"]["snakemake-rule"]: j for j in workflow_jobs(batch_client, "stuckq")}
+    assert jobs["b"]["status"] == "SUCCEEDED" and len(jobs["b"]["attempts"]) == 1
