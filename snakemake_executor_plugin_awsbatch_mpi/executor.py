@@ -211,7 +211,9 @@ class Executor(RemoteExecutor):
             )
             if q
         ]
-        results = preflight(self.batch, list(dict.fromkeys(queues)))
+        results = preflight(
+            self.batch, list(dict.fromkeys(queues)), self.settings.fallback_job_queue
+        )
         for result in results:
             if result.status is Status.WARN:
                 self.logger.warning(result.line())

@@ -32,6 +32,7 @@ class DoctorRequest:
     job_queue: str | None = None
     gpu_job_queue: str | None = None
     multinode_job_queue: str | None = None
+    fallback_job_queue: str | None = None
     job_role_arn: str | None = None
     s3_prefix: str | None = None
     workflow: LoadedWorkflow | None = None
@@ -110,6 +111,13 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
         )
         results.append(_cores_per_node(request.multinode_job_queue, mpi_envs, shell))
 
+    if request.fallback_job_queue and request.fallback_job_queue in queues:
+        results.append(
+            checks.check_fallback_queue(
+                request.fallback_job_queue, queue_envs[request.fallback_job_queue]
+            )
+        )
+
     if request.job_role_arn:
         role, error = None, None
         try:
@@ -132,7 +140,12 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
 
 
 def _queue_names(request: DoctorRequest) -> list[str]:
-    names = [request.job_queue, request.gpu_job_queue, request.multinode_job_queue]
+    names = [
+        request.job_queue,
+        request.gpu_job_queue,
+        request.multinode_job_queue,
+        request.fallback_job_queue,
+    ]
     if request.workflow is not None and request.settings is not None:
         names += list(request.settings.gpu_queues.values())
         for job in request.workflow.jobs:

@@ -330,3 +330,20 @@ def test_doctor_refuses_an_out_of_range_setting_before_any_call(offline, capsys)
     err = capsys.readouterr().err
     assert code == 1
     assert "--awsbatch-mpi-api-calls-per-second is 0; allowed are 0.5 to 50" in err
+
+
+def test_fallback_queue_must_be_on_demand(aws):
+    aws.queue_on("cpu")
+    aws.queue_on("ondemand")
+    aws.queue("mixed", aws.environment("mixed-spot-ce", kind="SPOT", bidPercentage=60),
+              aws.environment("mixed-ec2-ce"))
+    good = line(doctor(job_queue="cpu", fallback_job_queue="ondemand"), "fallback queue ondemand")
+    assert good.status is Status.PASS and "on-demand" in good.message
+    results = doctor(job_queue="cpu", fallback_job_queue="mixed")
+    bad = line(results, "fallback queue mixed")
+    assert bad.status is Status.FAIL
+    assert "Spot compute environment(s) mixed-spot-ce" in bad.message
+    assert "'<stack>-ondemand' queue" in bad.message
+    assert line(results, "queue mixed").status is Status.PASS  # the queue itself is fine
+    missing = doctor(job_queue="cpu", fallback_job_queue="nope")
+    assert line(missing, "queue nope").status is Status.FAIL
