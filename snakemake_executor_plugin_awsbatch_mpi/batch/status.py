@@ -79,6 +79,14 @@ class Failure:
         return None
 
 
+def lost_to_spot(description: dict[str, Any]) -> bool:
+    """The job's last attempt ended because its Spot host was reclaimed: its statusReason
+    starts with "Host EC2" and it has no exit code (the container never got to exit)."""
+    fail = failure(description)
+    reason = fail.attempt_reason or fail.status_reason or ""
+    return reason.startswith(SPOT_RECLAIM_PREFIX) and fail.exit_code is None
+
+
 def outcome(description: dict[str, Any]) -> Outcome:
     status = description.get("status")
     if status == DONE_OK:

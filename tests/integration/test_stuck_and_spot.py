@@ -96,3 +96,46 @@ def test_stuck_queue_is_named_once_with_batchs_reasons_and_the_job_is_not_cancel
     assert "setup --runnable-timeout" in warning
     jobs = {j["tags"]["snakemake-rule"]: j for j in workflow_jobs(batch_client, "stuckq")}
     assert jobs["b"]["status"] == "SUCCEEDED" and len(jobs["b"]["attempts"]) == 1
+
+
+def test_job_whose_spot_capacity_is_gone_runs_once_more_on_demand_other_failures_do_not(
+    emulated_env, tmp_path, batch_client
+):
+    from snakemake_executor_plugin_awsbatch_mpi.local.faults import reclaim_every_attempt
+
+    spot = own_queue(emulated_env, batch_client, "spot-gone-cpu", capacity="SPOT")
+    work = write_workflow(tmp_path / "spotgone", """
+        rule all:
+            input: "lost.txt", "broken.txt"
+        rule lost:
+            output: "lost.txt"
+            shell: "echo survived > {output}"
+        rule broken:
+            output: "broken.txt"
+            shell: "exit 3"
+    """)
+    cmd = snakemake_cmd(work, "--keep-going", "--awsbatch-mpi-batch-attempts", "2",
+                        "--awsbatch-mpi-fallback-job-queue", "local-cpu")
+    cmd[cmd.index("local-cpu")] = spot
+    with reclaim_every_attempt("lost"):
+        run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0  # rule broken failed, and only it
+    jobs = workflow_jobs(batch_client, "spotgone")
+    by_rule: dict[str, list[dict]] = {}
+    for job in sorted(jobs, key=lambda j: j["createdAt"]):
+        by_rule.setdefault(job["tags"]["snakemake-rule"], []).append(job)
+    first, again = by_rule["lost"]
+    assert first["jobQueue"].endswith("/" + spot) and first["status"] == "FAILED"
+    assert [a["statusReason"][:8] for a in first["attempts"]] == ["Host EC2"] * 2
+    assert again["jobQueue"].endswith("/local-cpu") and again["status"] == "SUCCEEDED"
+    assert again["tags"]["snakemake-fallback-of"] == first["jobId"]
+    assert (f"Rule 'lost': Batch job {first['jobId']} lost its Spot instance on its last "
+            "attempt (Host EC2") in out
+    assert (f"submitted it once more to the on-demand queue 'local-cpu' as Batch job "
+            f"{again['jobId']}.") in out
+    [broken] = by_rule["broken"]  # an application failure is not resubmitted
+    assert broken["status"] == "FAILED" and broken["jobQueue"].endswith("/" + spot)
+    assert "The command of rule 'broken' exited with code 3" in out
+    assert "1 failed, 1 retried by Batch (2 Spot reclaim(s)), 1 resubmitted to the on-demand " \
+           "fallback queue" in out
