@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..batch.queues import environments_of, queue_environment_arns, queue_info_from
+from ..core.fallback import RESOURCE as FALLBACK_RESOURCE
 from ..core.request import TranslationSettings
 from ..core.resources import translate, validate_request
 from ..core.routing import resolve_queue
@@ -111,12 +112,9 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
         )
         results.append(_cores_per_node(request.multinode_job_queue, mpi_envs, shell))
 
-    if request.fallback_job_queue and request.fallback_job_queue in queues:
-        results.append(
-            checks.check_fallback_queue(
-                request.fallback_job_queue, queue_envs[request.fallback_job_queue]
-            )
-        )
+    for name in _fallback_queues(request):
+        if name in queues:
+            results.append(checks.check_fallback_queue(name, queue_envs[name]))
 
     if request.job_role_arn:
         role, error = None, None
@@ -139,12 +137,20 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
     return results
 
 
+def _fallback_queues(request: DoctorRequest) -> list[str]:
+    """--fallback-job-queue and the rules' awsbatch_fallback_queue: each must be on-demand."""
+    names = [request.fallback_job_queue]
+    if request.workflow is not None:
+        names += [str(job.resources.get(FALLBACK_RESOURCE) or "") for job in request.workflow.jobs]
+    return [n for n in dict.fromkeys(names) if n]
+
+
 def _queue_names(request: DoctorRequest) -> list[str]:
     names = [
         request.job_queue,
         request.gpu_job_queue,
         request.multinode_job_queue,
-        request.fallback_job_queue,
+        *_fallback_queues(request),
     ]
     if request.workflow is not None and request.settings is not None:
         names += list(request.settings.gpu_queues.values())

@@ -478,3 +478,40 @@ def test_a_malformed_volume_setting_is_one_sentence_naming_flag_value_and_forms(
     assert message.startswith("--awsbatch-mpi-volumes: 'efs:fs-1:/efs': 'fs-1' is not an EFS")
     assert "'host:/HOST/PATH:/CONTAINER/PATH[:ro]'" in message
     assert "Nothing was submitted." not in message  # plan submits nothing in any case
+
+
+def test_plan_shows_the_fallback_request_of_each_job(tmp_path, no_network, capsys):
+    workdir = tmp_path / "fallback"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(textwrap.dedent("""
+        rule all:
+            input: "a.txt", "b.txt", "m.txt"
+        rule a:
+            output: "a.txt"
+            shell: "touch {output}"
+        rule b:
+            output: "b.txt"
+            resources: awsbatch_fallback_queue="od-big"
+            shell: "touch {output}"
+        rule m:
+            output: "m.txt"
+            resources: mpi="mpirun", tasks=2, nodes=2
+            shell: "touch {output}"
+    """))
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir),
+        "--job-queue", "spot", "--multinode-job-queue", "mpi", "--fallback-job-queue", "od",
+    )
+    assert code == 0, report
+    jobs = {job["rule"]: job for job in document["jobs"]}
+    fallback = jobs["a"]["fallbackSubmitJob"]
+    assert fallback["jobQueue"] == "od" and jobs["a"]["submitJob"]["jobQueue"] == "spot"
+    assert fallback["tags"]["snakemake-fallback-of"] == "00000000-0000-0000-0000-000000000000"
+    def rest(payload):
+        return {k: v for k, v in payload.items() if k not in ("jobQueue", "tags")}
+
+    assert rest(fallback) == rest(jobs["a"]["submitJob"])
+    assert validate_request("SubmitJob", fallback) == []
+    assert jobs["b"]["fallbackSubmitJob"]["jobQueue"] == "od-big"
+    assert "fallbackSubmitJob" not in jobs["m"]  # multi-node jobs never run on Spot
+    assert document["settings"]["fallback_job_queue"] == "od"
