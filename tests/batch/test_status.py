@@ -3,6 +3,7 @@ from snakemake_executor_plugin_awsbatch_mpi.batch.status import (
     console_url,
     failure,
     failure_message,
+    lost_to_spot,
     outcome,
 )
 
@@ -205,3 +206,18 @@ def test_console_links_follow_the_regions_partition():
     assert console_url("us-iso-east-1", "j") is None
     msg = failure_message("r", _failed(exit_code=2), "us-iso-east-1", "/g")
     assert "Console:" not in msg and "Logs:" not in msg
+
+
+def test_lost_to_spot_needs_a_host_ec2_reason_on_the_last_attempt_and_no_exit_code():
+    reclaim = "Host EC2 (instance i-0abc) terminated."
+    lost = {"status": "FAILED", "statusReason": reclaim,
+            "attempts": [{"statusReason": reclaim, "container": {}}]}
+    assert lost_to_spot(lost)
+    exited = {"status": "FAILED", "statusReason": reclaim,
+              "attempts": [{"statusReason": reclaim, "container": {"exitCode": 1}}]}
+    assert not lost_to_spot(exited)  # the command got to exit: not a lost host
+    earlier = {"status": "FAILED", "statusReason": "Essential container in task exited",
+               "attempts": [{"statusReason": reclaim, "container": {}},
+                            {"statusReason": "Essential container in task exited",
+                             "container": {"exitCode": 3}}]}
+    assert not lost_to_spot(earlier)  # only the last attempt counts
