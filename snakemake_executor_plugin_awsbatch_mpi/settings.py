@@ -329,11 +329,13 @@ def check_settings(settings: Any) -> None:
                 "Nothing was submitted."
             )
     tags = getattr(settings, "tags", None) or {}
-    if len(tags) > MAX_TAGS - RUN_TAG_COUNT:
+    # A job resubmitted to the fallback queue carries one more tag (snakemake-fallback-of).
+    run_tags = RUN_TAG_COUNT + (1 if getattr(settings, "fallback_job_queue", None) else 0)
+    if len(tags) > MAX_TAGS - run_tags:
         raise SettingsError(
             f"--awsbatch-mpi-tags sets {len(tags)} tags; allowed are at most "
-            f"{MAX_TAGS - RUN_TAG_COUNT} (Batch allows {MAX_TAGS} per job and the plugin adds "
-            f"{RUN_TAG_COUNT} run tags). Nothing was submitted."
+            f"{MAX_TAGS - run_tags} (Batch allows {MAX_TAGS} per job and the plugin adds "
+            f"{run_tags} run tags). Nothing was submitted."
         )
     for key, value in tags.items():
         problem = tag_problem(str(key), str(value))

@@ -400,6 +400,9 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         mounts = f"; mounts {' '.join(first['volumes'])}" if first.get("volumes") else ""
         if first.get("efa_devices"):
             mounts += f"; {first['efa_devices']} EFA device(s) per node"
+        fallback = (first.get("fallbackSubmitJob") or {}).get("jobQueue")
+        if fallback:
+            mounts += f"; after a Spot reclaim once more on {fallback}"
         lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes}){mounts}")
     secrets = doc["settings"].get("secrets") or {}
     if secrets:

@@ -515,3 +515,4 @@ def test_plan_shows_the_fallback_request_of_each_job(tmp_path, no_network, capsy
     assert jobs["b"]["fallbackSubmitJob"]["jobQueue"] == "od-big"
     assert "fallbackSubmitJob" not in jobs["m"]  # multi-node jobs never run on Spot
     assert document["settings"]["fallback_job_queue"] == "od"
+    assert "a: 1 job(s) on spot (1 vCPU, 2048 MiB); after a Spot reclaim once more on od" in report
