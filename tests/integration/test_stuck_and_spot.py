@@ -139,3 +139,17 @@ def test_job_whose_spot_capacity_is_gone_runs_once_more_on_demand_other_failures
     assert "The command of rule 'broken' exited with code 3" in out
     assert "1 failed, 1 retried by Batch (2 Spot reclaim(s)), 1 resubmitted to the on-demand " \
            "fallback queue" in out
+
+
+def test_downstream_rule_with_a_spot_fallback_queue_is_refused_before_any_submission(
+    emulated_env, tmp_path, batch_client
+):
+    from .test_validation import run_refused
+
+    spot = own_queue(emulated_env, batch_client, "spot-gone-cpu", capacity="SPOT")
+    out = run_refused(tmp_path, "spotfallback", f"""
+    resources: awsbatch_fallback_queue="{spot}"
+    shell: "touch {{output}}"
+""")
+    assert f"Rule 'bad': resource awsbatch_fallback_queue='{spot}'" in out
+    assert "has Spot compute environments" in out and "Nothing was submitted." in out
