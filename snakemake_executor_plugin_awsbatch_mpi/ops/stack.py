@@ -5,7 +5,7 @@ with an on-demand fallback queue for Spot reclaims), a GPU queue and a multi-nod
 with their compute environments, the job role, the instance role, a log group and optionally
 a VPC and an EFS file system. This module turns
 command-line options into the stack's parameters and the stack's events and outputs into
-messages; `aws.py` makes the calls.
+messages; `aws_shell.py` makes the calls.
 """
 
 from __future__ import annotations
