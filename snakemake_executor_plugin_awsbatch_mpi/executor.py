@@ -492,13 +492,16 @@ class Executor(RemoteExecutor):
             for info in active_jobs:
                 yield info
             return
-        self._runnable.check(
-            {
-                info.external_jobid: (info.aux.get("rule", "?"), description)
-                for info in active_jobs
-                if (description := descriptions.get(info.external_jobid)) is not None
-            }
-        )
+        try:
+            self._runnable.check(
+                {
+                    info.external_jobid: (info.aux.get("rule", "?"), description)
+                    for info in active_jobs
+                    if (description := descriptions.get(info.external_jobid)) is not None
+                }
+            )
+        except Exception as err:  # noqa: BLE001 - a warning must never end the run
+            self.logger.debug(f"The check for jobs stuck in RUNNABLE failed: {err}")
 
         for info in active_jobs:
             description = descriptions.get(info.external_jobid)

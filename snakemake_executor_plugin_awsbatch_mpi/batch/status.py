@@ -276,8 +276,9 @@ def _advice(fail: Failure) -> str | None:
     if cause is Cause.SPOT_RECLAIM:
         return (
             "Next: run the workflow again, allow Batch more attempts of its own "
-            "(--awsbatch-mpi-batch-attempts), or send this rule to an on-demand queue "
-            "(resources: awsbatch_queue=...)."
+            "(--awsbatch-mpi-batch-attempts), let such jobs run once more on an on-demand "
+            "queue (--awsbatch-mpi-fallback-job-queue; `awsbatch-mpi setup` creates one), or "
+            "send this rule to an on-demand queue (resources: awsbatch_queue=...)."
         )
     if cause is Cause.KILLED:
         return (

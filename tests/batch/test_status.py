@@ -221,3 +221,12 @@ def test_lost_to_spot_needs_a_host_ec2_reason_on_the_last_attempt_and_no_exit_co
                             {"statusReason": "Essential container in task exited",
                              "container": {"exitCode": 3}}]}
     assert not lost_to_spot(earlier)  # only the last attempt counts
+
+
+def test_a_job_lost_to_spot_is_pointed_at_the_fallback_queue():
+    reclaim = "Host EC2 (instance i-0abc) terminated."
+    fail = failure({"jobId": "j", "status": "FAILED", "statusReason": reclaim,
+                    "attempts": [{"statusReason": reclaim, "container": {}}]})
+    message = failure_message("sort", fail, "us-east-1", "/g")
+    assert "lost its instance on its last attempt (a Spot reclaim" in message
+    assert "--awsbatch-mpi-fallback-job-queue" in message
