@@ -99,7 +99,7 @@ def test_stuck_queue_is_named_once_with_batchs_reasons_and_the_job_is_not_cancel
 
 
 def test_job_whose_spot_capacity_is_gone_runs_once_more_on_demand_other_failures_do_not(
-    emulated_env, tmp_path, batch_client
+    emulated_env, tmp_path, batch_client, capsys
 ):
     from snakemake_executor_plugin_awsbatch_mpi.local.faults import reclaim_every_attempt
 
@@ -139,6 +139,26 @@ def test_job_whose_spot_capacity_is_gone_runs_once_more_on_demand_other_failures
     assert "The command of rule 'broken' exited with code 3" in out
     assert "1 failed, 1 retried by Batch (2 Spot reclaim(s)), 1 resubmitted to the on-demand " \
            "fallback queue" in out
+    # `awsbatch-mpi plan` showed this very request: same queue, sizes, definition, tag keys
+    import json
+
+    from snakemake_executor_plugin_awsbatch_mpi import cli
+
+    plan_file = tmp_path / "plan.json"
+    code = cli.main(["plan", "-s", str(work / "Snakefile"), "-d", str(work),
+                     "--job-queue", spot, "--fallback-job-queue", "local-cpu",
+                     "--out", str(plan_file)])
+    capsys.readouterr()
+    assert code == 0
+    [planned] = [j["fallbackSubmitJob"] for j in json.loads(plan_file.read_text())["jobs"]
+                 if j["rule"] == "lost"]
+    assert again["jobQueue"].endswith("/" + planned["jobQueue"])
+    definition = again["jobDefinition"].rsplit("/", 1)[-1].split(":")[0]
+    assert definition == planned["jobDefinition"]
+    requirements = {r["type"]: r["value"] for r in again["container"]["resourceRequirements"]}
+    assert requirements == {r["type"]: r["value"]
+                            for r in planned["containerOverrides"]["resourceRequirements"]}
+    assert set(again["tags"]) == set(planned["tags"])
 
 
 def test_downstream_rule_with_a_spot_fallback_queue_is_refused_before_any_submission(
