@@ -347,3 +347,16 @@ def test_fallback_queue_must_be_on_demand(aws):
     assert line(results, "queue mixed").status is Status.PASS  # the queue itself is fine
     missing = doctor(job_queue="cpu", fallback_job_queue="nope")
     assert line(missing, "queue nope").status is Status.FAIL
+
+
+def test_cli_doctor_takes_the_fallback_queue_as_a_flag(aws, capsys):
+    from snakemake_executor_plugin_awsbatch_mpi import cli
+
+    aws.queue_on("cpu")
+    aws.queue_on("spotty", kind="SPOT", bidPercentage=60)
+    code = cli.main(["doctor", "--job-queue", "cpu", "--fallback-job-queue", "spotty",
+                     "--region", REGION])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  fallback queue spotty: Fallback queue 'spotty' has Spot compute " \
+           "environment(s) spotty-ce" in out
