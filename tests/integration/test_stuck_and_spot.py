@@ -173,3 +173,21 @@ def test_downstream_rule_with_a_spot_fallback_queue_is_refused_before_any_submis
 """)
     assert f"Rule 'bad': resource awsbatch_fallback_queue='{spot}'" in out
     assert "has Spot compute environments" in out and "Nothing was submitted." in out
+
+
+def test_immediate_submit_says_the_fallback_queue_is_not_used(emulated_env, tmp_path,
+                                                             batch_client):
+    work = write_workflow(tmp_path / "immfallback", """
+        rule one:
+            output: "one.txt"
+            shell: "echo 1 > {output}"
+    """)
+    run = subprocess.run(
+        snakemake_cmd(work, "--immediate-submit", "--notemp",
+                      "--awsbatch-mpi-fallback-job-queue", "local-cpu"),
+        cwd=work, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert ("--awsbatch-mpi-fallback-job-queue is not used with --immediate-submit"
+            in run.stderr)
+    poll("the job never finished", 90, lambda: [
+        j["status"] for j in workflow_jobs(batch_client, "immfallback")] == ["SUCCEEDED"])
