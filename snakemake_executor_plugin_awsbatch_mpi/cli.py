@@ -193,7 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hyper-threading off on the MPI instances (one vCPU per core).",
     )
     setup.add_argument(
-        "--vpc-id", default="", metavar="ID", help="Existing VPC (default: create one)."
+        "--nat-gateway",
+        action="store_true",
+        help="Put the compute environments in private subnets behind a NAT gateway, for jobs "
+        "that need the internet. Costs money: in us-east-1 about $0.045/h (~$33/month) plus "
+        "$0.045 per GB processed and $0.005/h for its public IPv4 address. Without it the "
+        "created VPC uses public subnets; both get a free S3 gateway endpoint for MPI nodes.",
+    )
+    setup.add_argument(
+        "--vpc-id",
+        default="",
+        metavar="ID",
+        help="Existing VPC, never changed (default: create one); `doctor` checks its subnets.",
     )
     setup.add_argument(
         "--subnet-ids", default="", metavar="LIST", help="Its subnets, comma-separated."
@@ -438,6 +449,7 @@ def run_setup(args: argparse.Namespace) -> int:
         efs=args.efs,
         mpi_efa=args.mpi_efa,
         mpi_one_thread_per_core=args.mpi_one_thread_per_core,
+        nat_gateway=args.nat_gateway,
         vpc_id=args.vpc_id,
         subnet_ids=stack.split_list(args.subnet_ids),
         security_group_id=args.security_group_id,

@@ -163,6 +163,18 @@ def mpi_failure_reason(log_lines: Sequence[str]) -> str | None:
     return found[1] if found else None
 
 
+# botocore's words for a connection that never got through (EndpointConnectionError and
+# ConnectTimeoutError): on a multi-node node, the sign of a subnet without a way to S3.
+_NO_CONNECTION = re.compile(
+    r"Could not connect to the endpoint URL|Connect timeout on endpoint URL"
+)
+
+
+def unreachable_aws(log_lines: Sequence[str]) -> bool:
+    """Whether a node's log says an AWS call (S3: the key, the inputs) could not connect."""
+    return any(_NO_CONNECTION.search(line) for line in log_lines)
+
+
 def finished_attempts(description: dict[str, Any]) -> list[dict[str, Any]]:
     """Attempts that ended and that Batch followed with another one (its own retries).
 
@@ -319,6 +331,14 @@ def failure_message(
         if found:
             node = tail.label or (f"node{found[0]}" if found[0].isdigit() else "the main node")
             lines.append(f"mpirun on {node} reported: {found[1]}.")
+    cut_off = [t.label for t in tails if t.label and unreachable_aws(t.lines)]
+    if cut_off:
+        lines.append(
+            f"{', '.join(cut_off)} could not connect to S3: the containers of multi-node jobs "
+            "get no public IP (awsvpc mode), so the compute environment's subnets need an S3 "
+            "gateway endpoint on their route table or a NAT gateway. `awsbatch-mpi doctor "
+            "--multinode-job-queue QUEUE` checks them; `awsbatch-mpi setup` builds them so."
+        )
     if failed_nodes:
         lines.append("Failed nodes: " + ", ".join(failed_nodes) + ".")
     whose = ""

@@ -18,8 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from ..batch import clients
 from ..batch.clients import describe_environments, describe_queues
 from ..batch.queues import environments_of, queue_environment_arns
-from . import checks, instance_fit, outcomes, stack
+from . import checks, instance_fit, network, outcomes, stack
 from .instance_fit import InstanceShape
+from .network import SubnetNetwork
 from .outcomes import CheckResult
 
 
@@ -109,6 +110,10 @@ class AwsShell:
         found = self._call("ec2", "describe_launch_template_versions", **kwargs)
         versions = found.get("LaunchTemplateVersions", [])
         return versions[0] if versions else None
+
+    def subnet_networks(self, subnet_ids: Iterable[str]) -> dict[str, SubnetNetwork]:
+        """Each subnet's ways out (route table, internet/NAT gateway, VPC endpoints)."""
+        return network.read_subnets(lambda op, **kw: self._call("ec2", op, **kw), subnet_ids)
 
     # IAM and S3 -------------------------------------------------------------------------
 

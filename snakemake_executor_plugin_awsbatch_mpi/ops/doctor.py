@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..batch.queues import environments_of, queue_environment_arns, queue_info_from
+from ..batch.queues import capacity_type, environments_of, queue_environment_arns, queue_info_from
 from ..core.fallback import RESOURCE as FALLBACK_RESOURCE
 from ..core.request import TranslationSettings
 from ..core.resources import translate, validate_request
 from ..core.routing import resolve_queue
 from ..core.spec import ResourceError
-from . import checks, gpu_mpi_checks, instance_fit, outcomes
+from . import checks, gpu_mpi_checks, instance_fit, network, outcomes
 from .aws_shell import AwsError, AwsShell
 from .instance_fit import Demand
 from .outcomes import CheckResult, Status
@@ -98,6 +98,14 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
                 shown.add(env["computeEnvironmentArn"])
                 results += checks.check_compute_environment(env)
 
+    mpi_names = set()
+    if request.multinode_job_queue and request.multinode_job_queue in queues:
+        mpi_names = {
+            str(e.get("computeEnvironmentName")) for e in queue_envs[request.multinode_job_queue]
+        }
+    shown_envs = [e for name in names if name in queues for e in queue_envs[name]]
+    results += _network_checks(shown_envs, mpi_names, shell)
+
     if request.gpu_job_queue and request.gpu_job_queue in queues:
         results.append(
             gpu_mpi_checks.check_gpu_queue(request.gpu_job_queue, queue_envs[request.gpu_job_queue])
@@ -159,6 +167,52 @@ def _queue_names(request: DoctorRequest) -> list[str]:
             if queue not in (None, "") and not job.local:
                 names.append(str(queue))
     return [n for n in dict.fromkeys(names) if n]
+
+
+def _network_checks(
+    envs: Sequence[Mapping[str, Any]], mpi_names: set[str], shell: AwsShell
+) -> list[CheckResult]:
+    """Each EC2 compute environment's subnets: a way to ECS/ECR/CloudWatch for its
+    instances and, for the multinode queue's, a way to S3 for node containers."""
+    unique = list({str(e.get("computeEnvironmentArn")): e for e in envs}.values())
+    ec2_envs = [
+        e
+        for e in unique
+        if network.subnets_of(e) and not capacity_type(e).startswith("FARGATE")
+    ]
+    if not ec2_envs:
+        return []
+    subnet_ids = sorted({s for e in ec2_envs for s in network.subnets_of(e)})
+    try:
+        nets = shell.subnet_networks(subnet_ids)
+    except AwsError as err:
+        if "NotFound" in str(err):
+            nets = {}
+            for subnet in subnet_ids:  # find the missing one(s); the rest are judged
+                try:
+                    nets.update(shell.subnet_networks([subnet]))
+                except AwsError:
+                    pass
+        else:
+            return [
+                outcomes.warned(
+                    "network",
+                    f"Could not read the compute environments' subnets ({err}), so their "
+                    "ways to ECS and S3 are unchecked. Allow ec2:DescribeSubnets, "
+                    "ec2:DescribeRouteTables and ec2:DescribeVpcEndpoints.",
+                )
+            ]
+    results = []
+    for env in ec2_envs:
+        name = str(env.get("computeEnvironmentName", "?"))
+        ids = network.subnets_of(env)
+        found = [nets.get(s) for s in ids]
+        results.append(network.check_instance_network(name, found, ids))
+        if name in mpi_names and all(found):
+            results.append(
+                network.check_mpi_network(name, [n for n in found if n], shell.region or "")
+            )
+    return results
 
 
 def _placement_group(env: Mapping[str, Any], shell: AwsShell) -> str | None:

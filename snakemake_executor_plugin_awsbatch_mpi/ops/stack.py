@@ -50,6 +50,8 @@ class StackOptions:
     # MPI instances with an Elastic Fabric Adapter, and with hyper-threading off.
     mpi_efa: bool = False
     mpi_one_thread_per_core: bool = False
+    # Private subnets behind a NAT gateway (only in the VPC setup creates; costs money).
+    nat_gateway: bool = False
     vpc_id: str = ""
     subnet_ids: tuple[str, ...] = ()
     security_group_id: str = ""
@@ -110,6 +112,12 @@ def validate_options(options: StackOptions) -> list[str]:
         problems.append("--vpc-id needs --subnet-ids: name the subnets the instances use.")
     if options.subnet_ids and not options.vpc_id:
         problems.append("--subnet-ids needs --vpc-id: name the VPC the subnets belong to.")
+    if options.nat_gateway and options.vpc_id:
+        problems.append(
+            "--nat-gateway builds private subnets in the VPC that setup creates; setup never "
+            "changes a VPC given with --vpc-id. Add a NAT gateway or an S3 gateway endpoint to "
+            "your subnets' route tables yourself, then run `awsbatch-mpi doctor` to check them."
+        )
     if options.security_group_id and not options.vpc_id:
         problems.append("--security-group-id needs --vpc-id: a security group belongs to one VPC.")
     for label, types in (
@@ -157,6 +165,7 @@ def parameters(options: StackOptions) -> dict[str, str]:
         "EnableEfs": "true" if options.efs else "false",
         "MpiEfa": "true" if options.mpi_efa else "false",
         "MpiOneThreadPerCore": "true" if options.mpi_one_thread_per_core else "false",
+        "NatGateway": "true" if options.nat_gateway else "false",
         "VpcId": options.vpc_id,
         "SubnetIds": ",".join(options.subnet_ids),
         "SecurityGroupId": options.security_group_id,
