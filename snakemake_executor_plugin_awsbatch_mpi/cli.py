@@ -15,7 +15,12 @@ from pathlib import Path
 # `plan`/`doctor` take the executor settings without their prefix (--job-queue for
 # --awsbatch-mpi-job-queue); the queues and identity are all that doctor needs without a workflow.
 DOCTOR_SETTINGS = (
-    "job_queue", "gpu_job_queue", "multinode_job_queue", "job_role_arn", "region",
+    "job_queue",
+    "gpu_job_queue",
+    "multinode_job_queue",
+    "fallback_job_queue",
+    "job_role_arn",
+    "region",
     "runtime_volume",
 )
 SETTINGS_PREFIX = "--awsbatch-mpi-"
@@ -609,6 +614,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
             runtime_volume = parse_runtime_volume(args.runtime_volume)
         except ValueError as err:
             return _fail(f"awsbatch-mpi doctor: --runtime-volume {err}.", 2)
+    fallback = args.fallback_job_queue
     loaded = translation = None
     if args.snakefile or args.profile or extra:
         try:
@@ -622,7 +628,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         # The settings already hold the flags above (snakemake_argv passes them on).
         job_queue, gpu_queue = settings.job_queue, settings.gpu_job_queue
         mpi_queue, role = settings.multinode_job_queue, settings.job_role_arn
-        region = settings.region
+        region, fallback = settings.region, settings.fallback_job_queue
         prefix = prefix or parsed.default_storage_prefix
         runtime_volume = settings.runtime_volume
     if not job_queue:
@@ -635,6 +641,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         job_queue=job_queue,
         gpu_job_queue=gpu_queue,
         multinode_job_queue=mpi_queue,
+        fallback_job_queue=fallback,
         job_role_arn=role,
         s3_prefix=prefix,
         workflow=loaded,
