@@ -289,8 +289,11 @@ def test_duplicate_and_unknown_nodes_are_refused(cluster_factory):
     secret = secret_key(cluster.secret)
     address = (cluster.address(0), cluster.port)
 
+    channels = []  # a joined node whose connection closes is lost: keep them open
+
     def join(index: int) -> dict:
         channel = connect_when_up(address, secret)
+        channels.append(channel)
         channel.send_json({"op": "join", "node_index": index, "address": "127.0.0.9", "slots": 1})
         return channel.recv_json()
 
