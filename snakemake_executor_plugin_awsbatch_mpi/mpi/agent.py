@@ -633,8 +633,8 @@ def run_main(config: Config) -> int:
     except Terminated:
         return 128 + (signals.received or signal.SIGTERM)
     finally:
-        if signals.received is None and rendezvous.lost is None:
-            forget_key(config)  # a lost node is worth another attempt, which needs the key
+        if signals.received is None:
+            forget_key(config)
         if rendezvous.lost is not None:
             rendezvous.finish({"op": "abort", "reason": rendezvous.lost.describe()})
         rendezvous.finish({"op": "done"})
