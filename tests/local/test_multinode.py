@@ -86,7 +86,10 @@ def test_multinode_job_runs_every_node_with_its_own_address(
             "nodePropertyOverrides": [
                 {
                     "targetNodes": "1:",
-                    "containerOverrides": {"environment": [{"name": "ROLE", "value": "child"}]},
+                    "containerOverrides": {
+                        "environment": [{"name": "ROLE", "value": "child"}],
+                        "resourceRequirements": [{"type": "VCPU", "value": "2"}],
+                    },
                 }
             ],
         },
@@ -147,6 +150,9 @@ def test_multinode_job_runs_every_node_with_its_own_address(
     assert nodes[1]["container"]["logStreamName"] == streams[2]
     assert nodes[1]["container"]["networkInterfaces"] == [{"privateIpv4Address": addresses[2]}]
     assert nodes[1]["status"] == "SUCCEEDED"
+    # Each node's description says what its container got (the run report reads it).
+    sizes = [{r["type"]: r["value"] for r in n["container"]["resourceRequirements"]} for n in nodes]
+    assert sizes == [{"VCPU": "1", "MEMORY": "512"}, {"VCPU": "2", "MEMORY": "512"}]
     assert wait_until(lambda: emulation.running_containers() == 0, timeout=5)
 
 
