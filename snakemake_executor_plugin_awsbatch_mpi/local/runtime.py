@@ -15,7 +15,8 @@ The local process runtime:
   ``sys.executable`` first on ``PATH``); a warning says so once per image;
 * captures stdout and stderr line by line with the time each line arrived;
 * enforces attempt timeouts by killing the process group at the deadline;
-* gives the nodes of a multi-node job their own loopback addresses (127.A.B.x).
+* gives the nodes of a multi-node job their own loopback addresses (127.A.B.x), and every
+  container an ECS task metadata endpoint that reports its address (``metadata``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import IO
 
 from ..mpi.server import exit_code as shell_exit_code
 from ._common import NODE_ADDRESS_ENV
+from .metadata import METADATA_ENV, TaskMetadataServer
 from .runner import (
     LogLine,
     StartRequest,
@@ -156,6 +158,7 @@ class LocalContainer:
         self._readers: list[threading.Thread] = []
         self._exited = threading.Event()
         self._removed = False
+        self.metadata_token: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -311,6 +314,8 @@ class LocalContainer:
             self._removed = True
             shutil.rmtree(self.root, ignore_errors=True)
             self._runtime._forget(self)
+            if self.metadata_token and self._runtime.metadata is not None:
+                self._runtime.metadata.forget(self.metadata_token)
 
     def log_lines(self, start: int = 0) -> list[LogLine]:
         """Captured lines from index ``start`` on (lets a caller forward logs incrementally)."""
@@ -348,6 +353,7 @@ class LocalContainerRuntime:
         self._pgids: set[int] = set()
         self._warned_images: set[str] = set()
         self._closed = False
+        self.metadata: TaskMetadataServer | None = None
 
     def all_containers(self) -> list[LocalContainer]:
         with self._lock:
@@ -406,7 +412,11 @@ class LocalContainerRuntime:
         if request.mounts:
             link_mounts(root / "fs", request.mounts, self.workdir / "volumes")
             env[ENV_LOCAL_FS_ROOT] = str(root / "fs")
+        metadata = self._metadata()
+        token = metadata.register(request.name, address)
+        env[METADATA_ENV] = metadata.uri(token)
         container = LocalContainer(self, request, env, address, root)
+        container.metadata_token = token
         with self._lock:
             self._containers[container.id] = container
         container._start()
@@ -421,6 +431,12 @@ class LocalContainerRuntime:
             shlex.join(container.command),
         )
         return container
+
+    def _metadata(self) -> TaskMetadataServer:
+        with self._lock:
+            if self.metadata is None:
+                self.metadata = TaskMetadataServer("127.0.0.1")
+            return self.metadata
 
     def host_environment(self, root: Path) -> dict[str, str]:
         """The clean base of a local process: the host's Python first on PATH, private dirs."""
@@ -475,5 +491,9 @@ class LocalContainerRuntime:
                 container._signal_group(signal.SIGKILL)
         for container in containers:
             container.remove()
+        with self._lock:
+            metadata, self.metadata = self.metadata, None
+        if metadata is not None:
+            metadata.close()
 
 

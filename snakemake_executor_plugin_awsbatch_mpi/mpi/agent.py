@@ -196,17 +196,29 @@ def main_node_address(env: Mapping[str, str]) -> str | None:
 
 
 def bind_address(config: Config, env: Mapping[str, str]) -> str:
-    """Where this node listens: its private address, not every interface.
+    """Where this node listens: its private address, not every interface."""
+    return choose_bind_address(config, env)[0]
+
+
+def choose_bind_address(config: Config, env: Mapping[str, str]) -> tuple[str, str]:
+    """(address, where it came from): this node's private address, not every interface.
 
     Binding 0.0.0.0 would also answer on the container's other interfaces (in awsvpc mode,
-    the bridge every task on the host shares to reach the ECS agent). The emulation names
-    each node's loopback address; a child's is the one that routes to the main node.
+    the bridge every task on the host shares to reach the ECS agent). The main node asks
+    ECS's task metadata first (the emulation serves it too); a child's address is the one
+    that routes to the main node. The emulation also names each node's loopback address,
+    which loopback nodes need (they cannot tell their addresses apart by routing).
     """
+    if config.main_address:  # a child
+        if config.local_address:
+            return config.local_address, "the emulation's node address"
+        return own_address_towards(config.main_address), "the route to the main node"
+    found = main_node_address(env)
+    if found:
+        return found, "the ECS task metadata"
     if config.local_address:
-        return config.local_address
-    if config.main_address:
-        return own_address_towards(config.main_address)
-    return main_node_address(env) or "0.0.0.0"
+        return config.local_address, "the emulation's node address"
+    return "0.0.0.0", "no task metadata: every interface"
 
 
 def raise_open_file_limit() -> int:
@@ -538,17 +550,19 @@ def run_main(config: Config) -> int:
     )
     try:
         write_shims(bin_dir)
-        bind = bind_address(config, os.environ)
+        bind, source = choose_bind_address(config, os.environ)
         try:
             service.start(listen(bind, config.port))
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", bind, config.port, exc)
             return EXIT_CONFIG
         log.info(
-            "main node of %d, listening on %s:%d; waiting up to %.0f s for %d children %s",
+            "main node of %d, listening on %s:%d (from %s); waiting up to %.0f s for %d "
+            "children %s",
             config.num_nodes,
             bind,
             config.port,
+            source,
             config.join_timeout,
             config.num_nodes - 1,
             _log.stamp(),

@@ -175,6 +175,15 @@ def test_six_ranks_on_three_nodes(emulated_env, tmp_path, batch_client):
     for stream in mine:
         events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)
         assert all(key not in e["message"] for e in events["events"])
+    # The main node listened on the private address ECS's task metadata reported (the
+    # emulation serves it as ECS does), not on every interface.
+    main_events = logs.get_log_events(
+        logGroupName="/aws/batch/job", logStreamName=min(mine, key=lambda s: s[-1])
+    )["events"]
+    assert any(
+        re.search(r"listening on 127\.[\d.]+:\d+ \(from the ECS task metadata\)", e["message"])
+        for e in main_events
+    ), [e["message"] for e in main_events][:20]
     assert key not in run.stdout + run.stderr
     # The key object is gone once the job is over (the executor deletes it too).
     assert key_objects("mpi3x2") == []
