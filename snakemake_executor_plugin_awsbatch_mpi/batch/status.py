@@ -9,6 +9,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from ..mpi import NO_LAUNCHER
+
 DONE_OK = "SUCCEEDED"
 DONE_FAILED = "FAILED"
 # Job states in which Batch has queued the job (again) and no attempt is running.
@@ -50,6 +52,7 @@ class Failure:
     memory_mib: str | None = None
     attempt_reason: str | None = None
     timeout_seconds: int | None = None
+    image: str | None = None
 
     def summary(self) -> str:
         parts = []
@@ -115,7 +118,27 @@ def failure(description: dict[str, Any]) -> Failure:
         ),
         attempt_reason=last_attempt.get("statusReason"),
         timeout_seconds=(description.get("timeout") or {}).get("attemptDurationSeconds"),
+        image=container.get("image") or _node_image(description),
     )
+
+
+def _node_image(description: dict[str, Any]) -> str | None:
+    """A multi-node job's image (its first node range's; one range per job here)."""
+    for group in (description.get("nodeProperties") or {}).get("nodeRangeProperties") or []:
+        image = (group.get("container") or {}).get("image")
+        if image:
+            return str(image)
+    return None
+
+
+_MISSING_LAUNCHER = re.compile(re.escape(NO_LAUNCHER) + r" \((\S+)\)")
+
+
+def missing_launcher(log_lines: Sequence[str]) -> str | None:
+    """The launcher (``mpirun``/``mpiexec``) the job's image lacks, as the agent reported."""
+    found = mpi_failure(log_lines)
+    match = _MISSING_LAUNCHER.search(found[1]) if found else None
+    return match.group(1) if match else None
 
 
 _COMMAND_EXIT = re.compile(r"returned non-zero exit status (\d+)")
@@ -282,12 +305,22 @@ class LogTail:
 
 
 def _what_happened(
-    rule: str, fail: Failure, command_code: int | None, lost: LostNode | None = None
+    rule: str,
+    fail: Failure,
+    command_code: int | None,
+    lost: LostNode | None = None,
+    launcher: str | None = None,
 ) -> str:
     """The headline: a lost node, else the rule's own exit code when the log has it, else
     what Batch did. A lost node leads because the command's exit code is then only that of
     the stopped command."""
     job = f"AWS Batch job {fail.job_id} of rule '{rule}'"
+    if launcher is not None:
+        image = f"image {fail.image}" if fail.image else "job's image"
+        return (
+            f"The MPI rule '{rule}' cannot run in its {image}: the image lacks `{launcher}` "
+            f"(no MPI launcher on PATH; AWS Batch job {fail.job_id})."
+        )
     if lost is not None:
         return (
             f"{job} lost {lost.describe()}: the other nodes stopped mpirun and ended the job "
@@ -315,7 +348,15 @@ def _what_happened(
     return f"{job} failed without an exit code (the container may never have started)."
 
 
-def _advice(fail: Failure, lost: LostNode | None = None) -> str | None:
+def _advice(
+    fail: Failure, lost: LostNode | None = None, launcher: str | None = None
+) -> str | None:
+    if launcher is not None:
+        return (
+            "Next: build the rule's image on the plugin's MPI image (containers/Dockerfile.mpi, "
+            "Open MPI 4.1) or install an MPI in it, push it, and name it with resources: "
+            "awsbatch_image=... (see docs/mpi.md)."
+        )
     if lost is not None:
         return (
             "Next: a lost node is a failure of its instance or of the network between the "
@@ -367,13 +408,14 @@ def failure_message(
     )
     saved = [tail.saved for tail in tails if tail.saved]
     lost = first_lost_node(tails)
-    headline = _what_happened(rule, fail, command_code, lost)
+    launcher = next((name for tail in tails if (name := missing_launcher(tail.lines))), None)
+    headline = _what_happened(rule, fail, command_code, lost, launcher)
     if saved:
         headline += f" The log is saved in {', '.join(saved)} (last lines below)."
     elif fail.log_stream:
         headline += f" Read its log with `awsbatch-mpi logs {fail.job_id}`."
     lines = [headline]
-    advice = _advice(fail, lost)
+    advice = _advice(fail, lost, launcher)
     if advice:
         lines.append(advice)
     for tail in tails:

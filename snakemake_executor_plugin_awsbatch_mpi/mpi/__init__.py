@@ -85,6 +85,10 @@ SHIM_NAMES = ("mpirun", "mpiexec")
 RSH_NAME = "awsbatch-mpi-rsh"
 TOOL_MARK = "awsbatch-mpi node agent"
 
+# The launcher shim's reason when the image has no real mpirun/mpiexec (the executor reads
+# it from the main node's last line and names the image).
+NO_LAUNCHER = "the image has no MPI launcher on PATH"
+
 DEFAULT_PORT = 47801
 DEFAULT_JOIN_TIMEOUT = 600.0
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0

@@ -45,6 +45,7 @@ from . import (
     ENV_STATUS_FILE,
     ENV_SYNC,
     ENV_TASKS,
+    NO_LAUNCHER,
     RSH_NAME,
     _log,
 )
@@ -122,7 +123,9 @@ def main(args: list[str], name: str = "mpirun") -> int:
     bin_dir = env.get(ENV_BIN_DIR)
     real = find_real_launcher(name, env.get("PATH", os.defpath), bin_dir)
     if real is None:
-        log.error("no real %s found on PATH after the awsbatch-mpi shim", name)
+        reason = f"{NO_LAUNCHER} ({name})"
+        log.error("no real %s found on PATH after the awsbatch-mpi shim: %s", name, reason)
+        record_status(env.get(ENV_STATUS_FILE), "exit", code=127, launcher=name, reason=reason)
         return 127
     agent_dir = env.get(ENV_DIR)
     if not agent_dir or not bin_dir:

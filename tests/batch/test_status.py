@@ -262,3 +262,31 @@ def test_when_the_main_node_is_cut_off_the_childrens_view_leads():
     assert lost is not None and lost.describe() == (
         "node 1 at 10.0.1.6 (its control connection closed at 23:59:01 UTC)"
     )
+
+
+def test_an_image_without_mpirun_is_named_in_the_headline():
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail, failure
+    from snakemake_executor_plugin_awsbatch_mpi.mpi import NO_LAUNCHER
+
+    desc = {
+        "jobId": "j7", "status": "FAILED",
+        "statusReason": "Essential container in task exited",
+        "nodeProperties": {"numNodes": 2, "nodeRangeProperties": [
+            {"targetNodes": "0:", "container": {"image": "acme/sim:2"}},
+        ]},
+        "attempts": [{"container": {"exitCode": 127}}],
+    }  # fmt: skip
+    line = (
+        "[awsbatch-mpi node 0] 10:00:01.000 job command exited with 1 after mpirun failed "
+        f"with 127 ({NO_LAUNCHER} (mpirun)): exiting with 127"
+    )
+    tail = LogTail("node0", "s0", (
+        "Command 'mpirun -n 4 ./sim' returned non-zero exit status 127.", line,
+    ))  # fmt: skip
+    msg = failure_message("sim", failure(desc), "us-east-1", "/g", [tail])
+    headline, advice, *_ = msg.splitlines()
+    assert headline.startswith(
+        "The MPI rule 'sim' cannot run in its image acme/sim:2: the image lacks `mpirun` "
+        "(no MPI launcher on PATH; AWS Batch job j7)."
+    )
+    assert "containers/Dockerfile.mpi" in advice and "awsbatch_image" in advice

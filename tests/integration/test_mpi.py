@@ -415,3 +415,21 @@ def test_example_mpi_rule_runs_in_a_shared_working_directory(emulated_env, tmp_p
     assert log.count("is shared with the main node: nothing to copy") == 2  # nodes 1 and 2
     assert f"/volumes/efs/fs-0123abcd/sim/{job['jobId']}-1" in log
     assert "received working directory" not in log
+
+
+def test_an_image_without_mpirun_fails_naming_the_image(emulated_env, tmp_path):
+    """The rule's image has no MPI launcher (here: a PATH with only the agent's shims, as in
+    an image without Open MPI): the error names the image and says it lacks mpirun."""
+    work = write_workflow(tmp_path / "nompirun", """
+        rule hello:
+            output: "hello.txt"
+            resources: mpi="mpirun", tasks=2, nodes=2, awsbatch_image="acme/no-mpi:1"
+            shell: 'export PATH="$AWSBATCH_MPI_BIN_DIR"; {resources.mpi} -n 2 true; touch {output}'
+    """)
+    run = subprocess.run(mpi_cmd(work, "hello.txt"), cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert ("The MPI rule 'hello' cannot run in its image acme/no-mpi:1: the image lacks "
+            "`mpirun` (no MPI launcher on PATH; AWS Batch job") in out, out[-3000:]
+    assert "containers/Dockerfile.mpi" in out
