@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -424,6 +425,9 @@ def test_a_node_cut_from_the_network_fails_the_job_naming_it(
         else:
             raise AssertionError("mpirun never started")
         time.sleep(2)  # ranks running on every node
+        # The main node found its address in the task metadata the emulation serves.
+        assert re.search(r"listening on [\d.]+:\d+ \(from the ECS task metadata\)",
+                         logs.stderr + logs.stdout), logs.stderr[-3000:]
         cid, network = nodes[2]
         address = aws.batch.describe_jobs(jobs=[f"{job_id}#2"])["jobs"][0]["container"][
             "networkInterfaces"][0]["privateIpv4Address"]
