@@ -101,12 +101,17 @@ def server(docker_available: None) -> Iterator[str]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        # Only this emulation's containers (labelled "<its pid>-<random>"): other emulations
+        # may run at the same time on a shared Docker engine.
         left = subprocess.run(
-            ["docker", "ps", "--all", "--quiet", "--filter", f"label={LABEL}"],
+            ["docker", "ps", "--all", "--filter", f"label={LABEL}",
+             "--format", f'{{{{.ID}}}} {{{{.Label "{LABEL}"}}}}'],
             capture_output=True,
             text=True,
         )
-        assert not left.stdout.split(), "containers left behind after the emulation stopped"
+        mine = [line for line in left.stdout.splitlines()
+                if line.split(" ", 1)[-1].startswith(f"{proc.pid}-")]
+        assert not mine, "containers left behind after the emulation stopped"
 
 
 class _Endpoint:
