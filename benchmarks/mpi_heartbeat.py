@@ -1,10 +1,10 @@
 """Measure the node agents' heartbeats: their cost, and how soon a cut node fails the job.
 
-Cost: three agents on loopback nodes run ``sleep`` as the job; over a window of the job, the
-CPU time (``/proc/<pid>/stat``) and the bytes written (``/proc/<pid>/io`` ``wchar``: socket
-writes plus the few log lines) of the main node's agent and of one child are read, for the
-default timeout (30 s: a heartbeat every 10 s) and a tiny one (0.3 s) that magnifies the
-per-beat cost.
+Cost: three agents run ``sleep`` as the job; over a window of the job, the CPU time
+(``/proc/<pid>/stat``) of the main node's agent and of one child, and (root only: nodes in
+network namespaces) the bytes child 1 sent and received on the wire (its bridge port's
+counters: heartbeats with their TCP/IP headers and ACKs), for the default timeout (30 s: a
+heartbeat every 10 s) and a tiny one (0.3 s) that magnifies the per-beat cost.
 
 Detection (root only): three agents in network namespaces run ``mpirun -n 6 sleep``; node
 2 is unplugged from the bridge and the time until the main node exits is measured.
@@ -15,7 +15,9 @@ Detection (root only): three agents in network namespaces run ``mpirun -n 6 slee
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -31,15 +33,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def written(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("wchar:"):
-            return int(line.split()[1])
-    return 0
+def wire_bytes(network: NamespaceNetwork | None, index: int) -> int:
+    """Bytes node `index` sent plus received, from its bridge port's counters."""
+    if network is None:
+        return 0
+    shown = subprocess.run(
+        ["ip", "-j", "-s", "-n", network.bridge, "link", "show", "dev", f"p{index}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    stats = json.loads(shown)[0]["stats64"]
+    return int(stats["rx"]["bytes"]) + int(stats["tx"]["bytes"])
 
 
 def cost(root: Path, timeout: float, window: float) -> dict[str, float]:
-    cluster = Cluster(root, num_nodes=3, slots=1)
+    network = None if netns_problem() else NamespaceNetwork(3)
+    cluster = Cluster(root, num_nodes=3, slots=1, netns=network)
     env = {"AWSBATCH_MPI_HEARTBEAT_TIMEOUT": str(timeout)}
     try:
         for index in (1, 2):
@@ -47,16 +55,19 @@ def cost(root: Path, timeout: float, window: float) -> dict[str, float]:
         cluster.start(0, f"sleep {window + 4}", **env)
         time.sleep(2)  # joined and running
         pids = {"main": cluster.nodes[0].proc.pid, "child": cluster.nodes[1].proc.pid}
-        before = {k: (cpu_seconds(p), written(p)) for k, p in pids.items()}
+        before = {k: cpu_seconds(p) for k, p in pids.items()}
+        wire = wire_bytes(network, 1)
         time.sleep(window)
-        after = {k: (cpu_seconds(p), written(p)) for k, p in pids.items()}
+        after = {k: cpu_seconds(p) for k, p in pids.items()}
+        wire = wire_bytes(network, 1) - wire
         cluster.wait(60)
     finally:
         cluster.kill()
-    result = {}
-    for name in pids:
-        result[f"{name} CPU %"] = 100 * (after[name][0] - before[name][0]) / window
-        result[f"{name} B/s"] = (after[name][1] - before[name][1]) / window
+        if network is not None:
+            network.close()
+    result = {f"{name} CPU %": 100 * (after[name] - before[name]) / window for name in pids}
+    if network is not None:
+        result["child 1 wire B/s"] = wire / window
     return result
 
 
