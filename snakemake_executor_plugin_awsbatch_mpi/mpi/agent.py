@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -323,7 +323,7 @@ class Rendezvous:
         self.lost: LostNode | None = None
         # Called once, outside the lock, when the first node is lost (run_main stops the
         # command there).
-        self.on_lost: Any = None
+        self.on_lost: Callable[[LostNode], None] | None = None
 
     def missing(self) -> list[int]:
         return sorted(self.expected - set(self.members))
@@ -493,8 +493,7 @@ class Signals:
 class CommandStopper:
     """Stops the job command (and with it mpirun) when a node is lost, from any thread."""
 
-    def __init__(self, signals: Signals):
-        self.signals = signals
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopping = False
@@ -540,7 +539,7 @@ def run_main(config: Config) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="awsbatch-mpi-"))
     bin_dir = workdir / "bin"
     rendezvous = Rendezvous(config, bin_dir, started)
-    stopper = CommandStopper(signals)
+    stopper = CommandStopper()
     rendezvous.on_lost = stopper.stop
     service = NodeService(
         config.node_index,
