@@ -180,3 +180,28 @@ def test_invalid_heartbeat_timeout_is_a_configuration_error(cluster_factory):
     main = cluster.wait(timeout=30)[0]
     assert main.code == 78
     assert "AWSBATCH_MPI_HEARTBEAT_TIMEOUT='soon' is not a number of seconds" in main.err
+
+
+def test_a_node_lost_during_the_rendezvous_fails_the_job_at_once(cluster_factory):
+    """Node 1 joins and goes away while node 2 is still awaited: no need to wait for the
+    join timeout (60 s here), and the command never starts."""
+    from snakemake_executor_plugin_awsbatch_mpi.mpi.protocol import secret_key
+
+    from .test_nodes import connect_when_up
+
+    cluster = cluster_factory(num_nodes=3, join_timeout=60)
+    started = time.monotonic()
+    cluster.start(0, "echo should-not-run")
+    channel = connect_when_up((cluster.address(0), cluster.port), secret_key(cluster.secret))
+    channel.send_json({"op": "join", "node_index": 1, "address": "127.0.0.9", "slots": 1})
+    assert channel.recv_json()["op"] == "welcome"
+    channel.close()
+    main = cluster.wait(timeout=30)[0]
+    assert main.code == EXIT_NODE_LOST, cluster.logs()
+    assert time.monotonic() - started < 20
+    assert re.search(
+        r"node 1 at 127\.0\.0\.9 was lost \(its control connection closed at [\d:]+ UTC\); "
+        r"the job command never started",
+        main.err,
+    ), main.err
+    assert "should-not-run" not in main.out
