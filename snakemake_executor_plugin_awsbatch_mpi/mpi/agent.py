@@ -65,6 +65,7 @@ BACKOFF_START = 0.05
 BACKOFF_MAX = 1.0
 START_ACK_TIMEOUT = 10.0
 LAUNCH_GRACE = 10.0  # for a launch still winding up when the command has ended
+LOST_STOP_GRACE = 2.0  # seconds mpirun gets to stop after a node was lost
 LISTEN_BACKLOG = 1024
 METADATA_TIMEOUT = 2.0
 
@@ -515,7 +516,9 @@ class CommandStopper:
 
     @staticmethod
     def _terminate(proc: subprocess.Popen[bytes]) -> None:
-        threading.Thread(target=terminate_group, args=(proc,), daemon=True).start()
+        # A short grace: with a node gone, mpirun cannot wind its daemons down cleanly anyway,
+        # and whatever is left of the command's session is killed after it.
+        threading.Thread(target=terminate_group, args=(proc, LOST_STOP_GRACE), daemon=True).start()
 
 
 def report_lost(lost: LostNode, what: str) -> int:
