@@ -41,9 +41,7 @@ from .core.planner import (
     Environment,
     JobPlan,
     PlanError,
-    disk_warning,
     dropped_warning,
-    needs_disk_warning,
     plan_job,
     split_environment,
 )
@@ -99,7 +97,6 @@ class Executor(RemoteExecutor):
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
         self._environment: Environment | None = None
-        self._disk_rules: set[str] = set()
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         self._preflight()
         self._validate_dag()
@@ -173,8 +170,6 @@ class Executor(RemoteExecutor):
                 seen.add(key)
                 # A fresh key URI, as at submission: nothing is written or sent.
                 self._plan(job, request, self._mpi_key_uri(), before_submission=True)
-        if self._disk_rules:
-            self._warn_once("disk", disk_warning(self._disk_rules) or "")
 
     def _preflight(self) -> None:
         """Cheap checks of the configured queues: refuse to submit jobs that can never run."""
@@ -266,10 +261,8 @@ class Executor(RemoteExecutor):
             raise WorkflowError(f"Rule '{request.rule}': {err}{after}") from None
         for warning in plan.warnings:
             self._warn_once(warning, warning)
-        if needs_disk_warning(plan, request):
-            self._disk_rules.add(request.rule)
-            if not before_submission:
-                self._warn_once("disk", disk_warning(self._disk_rules) or "")
+        if plan.disk_warning:
+            self._warn_once(f"disk {request.rule}", plan.disk_warning)
         return plan
 
     def build_spec(self, job: JobExecutorInterface) -> JobSpec:

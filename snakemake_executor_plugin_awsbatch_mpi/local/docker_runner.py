@@ -42,6 +42,7 @@ from typing import IO
 
 from ._common import EmulationError
 from .metadata import METADATA_ENV, TaskMetadataServer
+from .network import RefusedPort, node_environment
 from .runner import (
     JobContext,
     LogLine,
@@ -171,12 +172,15 @@ class _Network:
     gateway: str
     forwarder: TcpForwarder
     metadata_forwarder: TcpForwarder
+    # AWS APIs a node of this network may not reach point here (see local/network.py).
+    refused: RefusedPort
     containers: set[str] = field(default_factory=set)
     main_address: str = ""
 
     def close_forwarders(self) -> None:
         self.forwarder.close()
         self.metadata_forwarder.close()
+        self.refused.close()
 
 
 class DockerContainer:
@@ -363,6 +367,7 @@ class DockerRunner:
                 metadata_forwarder=TcpForwarder(
                     config["Gateway"], lambda: (str(self.metadata.host), int(self.metadata.port))
                 ),
+                refused=RefusedPort(config["Gateway"]),
             )
             self._networks[key] = network
             return network
@@ -389,6 +394,8 @@ class DockerRunner:
         env = container_environment(
             {}, request.environment, context, network.main_address, self.region, endpoint
         )
+        if request.network is not None and not request.network.unrestricted:
+            env = node_environment(env, request.network, endpoint, network.refused.url)
         token = self.metadata.register(request.name)
         env[METADATA_ENV] = self.metadata.uri(
             token, network.gateway, network.metadata_forwarder.port

@@ -38,6 +38,7 @@ from typing import IO
 from ..mpi.server import exit_code as shell_exit_code
 from ._common import NODE_ADDRESS_ENV
 from .metadata import METADATA_ENV, TaskMetadataServer
+from .network import RefusedPort, node_environment
 from .runner import (
     LogLine,
     StartRequest,
@@ -352,6 +353,7 @@ class LocalContainerRuntime:
         self._containers: dict[str, LocalContainer] = {}
         self._pgids: set[int] = set()
         self._warned_images: set[str] = set()
+        self._refused_port: RefusedPort | None = None
         self._closed = False
         self.metadata: TaskMetadataServer | None = None
 
@@ -406,6 +408,8 @@ class LocalContainerRuntime:
         if context is not None and context.is_node:
             # On loopback every node sees 127.0.0.1 as its own address: tell it which it is.
             env[NODE_ADDRESS_ENV] = address
+        if request.network is not None and not request.network.unrestricted:
+            env = node_environment(env, request.network, self.endpoint_url, self._refused().url)
         if request.gpus:
             # What the ECS agent tells a container about its GPUs (there are none here).
             env.setdefault(GPU_DEVICES_ENV, ",".join(str(i) for i in range(request.gpus)))
@@ -437,6 +441,12 @@ class LocalContainerRuntime:
             if self.metadata is None:
                 self.metadata = TaskMetadataServer("127.0.0.1")
             return self.metadata
+    def _refused(self) -> RefusedPort:
+        """The endpoint of AWS APIs a node may not reach: every connection is refused."""
+        with self._lock:
+            if self._refused_port is None:
+                self._refused_port = RefusedPort("127.0.0.1")
+            return self._refused_port
 
     def host_environment(self, root: Path) -> dict[str, str]:
         """The clean base of a local process: the host's Python first on PATH, private dirs."""
@@ -495,5 +505,8 @@ class LocalContainerRuntime:
             metadata, self.metadata = self.metadata, None
         if metadata is not None:
             metadata.close()
+        if self._refused_port is not None:
+            self._refused_port.close()
+            self._refused_port = None
 
 

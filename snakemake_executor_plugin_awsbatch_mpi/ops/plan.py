@@ -24,13 +24,12 @@ from ..core.dependencies import MAX_DEPENDS_ON, reduce_dependencies
 from ..core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from ..core.planner import (
     PlanError,
-    disk_warning,
     dropped_warning,
-    needs_disk_warning,
     plan_job,
     split_environment,
 )
 from ..core.request import JobRequest, TranslationSettings
+from ..core.root_volume import AMI_DEFAULT_ROOT_GIB, RootVolume
 from ..core.routing import resolve_queue
 from ..core.spec import JobSpec, Platform, QueueInfo, ResourceError
 from ..core.validation import MAX_SUBMIT_BYTES, validate_request
@@ -76,9 +75,24 @@ class Plan:
         return not self.problems
 
 
-def _queue_info(name: str, fargate_queues: Iterable[str]) -> QueueInfo:
-    platform = Platform.FARGATE if name in set(fargate_queues) else Platform.EC2
-    return QueueInfo(name=name, platform=platform)
+def root_volume(gib: int | None) -> RootVolume:
+    """The root volume `plan` assumes for the instances of every EC2 queue, and whence."""
+    if gib is not None:
+        return RootVolume("", gib, "given with --root-volume-gib")
+    return RootVolume(
+        "",
+        AMI_DEFAULT_ROOT_GIB,
+        "assumed by plan: the ECS-optimized AMI's default; pass --root-volume-gib N with the "
+        "size your compute environments' launch template gives (`awsbatch-mpi setup` gives "
+        "100 GiB unless told otherwise), or check the real queues with `awsbatch-mpi doctor "
+        "--snakefile`",
+    )
+
+
+def _queue_info(name: str, fargate_queues: Iterable[str], volume: RootVolume) -> QueueInfo:
+    if name in set(fargate_queues):
+        return QueueInfo(name=name, platform=Platform.FARGATE)
+    return QueueInfo(name=name, platform=Platform.EC2, disks=(volume,))
 
 
 def request_of(job: WorkflowJob) -> JobRequest:
@@ -91,6 +105,7 @@ def request_of(job: WorkflowJob) -> JobRequest:
         wildcards=dict(job.wildcards),
         is_group=job.is_group,
         written=job.written,
+        declared=job.declared,
     )
 
 
@@ -149,9 +164,14 @@ def build_plan(
     settings: TranslationSettings,
     fargate_queues: Iterable[str] = (),
     array_rules: Iterable[str] = (),
+    root_volume_gib: int | None = None,
 ) -> Plan:
-    """Translate, render and validate every job; collect problems instead of stopping."""
+    """Translate, render and validate every job; collect problems instead of stopping.
+
+    `root_volume_gib`: the root volume of the EC2 queues' instances (None: the AMI default).
+    """
     fargate_queues = sorted(set(fargate_queues))
+    volume = root_volume(root_volume_gib)
     plan_problems: list[str] = list(workflow.refusals)
     plan_warnings: list[str] = []
     environment = split_environment(
@@ -165,7 +185,7 @@ def build_plan(
     jobs_out: list[dict[str, Any]] = []
     barriers_out: list[dict[str, Any]] = []
     local_out: list[dict[str, Any]] = []
-    disk_on_ec2: list[str] = []
+    disk_warnings: dict[str, str] = {}  # one per rule
     deferred_rules: dict[str, set[str]] = {}
 
     for job in workflow.jobs:
@@ -186,7 +206,7 @@ def build_plan(
             entry["resources_at_run_time"] = deferred
             deferred_rules.setdefault(job.rule, set()).update(deferred)
         try:
-            queue = _queue_info(resolve_queue(request, settings), fargate_queues)
+            queue = _queue_info(resolve_queue(request, settings), fargate_queues, volume)
             job_plan = plan_job(
                 request,
                 settings,
@@ -212,8 +232,8 @@ def build_plan(
             entry["efa_devices"] = spec.shape.efa_devices
         if spec.warnings:
             entry["warnings"] = list(spec.warnings)
-        if needs_disk_warning(job_plan, request):
-            disk_on_ec2.append(job.rule)
+        if job_plan.disk_warning:
+            disk_warnings.setdefault(job.rule, job_plan.disk_warning)
 
         register = job_plan.register
         definition = job_plan.definition
@@ -248,9 +268,7 @@ def build_plan(
             "that do not exist yet; they are evaluated when the job is submitted, and the plan "
             "shows the job without them (defaults apply)."
         )
-    disk = disk_warning(disk_on_ec2)
-    if disk:
-        plan_warnings.append(disk)
+    plan_warnings += [disk_warnings[rule] for rule in sorted(disk_warnings)]
     checkpoints = sorted({job.rule for job in workflow.jobs if job.checkpoint})
     if checkpoints:
         plan_warnings.append(
