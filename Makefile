@@ -41,7 +41,7 @@ test: lint
 # Pure functions, moto-backed API shapes and plain local Snakemake runs: no emulated Batch
 # jobs, no MPI nodes.
 UNIT_TESTS = -m "not integration" --ignore=tests/integration --ignore=tests/local \
-	--ignore=tests/mpi/test_nodes.py
+	--ignore=tests/mpi/test_nodes.py --ignore=tests/mpi/test_node_loss.py
 test-unit: lint
 	$(BIN)/pytest -v $(UNIT_TESTS)
 

@@ -56,7 +56,13 @@ from .mpi import ENV_KEY_URI
 from .mpi.key import key_uri, new_key
 from .ops import Status, has_failures, preflight
 from .settings import SettingsError, check_settings
-from .snakemake_jobs import job_command, job_request, mixed_group_images, refusals_of
+from .snakemake_jobs import (
+    job_command,
+    job_request,
+    local_file_notices,
+    mixed_group_images,
+    refusals_of,
+)
 
 # A job Batch does not return for this many consecutive checks is reported as failed.
 MAX_MISSING_CHECKS = 5
@@ -160,6 +166,8 @@ class Executor(RemoteExecutor):
             raise WorkflowError("\n".join(problems) + " Nothing was submitted.")
         if self.immediate_submit:
             self._check_immediate_submit(jobs)
+        for notice in local_file_notices(jobs, self.workflow):
+            self._warn_once(notice, notice)
         seen: set[tuple[str, str]] = set()
         problems = mixed_group_images(jobs)  # a group job is one container: one image
         if problems:

@@ -221,3 +221,35 @@ def refusals_of(jobs: Iterable[Any]) -> list[str]:
     jobs = list(jobs)
     targets = [target for job in jobs for target in targets_of(job)]
     return refusals(targets, pipe_outputs(jobs))
+
+
+def local_file_notices(jobs: Iterable[Any], workflow: Any) -> list[str]:
+    """One warning per rule whose jobs Snakemake runs on this machine because of a local()
+    file, naming the file: such jobs never reach this executor, so without it they would
+    run here silently (an MPI rule then runs mpirun on this machine alone). Rules the
+    Snakefile itself declares local (``localrules``) are left alone: that is a choice.
+    """
+    notices: dict[str, str] = {}
+    for job in jobs:
+        for single in job.jobs if job.is_group() else [job]:
+            rule = single.rule
+            if rule.name in notices or not single.is_local or workflow.is_local(rule):
+                continue
+            found = [("input", f) for f in single.input if is_flagged(f, "local")]
+            found += [("output", f) for f in single.output if is_flagged(f, "local")]
+            if not found:
+                continue
+            kind, path = found[0]
+            more = f" (and {len(found) - 1} more local() file(s))" if len(found) > 1 else ""
+            mpi = (
+                " As an MPI rule, its mpirun then starts ranks on this machine only."
+                if "mpi" in (declared_resources(rule) or {})
+                else ""
+            )
+            notices[rule.name] = (
+                f"Rule '{rule.name}' has the local() {kind} '{path}'{more}: Snakemake runs its "
+                f"jobs on this machine, not on AWS Batch.{mpi} Remove local() to run it on "
+                "Batch (the file then goes through the default storage), or list the rule in "
+                "localrules to say it belongs here."
+            )
+    return list(notices.values())

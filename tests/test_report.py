@@ -373,6 +373,36 @@ def test_terminal_lists_stay_short_for_large_runs():
     assert len(text.splitlines()) < 70
 
 
+def test_mpi_sizes_are_what_each_node_got_not_the_definitions_defaults():
+    """A 2-vCPU node must not show as the definition's 1 vCPU (halving the vCPU-hours)."""
+    from snakemake_executor_plugin_awsbatch_mpi.report.model import job_row
+
+    def sized(vcpus: str, memory: str) -> dict:
+        return {"resourceRequirements": [{"type": "VCPU", "value": vcpus},
+                                         {"type": "MEMORY", "value": memory}]}
+
+    parent = desc("m", "md", attempts=[(0, 3600, None, 0)], container=sized("1", "2048"))
+    parent["nodeProperties"] = {
+        "numNodes": 3, "mainNode": 0,
+        "nodeRangeProperties": [{"targetNodes": "0:", "container": sized("2", "4000")}],
+    }  # fmt: skip
+    # The parent's node ranges (with nodeOverrides, as Batch shows them) win over the
+    # definition's container; each node's own description wins over both.
+    assert (job_row(parent).vcpus, job_row(parent).memory_mib) == (2, 4000)
+    nodes = [
+        {"jobId": f"m#{i}", "status": "SUCCEEDED", "nodeDetails": {"nodeIndex": i},
+         "container": sized(v, "4000")}
+        for i, v in enumerate(["2", "2", "4"])
+    ]  # fmt: skip
+    row = job_row(parent, nodes=nodes)
+    assert (row.vcpus, row.memory_mib) == (2, 4000)  # the main node's
+    assert [n.vcpus for n in row.node_rows] == [2, 2, 4]
+    assert row.vcpu_hours == pytest.approx(2 + 2 + 4)  # one hour, every node's own vCPUs
+    # Nodes described without sizes: the job's size times the node count, as before.
+    bare = [{k: v for k, v in n.items() if k != "container"} for n in nodes]
+    assert job_row(parent, nodes=bare).vcpu_hours == pytest.approx(2 * 3)
+
+
 def test_job_resubmitted_to_the_fallback_queue_is_marked_and_not_counted_as_failed():
     """A Spot-reclaimed job that the executor sent to the on-demand queue: one job, marked."""
     lost = desc("s1", "sort", status="FAILED", created=0,

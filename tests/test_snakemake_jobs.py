@@ -124,3 +124,38 @@ def test_config_values_are_data_in_the_job_command(value, tmp_path):
     start = words.index("--config") + 1
     assert words[start : start + 2] == items
     assert words[start + 2] == "--latency-wait"
+
+
+def test_local_file_notices_name_the_file_once_per_rule_and_spare_localrules():
+    from snakemake.io import local
+
+    from snakemake_executor_plugin_awsbatch_mpi.snakemake_jobs import local_file_notices
+
+    def rule(name, resources=None):
+        info = SimpleNamespace(resources=((), resources) if resources else None)
+        return SimpleNamespace(name=name, ruleinfo=info)
+
+    def job(rule, inputs=(), outputs=(), is_local=True):
+        return SimpleNamespace(rule=rule, input=list(inputs), output=list(outputs),
+                               is_local=is_local, is_group=lambda: False)
+
+    sim, copy, mine = rule("sim", {"mpi": "mpirun", "tasks": 4}), rule("copy"), rule("mine")
+    workflow = SimpleNamespace(is_local=lambda r: r.name == "mine")
+    jobs = [
+        job(sim, [local("mesh.msh"), local("b.dat")]),
+        job(copy, outputs=[local("out1.txt")]),
+        job(copy, outputs=[local("out2.txt")]),
+        job(mine, [local("x")]),  # a localrule: the user chose it
+        job(rule("remote"), ["s3://b/x"], is_local=False),
+    ]
+    notices = local_file_notices(jobs, workflow)
+    assert notices == [
+        "Rule 'sim' has the local() input 'mesh.msh' (and 1 more local() file(s)): Snakemake "
+        "runs its jobs on this machine, not on AWS Batch. As an MPI rule, its mpirun then "
+        "starts ranks on this machine only. Remove local() to run it on Batch (the file then "
+        "goes through the default storage), or list the rule in localrules to say it belongs "
+        "here.",
+        "Rule 'copy' has the local() output 'out1.txt': Snakemake runs its jobs on this "
+        "machine, not on AWS Batch. Remove local() to run it on Batch (the file then goes "
+        "through the default storage), or list the rule in localrules to say it belongs here.",
+    ]

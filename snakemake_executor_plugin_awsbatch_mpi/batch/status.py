@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..core.disk_guard import DISK_GUARD_MARK
+from ..mpi import NO_LAUNCHER
 
 DONE_OK = "SUCCEEDED"
 DONE_FAILED = "FAILED"
@@ -52,6 +53,7 @@ class Failure:
     memory_mib: str | None = None
     attempt_reason: str | None = None
     timeout_seconds: int | None = None
+    image: str | None = None
 
     def summary(self) -> str:
         parts = []
@@ -125,7 +127,27 @@ def failure(description: dict[str, Any]) -> Failure:
         ),
         attempt_reason=last_attempt.get("statusReason"),
         timeout_seconds=(description.get("timeout") or {}).get("attemptDurationSeconds"),
+        image=container.get("image") or _node_image(description),
     )
+
+
+def _node_image(description: dict[str, Any]) -> str | None:
+    """A multi-node job's image (its first node range's; one range per job here)."""
+    for group in (description.get("nodeProperties") or {}).get("nodeRangeProperties") or []:
+        image = (group.get("container") or {}).get("image")
+        if image:
+            return str(image)
+    return None
+
+
+_MISSING_LAUNCHER = re.compile(re.escape(NO_LAUNCHER) + r" \((\S+)\)")
+
+
+def missing_launcher(log_lines: Sequence[str]) -> str | None:
+    """The launcher (``mpirun``/``mpiexec``) the job's image lacks, as the agent reported."""
+    found = mpi_failure(log_lines)
+    match = _MISSING_LAUNCHER.search(found[1]) if found else None
+    return match.group(1) if match else None
 
 
 _COMMAND_EXIT = re.compile(r"returned non-zero exit status (\d+)")
@@ -165,6 +187,57 @@ def mpi_failure_reason(log_lines: Sequence[str]) -> str | None:
     return found[1] if found else None
 
 
+# The node agent's line when a node stopped answering or its connection closed
+# (mpi/agent.py, LostNode.describe): "[awsbatch-mpi node 0] ... node 2 at 10.0.1.7 was lost
+# (last heard from at 23:59:01 UTC, 30.2 s earlier)"; a child says "main node 0 at ...".
+_NODE_LOST = re.compile(
+    r"\[awsbatch-mpi node (\S+?)\].*?\b(main node|node) (\d+) at (\S+) was lost \(([^)]*)\)"
+)
+
+
+@dataclass(frozen=True)
+class LostNode:
+    """A node that the other nodes lost while the job ran, as one of them reported it."""
+
+    reported_by: str  # the reporting node's index
+    node_index: int
+    address: str
+    detail: str  # "last heard from at 23:59:01 UTC, 30.2 s earlier" / "its ... closed at ..."
+    is_main: bool
+
+    def describe(self) -> str:
+        who = "main node" if self.is_main else "node"
+        return f"{who} {self.node_index} at {self.address} ({self.detail})"
+
+
+def lost_nodes(log_lines: Sequence[str]) -> list[LostNode]:
+    """Every node loss the node agents reported in these lines, first report of each node."""
+    found: dict[int, LostNode] = {}
+    for line in log_lines:
+        match = _NODE_LOST.search(line)
+        if match and int(match.group(3)) not in found:
+            found[int(match.group(3))] = LostNode(
+                reported_by=match.group(1),
+                node_index=int(match.group(3)),
+                address=match.group(4),
+                detail=match.group(5),
+                is_main=match.group(2) == "main node",
+            )
+    return list(found.values())
+
+
+def first_lost_node(tails: Sequence[LogTail]) -> LostNode | None:
+    """The loss to lead with: the main node's report of a child, else a child's of the main.
+
+    When the main node itself is cut off, it reports every child lost and the children
+    report it: the children's view (one node, the main) is then the useful one.
+    """
+    reports = [lost for tail in tails for lost in lost_nodes(tail.lines)]
+    children = [lost for lost in reports if not lost.is_main]
+    mains = [lost for lost in reports if lost.is_main]
+    if mains and len({lost.node_index for lost in children}) > 1:
+        return mains[0]
+    return (children or mains or [None])[0]
 def disk_check_failure(log_lines: Sequence[str]) -> str | None:
     """The in-job disk check's message (core/disk_guard.py), when it stopped the job."""
     for line in reversed(log_lines):
@@ -258,9 +331,28 @@ class LogTail:
     error: str | None = None
 
 
-def _what_happened(rule: str, fail: Failure, command_code: int | None) -> str:
-    """The headline: the rule's own exit code when the log has it, else what Batch did."""
+def _what_happened(
+    rule: str,
+    fail: Failure,
+    command_code: int | None,
+    lost: LostNode | None = None,
+    launcher: str | None = None,
+) -> str:
+    """The headline: a lost node, else the rule's own exit code when the log has it, else
+    what Batch did. A lost node leads because the command's exit code is then only that of
+    the stopped command."""
     job = f"AWS Batch job {fail.job_id} of rule '{rule}'"
+    if launcher is not None:
+        image = f"image {fail.image}" if fail.image else "job's image"
+        return (
+            f"The MPI rule '{rule}' cannot run in its {image}: the image lacks `{launcher}` "
+            f"(no MPI launcher on PATH; AWS Batch job {fail.job_id})."
+        )
+    if lost is not None:
+        return (
+            f"{job} lost {lost.describe()}: the other nodes stopped mpirun and ended the job "
+            "instead of waiting for its timeout."
+        )
     if command_code is not None:
         return (
             f"The command of rule '{rule}' exited with code {command_code} "
@@ -300,7 +392,23 @@ def lacks_shell(fail: Failure) -> bool:
                for shell in ("/bin/sh", "/bin/bash")) and "no such file" in reasons.lower()
 
 
-def _advice(fail: Failure) -> str | None:
+def _advice(
+    fail: Failure, lost: LostNode | None = None, launcher: str | None = None
+) -> str | None:
+    if launcher is not None:
+        return (
+            "Next: build the rule's image on the plugin's MPI image (containers/Dockerfile.mpi, "
+            "Open MPI 4.1) or install an MPI in it, push it, and name it with resources: "
+            "awsbatch_image=... (see docs/mpi.md)."
+        )
+    if lost is not None:
+        return (
+            "Next: a lost node is a failure of its instance or of the network between the "
+            "nodes, not of the rule nor of its runtime: run the workflow again (or use "
+            "Snakemake's --retries). If it happens again, look for the node's instance in the "
+            "compute environment and check that the nodes' security group allows TCP between "
+            "them (port 47801 and MPI's own ports)."
+        )
     if lacks_shell(fail):
         return NO_SHELL_ADVICE
     cause = fail.cause
@@ -346,7 +454,9 @@ def failure_message(
         (code for tail in tails if (code := command_exit_code(tail.lines)) is not None), None
     )
     saved = [tail.saved for tail in tails if tail.saved]
-    headline = _what_happened(rule, fail, command_code)
+    lost = first_lost_node(tails)
+    launcher = next((name for tail in tails if (name := missing_launcher(tail.lines))), None)
+    headline = _what_happened(rule, fail, command_code, lost, launcher)
     disk = next((found for tail in tails if (found := disk_check_failure(tail.lines))), None)
     if disk:
         headline = f"AWS Batch job {fail.job_id} of rule '{rule}' stopped at its start: {disk}"
@@ -355,9 +465,14 @@ def failure_message(
     elif fail.log_stream:
         headline += f" Read its log with `awsbatch-mpi logs {fail.job_id}`."
     lines = [headline]
-    advice = _advice(fail)
+    advice = _advice(fail, lost, launcher)
     if advice:
         lines.append(advice)
+    for tail in tails:
+        for other in lost_nodes(tail.lines):
+            if lost is not None and other != lost:
+                of = tail.label or f"node{other.reported_by}"
+                lines.append(f"{of} also reported: {other.describe()} was lost.")
     for tail in tails:
         found = mpi_failure(tail.lines)
         if found:

@@ -17,7 +17,9 @@ cannot reach. Every network this runner creates therefore gets a small TCP forwa
 gateway address (the host side of the bridge) to the emulation, and containers receive
 ``AWS_ENDPOINT_URL=http://<gateway>:<forwarder port>``. Container jobs share one network;
 each multi-node job gets a network of its own. The main node starts first (as on Batch);
-the other nodes are told its address.
+the other nodes are told its address. Every container also gets an ECS task metadata
+endpoint (``ECS_CONTAINER_METADATA_URI_V4``, see ``metadata``) reporting its address on the
+network, through a second forwarder on the gateway.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import IO
 
 from ._common import EmulationError
+from .metadata import METADATA_ENV, TaskMetadataServer
 from .network import RefusedPort, node_environment
 from .runner import (
     JobContext,
@@ -168,10 +171,16 @@ class _Network:
     subnet: str
     gateway: str
     forwarder: TcpForwarder
+    metadata_forwarder: TcpForwarder
     # AWS APIs a node of this network may not reach point here (see local/network.py).
     refused: RefusedPort
     containers: set[str] = field(default_factory=set)
     main_address: str = ""
+
+    def close_forwarders(self) -> None:
+        self.forwarder.close()
+        self.metadata_forwarder.close()
+        self.refused.close()
 
 
 class DockerContainer:
@@ -311,6 +320,8 @@ class DockerRunner:
         self._networks: dict[str, _Network] = {}
         self._containers: dict[str, tuple[DockerContainer, str]] = {}
         self._closed = False
+        self.metadata = TaskMetadataServer("127.0.0.1")
+        self._metadata_tokens: dict[str, str] = {}  # container id -> token
 
     # -- docker CLI --------------------------------------------------------------------------
 
@@ -353,6 +364,9 @@ class DockerRunner:
                 gateway=config["Gateway"],
                 # The emulation's current address: it changes when a shared one stops.
                 forwarder=TcpForwarder(config["Gateway"], lambda: _host_port(self.endpoint_url)),
+                metadata_forwarder=TcpForwarder(
+                    config["Gateway"], lambda: (str(self.metadata.host), int(self.metadata.port))
+                ),
                 refused=RefusedPort(config["Gateway"]),
             )
             self._networks[key] = network
@@ -364,8 +378,7 @@ class DockerRunner:
             if network is None or network.containers or key == SHARED_NETWORK:
                 return
             del self._networks[key]
-        network.forwarder.close()
-        network.refused.close()
+        network.close_forwarders()
         self.cli(["network", "rm", network.name])
 
     # -- the Runner surface --------------------------------------------------------------------
@@ -383,6 +396,10 @@ class DockerRunner:
         )
         if request.network is not None and not request.network.unrestricted:
             env = node_environment(env, request.network, endpoint, network.refused.url)
+        token = self.metadata.register(request.name)
+        env[METADATA_ENV] = self.metadata.uri(
+            token, network.gateway, network.metadata_forwarder.port
+        )
         named = dataclasses.replace(request, environment=env)
         container_name = f"{request.name}-{uuid.uuid4().hex[:6]}"[:120]
         volumes = docker_volume_args(request.mounts, self.volumes_root) if request.mounts else []
@@ -394,6 +411,7 @@ class DockerRunner:
             error = start_error(proc.stderr, request.image)
             logger.warning("Container %s did not start: %s", request.name, error)
             self.cli(["rm", "--force", container_name])
+            self.metadata.forget(token)
             self._drop_network(key)
             return DockerContainer.failed(self, request, error)
         cid = proc.stdout.strip()
@@ -401,12 +419,15 @@ class DockerRunner:
             ["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cid]
         )
         address = inspected.stdout.strip() or None
+        if address:
+            self.metadata.set_address(token, address)
         if is_main and key != SHARED_NETWORK:
             network.main_address = address or ""
         container = DockerContainer(self, request, cid, address)
         with self._lock:
             network.containers.add(cid)
             self._containers[cid] = (container, key)
+            self._metadata_tokens[cid] = token
         threading.Thread(target=container._watch, name=f"docker-{cid[:12]}", daemon=True).start()
         logger.debug("Started container %s (%s) at %s", request.name, cid[:12], address)
         return container
@@ -414,6 +435,9 @@ class DockerRunner:
     def _forget(self, container: DockerContainer) -> None:
         with self._lock:
             entry = self._containers.pop(container.id, None)
+            token = self._metadata_tokens.pop(container.id, None)
+            if token:
+                self.metadata.forget(token)
             if entry is None:
                 return
             network = self._networks.get(entry[1])
@@ -439,9 +463,9 @@ class DockerRunner:
             networks = list(self._networks.values())
             self._networks.clear()
         for network in networks:
-            network.forwarder.close()
-            network.refused.close()
+            network.close_forwarders()
             self.cli(["network", "rm", network.name])
+        self.metadata.close()
         shutil.rmtree(self.volumes_root, ignore_errors=True)
 
 

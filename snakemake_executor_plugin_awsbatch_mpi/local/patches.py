@@ -274,6 +274,9 @@ def _node_container_specs(job_def: JobDefinition, overrides: dict[str, Any] | No
             for key, value in container_overrides.items():
                 if key == "environment":
                     spec["environment"] = _merge_env(spec.get("environment", []), value)
+                elif key == "resourceRequirements":
+                    # Type by type, as for a single container's containerOverrides.
+                    spec[key] = _merged_requirements(spec.get(key) or [], value or [])
                 else:
                     spec[key] = copy.deepcopy(value)
     return [spec for spec in specs if spec is not None]
@@ -742,6 +745,16 @@ def _describe_node(job: Job, node: NodeRecord) -> dict[str, Any]:
         "logStreamName": node.log_stream,
         "networkInterfaces": [{"privateIpv4Address": node.address}] if node.address else [],
     }
+    # What this node's container got (its node range with nodeOverrides), as Batch shows it.
+    requirements = []
+    if node.vcpus:
+        requirements.append({"type": "VCPU", "value": f"{node.vcpus:g}"})
+    if node.memory_mib:
+        requirements.append({"type": "MEMORY", "value": str(node.memory_mib)})
+    if node.gpus:
+        requirements.append({"type": "GPU", "value": str(node.gpus)})
+    if requirements:
+        container["resourceRequirements"] = requirements
     if node.exit_code is not None:
         container["exitCode"] = node.exit_code
     if node.reason:

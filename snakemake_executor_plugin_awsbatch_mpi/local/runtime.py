@@ -15,7 +15,8 @@ The local process runtime:
   ``sys.executable`` first on ``PATH``); a warning says so once per image;
 * captures stdout and stderr line by line with the time each line arrived;
 * enforces attempt timeouts by killing the process group at the deadline;
-* gives the nodes of a multi-node job their own loopback addresses (127.A.B.x).
+* gives the nodes of a multi-node job their own loopback addresses (127.A.B.x), and every
+  container an ECS task metadata endpoint that reports its address (``metadata``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import IO
 
 from ..mpi.server import exit_code as shell_exit_code
 from ._common import NODE_ADDRESS_ENV
+from .metadata import METADATA_ENV, TaskMetadataServer
 from .network import RefusedPort, node_environment
 from .runner import (
     LogLine,
@@ -157,6 +159,7 @@ class LocalContainer:
         self._readers: list[threading.Thread] = []
         self._exited = threading.Event()
         self._removed = False
+        self.metadata_token: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -312,6 +315,8 @@ class LocalContainer:
             self._removed = True
             shutil.rmtree(self.root, ignore_errors=True)
             self._runtime._forget(self)
+            if self.metadata_token and self._runtime.metadata is not None:
+                self._runtime.metadata.forget(self.metadata_token)
 
     def log_lines(self, start: int = 0) -> list[LogLine]:
         """Captured lines from index ``start`` on (lets a caller forward logs incrementally)."""
@@ -350,6 +355,7 @@ class LocalContainerRuntime:
         self._warned_images: set[str] = set()
         self._refused_port: RefusedPort | None = None
         self._closed = False
+        self.metadata: TaskMetadataServer | None = None
 
     def all_containers(self) -> list[LocalContainer]:
         with self._lock:
@@ -410,7 +416,11 @@ class LocalContainerRuntime:
         if request.mounts:
             link_mounts(root / "fs", request.mounts, self.workdir / "volumes")
             env[ENV_LOCAL_FS_ROOT] = str(root / "fs")
+        metadata = self._metadata()
+        token = metadata.register(request.name, address)
+        env[METADATA_ENV] = metadata.uri(token)
         container = LocalContainer(self, request, env, address, root)
+        container.metadata_token = token
         with self._lock:
             self._containers[container.id] = container
         container._start()
@@ -426,6 +436,11 @@ class LocalContainerRuntime:
         )
         return container
 
+    def _metadata(self) -> TaskMetadataServer:
+        with self._lock:
+            if self.metadata is None:
+                self.metadata = TaskMetadataServer("127.0.0.1")
+            return self.metadata
     def _refused(self) -> RefusedPort:
         """The endpoint of AWS APIs a node may not reach: every connection is refused."""
         with self._lock:
@@ -486,6 +501,10 @@ class LocalContainerRuntime:
                 container._signal_group(signal.SIGKILL)
         for container in containers:
             container.remove()
+        with self._lock:
+            metadata, self.metadata = self.metadata, None
+        if metadata is not None:
+            metadata.close()
         if self._refused_port is not None:
             self._refused_port.close()
             self._refused_port = None

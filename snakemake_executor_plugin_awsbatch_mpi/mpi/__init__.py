@@ -21,7 +21,13 @@ How a job runs:
    every child, then starts the real launcher with the hostfile, ``-n`` (only if missing),
    TCP settings for the nodes' network and ``rsh`` as its remote-launch agent: MPI daemons
    reach the other nodes through the agents, no SSH keys or sshd needed.
-4. The main node exits with the command's exit code, or with the launcher's when the launcher
+4. While the job runs, the main node and every child exchange heartbeats on the control
+   connection (``heartbeat``); a node silent for ``AWSBATCH_MPI_HEARTBEAT_TIMEOUT`` seconds
+   (default 30), or whose connection closes, is lost: the main node stops the command
+   (and so ``mpirun``), tells the other children to stop and exits with ``EXIT_NODE_LOST``
+   after a line naming the node, its address and when it was last heard from; a child that
+   loses the main node stops its own processes and exits the same way.
+5. The main node exits with the command's exit code, or with the launcher's when the launcher
    failed (Snakemake itself only ever exits 1); the children exit when it says so.
 
 Logs: every line starts with ``[awsbatch-mpi node N]``; joins, "all N nodes joined" and the
@@ -44,6 +50,9 @@ ENV_SLOTS = "AWSBATCH_MPI_SLOTS"
 ENV_TASKS = "AWSBATCH_MPI_TASKS"
 ENV_JOIN_TIMEOUT = "AWSBATCH_MPI_JOIN_TIMEOUT"
 ENV_PORT = "AWSBATCH_MPI_PORT"
+# Optional: seconds a node may stay silent on its control connection before the job treats
+# it as lost (heartbeats go every third of it). Pass it with Snakemake's --envvars.
+ENV_HEARTBEAT_TIMEOUT = "AWSBATCH_MPI_HEARTBEAT_TIMEOUT"
 # Set by the agent for its helpers (launcher shim, rsh agent): the private key file.
 ENV_KEY_FILE = "AWSBATCH_MPI_KEY_FILE"
 # Set by the local emulation: the loopback address this node binds and advertises.
@@ -78,13 +87,20 @@ SHIM_NAMES = ("mpirun", "mpiexec")
 RSH_NAME = "awsbatch-mpi-rsh"
 TOOL_MARK = "awsbatch-mpi node agent"
 
+# The launcher shim's reason when the image has no real mpirun/mpiexec (the executor reads
+# it from the main node's last line and names the image).
+NO_LAUNCHER = "the image has no MPI launcher on PATH"
+
 DEFAULT_PORT = 47801
 DEFAULT_JOIN_TIMEOUT = 600.0
+DEFAULT_HEARTBEAT_TIMEOUT = 30.0
 
 # Main node exit code when nodes are missing after the join timeout (like timeout(1)).
 EXIT_JOIN_TIMEOUT = 124
 # Exit code for a broken configuration (missing or invalid environment).
 EXIT_CONFIG = 78
+# Exit code of every node that gave up on a lost peer (EX_TEMPFAIL: worth another attempt).
+EXIT_NODE_LOST = 75
 
 
 def command_shell() -> str:

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,12 +48,14 @@ from . import (
     ENV_TASKS,
     EXIT_CONFIG,
     EXIT_JOIN_TIMEOUT,
+    EXIT_NODE_LOST,
     RSH_NAME,
     SHIM_NAMES,
     TOOL_MARK,
     _log,
     command_shell,
 )
+from .heartbeat import Heartbeat, Silence, heartbeat_timeout
 from .hostfile import NodeInfo, ordered, write_hostfiles
 from .key import KeyUnavailable, delete_key, read_key, write_key_file
 from .launch_status import wait_for_launches
@@ -64,6 +66,7 @@ BACKOFF_START = 0.05
 BACKOFF_MAX = 1.0
 START_ACK_TIMEOUT = 10.0
 LAUNCH_GRACE = 10.0  # for a launch still winding up when the command has ended
+LOST_STOP_GRACE = 2.0  # seconds mpirun gets to stop after a node was lost
 LISTEN_BACKLOG = 1024
 METADATA_TIMEOUT = 2.0
 
@@ -90,6 +93,7 @@ class Config:
     local_address: str | None
     main_address: str | None
     sync_root: str | None
+    heartbeat_timeout: float = 30.0
     # Read from key_uri at start (see ``key``); never from the environment.
     secret: bytes = field(default=b"", repr=False)
 
@@ -133,6 +137,10 @@ class Config:
             raise ConfigError(f"{ENV_JOIN_TIMEOUT} is not a number") from None
         command = env.get(ENV_COMMAND, "")
         main_address = env.get(ENV_MAIN_ADDRESS) or None
+        try:
+            heartbeat = heartbeat_timeout(env)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if node_index == main_index and not command:
             raise ConfigError(f"{ENV_COMMAND} is not set on the main node")
         if node_index != main_index and not main_address:
@@ -150,6 +158,7 @@ class Config:
             local_address=env.get(ENV_LOCAL_NODE_ADDRESS) or None,
             main_address=main_address,
             sync_root=env.get(ENV_SYNC_ROOT) or None,
+            heartbeat_timeout=heartbeat,
         )
 
 
@@ -189,17 +198,29 @@ def main_node_address(env: Mapping[str, str]) -> str | None:
 
 
 def bind_address(config: Config, env: Mapping[str, str]) -> str:
-    """Where this node listens: its private address, not every interface.
+    """Where this node listens: its private address, not every interface."""
+    return choose_bind_address(config, env)[0]
+
+
+def choose_bind_address(config: Config, env: Mapping[str, str]) -> tuple[str, str]:
+    """(address, where it came from): this node's private address, not every interface.
 
     Binding 0.0.0.0 would also answer on the container's other interfaces (in awsvpc mode,
-    the bridge every task on the host shares to reach the ECS agent). The emulation names
-    each node's loopback address; a child's is the one that routes to the main node.
+    the bridge every task on the host shares to reach the ECS agent). The main node asks
+    ECS's task metadata first (the emulation serves it too); a child's address is the one
+    that routes to the main node. The emulation also names each node's loopback address,
+    which loopback nodes need (they cannot tell their addresses apart by routing).
     """
+    if config.main_address:  # a child
+        if config.local_address:
+            return config.local_address, "the emulation's node address"
+        return own_address_towards(config.main_address), "the route to the main node"
+    found = main_node_address(env)
+    if found:
+        return found, "the ECS task metadata"
     if config.local_address:
-        return config.local_address
-    if config.main_address:
-        return own_address_towards(config.main_address)
-    return main_node_address(env) or "0.0.0.0"
+        return config.local_address, "the emulation's node address"
+    return "0.0.0.0", "no task metadata: every interface"
 
 
 def raise_open_file_limit() -> int:
@@ -265,6 +286,27 @@ def shim_functions(bin_dir: Path) -> dict[str, str]:
 class Member:
     info: NodeInfo
     channel: Channel
+    heartbeat: Heartbeat | None = None
+
+
+@dataclass(frozen=True)
+class LostNode:
+    """A node that stopped answering (or closed its connection) while the job ran."""
+
+    node_index: int
+    address: str
+    detail: str  # "last heard from at ... UTC, 31.0 s earlier" / "its connection closed ..."
+
+    def describe(self, main: bool = False) -> str:
+        """``node 2 at 10.0.1.7 was lost (last heard from at ...)``; the executor parses it
+        (batch/status.py), so keep the shape."""
+        who = "main node" if main else "node"
+        return f"{who} {self.node_index} at {self.address} was lost ({self.detail})"
+
+
+def closed_detail() -> str:
+    clock = time.strftime("%H:%M:%S", time.gmtime())
+    return f"its control connection closed at {clock} UTC"
 
 
 class Rendezvous:
@@ -280,6 +322,10 @@ class Rendezvous:
         self.closed = False
         self.cond = threading.Condition()
         self.acks: set[int] = set()
+        self.lost: LostNode | None = None
+        # Called once, outside the lock, when the first node is lost (run_main stops the
+        # command there).
+        self.on_lost: Callable[[LostNode], None] | None = None
 
     def missing(self) -> list[int]:
         return sorted(self.expected - set(self.members))
@@ -314,7 +360,13 @@ class Rendezvous:
             self.members[info.node_index] = Member(info, channel)
             if self.main_address is None:
                 self.main_address = str(channel.sock.getsockname()[0])
-            channel.send_json({"op": "welcome", "bin_dir": str(self.bin_dir)})
+            channel.send_json(
+                {
+                    "op": "welcome",
+                    "bin_dir": str(self.bin_dir),
+                    "heartbeat_timeout": self.config.heartbeat_timeout,
+                }
+            )
             log.info(
                 "node %d joined from %s (%s, %d slots) after %.2f s [%d/%d] %s",
                 info.node_index,
@@ -326,31 +378,59 @@ class Rendezvous:
                 self.config.num_nodes,
                 _log.stamp(),
             )
+            member = self.members[info.node_index]
             self.cond.notify_all()
-        self._watch(info.node_index, channel)
+        member.heartbeat = Heartbeat(
+            channel,
+            self.config.heartbeat_timeout,
+            lambda silence: self.node_lost(info, silence.describe()),
+            name=f"heartbeat-node{info.node_index}",
+        ).start()
+        self._watch(member)
 
-    def _watch(self, node_index: int, channel: Channel) -> None:
-        """Read the control connection until it closes; a closed one means the node is gone."""
+    def _watch(self, member: Member) -> None:
+        """Read the control connection until it closes; a closed one means the node is gone.
+
+        Every frame (a heartbeat or anything else) shows the node is alive.
+        """
+        heartbeat = member.heartbeat
+        assert heartbeat is not None
         try:
             while True:
-                message = channel.recv_json()
+                message = member.channel.recv_json()
+                heartbeat.heard()
                 if message["op"] == "started":
                     with self.cond:
-                        self.acks.add(node_index)
+                        self.acks.add(member.info.node_index)
                         self.cond.notify_all()
         except (OSError, EOFError, ProtocolError, ValueError):
             pass
+        heartbeat.stop()
+        self.node_lost(member.info, closed_detail())
+
+    def node_lost(self, info: NodeInfo, detail: str) -> None:
+        """Record the first lost node and let run_main stop the job; later ones are logged."""
         with self.cond:
-            if not self.closed:
-                _log.get().warning("node %d closed its control connection", node_index)
+            if self.closed:
+                return  # the job is over: connections close as expected
+            lost = LostNode(info.node_index, info.address, detail)
+            first = self.lost is None
+            if first:
+                self.lost = lost
+            self.cond.notify_all()
+        _log.get().error("%s %s", lost.describe(), _log.stamp())
+        if first and self.on_lost is not None:
+            self.on_lost(lost)
 
     def wait_all(self, timeout: float) -> bool:
         with self.cond:
-            return self.cond.wait_for(lambda: not self.missing(), timeout)
+            return self.cond.wait_for(lambda: not self.missing() or self.lost, timeout) and (
+                self.lost is None
+            )
 
     def wait_acks(self, timeout: float) -> list[int]:
         with self.cond:
-            self.cond.wait_for(lambda: self.acks >= set(self.members), timeout)
+            self.cond.wait_for(lambda: self.acks >= set(self.members) or self.lost, timeout)
             return sorted(set(self.members) - self.acks)
 
     def broadcast(self, message: dict[str, Any]) -> list[Member]:
@@ -374,6 +454,8 @@ class Rendezvous:
                 return
             self.closed = True  # from here on, closed control connections are expected
         for member in self.broadcast(message):
+            if member.heartbeat is not None:
+                member.heartbeat.stop()
             member.channel.close()
 
 
@@ -410,6 +492,47 @@ class Signals:
             raise Terminated()
 
 
+class CommandStopper:
+    """Stops the job command (and with it mpirun) when a node is lost, from any thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stopping = False
+
+    def started(self, proc: subprocess.Popen[bytes]) -> None:
+        with self.lock:
+            self.proc = proc
+            stop = self.stopping
+        if stop:
+            self._terminate(proc)
+
+    def stop(self, lost: LostNode) -> None:
+        with self.lock:
+            self.stopping = True
+            proc = self.proc
+        if proc is not None:
+            _log.get().warning("stopping the job command and mpirun: %s", lost.describe())
+            self._terminate(proc)
+
+    @staticmethod
+    def _terminate(proc: subprocess.Popen[bytes]) -> None:
+        # A short grace: with a node gone, mpirun cannot wind its daemons down cleanly anyway,
+        # and whatever is left of the command's session is killed after it.
+        threading.Thread(target=terminate_group, args=(proc, LOST_STOP_GRACE), daemon=True).start()
+
+
+def report_lost(lost: LostNode, what: str) -> int:
+    """The main node's last line for a lost node (the executor reads it: batch/status.py)."""
+    _log.get().error(
+        "%s; %s and the other nodes were told to stop: exiting with %d",
+        lost.describe(),
+        what,
+        EXIT_NODE_LOST,
+    )
+    return EXIT_NODE_LOST
+
+
 def run_main(config: Config) -> int:
     log = _log.get()
     started = time.monotonic()
@@ -420,6 +543,8 @@ def run_main(config: Config) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="awsbatch-mpi-"))
     bin_dir = workdir / "bin"
     rendezvous = Rendezvous(config, bin_dir, started)
+    stopper = CommandStopper()
+    rendezvous.on_lost = stopper.stop
     service = NodeService(
         config.node_index,
         config.secret,
@@ -428,22 +553,26 @@ def run_main(config: Config) -> int:
     )
     try:
         write_shims(bin_dir)
-        bind = bind_address(config, os.environ)
+        bind, source = choose_bind_address(config, os.environ)
         try:
             service.start(listen(bind, config.port))
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", bind, config.port, exc)
             return EXIT_CONFIG
         log.info(
-            "main node of %d, listening on %s:%d; waiting up to %.0f s for %d children %s",
+            "main node of %d, listening on %s:%d (from %s); waiting up to %.0f s for %d "
+            "children %s",
             config.num_nodes,
             bind,
             config.port,
+            source,
             config.join_timeout,
             config.num_nodes - 1,
             _log.stamp(),
         )
         if not rendezvous.wait_all(config.join_timeout):
+            if rendezvous.lost is not None:
+                return report_lost(rendezvous.lost, "the job command never started")
             missing = rendezvous.missing()
             log.error(
                 "nodes %s did not join within %.0f s (%s); failing the job",
@@ -472,6 +601,8 @@ def run_main(config: Config) -> int:
         if config.num_nodes > 1:
             rendezvous.broadcast({"op": "start"})
             late = rendezvous.wait_acks(START_ACK_TIMEOUT)
+            if rendezvous.lost is not None:
+                return report_lost(rendezvous.lost, "the job command never started")
             if late:
                 log.warning("nodes %s did not confirm the start", late)
         status_file = workdir / "status"
@@ -496,7 +627,12 @@ def run_main(config: Config) -> int:
             [command_shell(), "-c", config.command], env=env, start_new_session=True
         )
         signals.command = proc
+        stopper.started(proc)
         command_code = exit_code(proc.wait())
+        if rendezvous.lost is not None:
+            return report_lost(
+                rendezvous.lost, f"the job command was stopped (exit code {command_code})"
+            )
         status = wait_for_launches(status_file, LAUNCH_GRACE if command_code else 0.0)
         if status.pending:
             log.warning("a launcher (pid %s) did not record its exit code", status.pending)
@@ -518,11 +654,11 @@ def run_main(config: Config) -> int:
     finally:
         if signals.received is None:
             forget_key(config)
+        if rendezvous.lost is not None:
+            rendezvous.finish({"op": "abort", "reason": rendezvous.lost.describe()})
         rendezvous.finish({"op": "done"})
         service.stop()
-        for proc in list(processes.processes):
-            if proc.poll() is None:
-                terminate_group(proc, grace=2.0)
+        processes.stop_all(grace=2.0)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -619,9 +755,20 @@ def run_child(config: Config) -> int:
             created = bin_dir if bin_dir.parent.exists() else bin_dir.parent
             write_shims(bin_dir)
             created_bin = created
+        # The main node's timeout rules (it is the same setting on every node, but a child
+        # must not give up on a main node that beats more slowly than it expects).
+        timeout = float(welcome.get("heartbeat_timeout") or config.heartbeat_timeout)
+        lost: list[Silence] = []
+
+        def main_lost(silence: Silence) -> None:
+            lost.append(silence)
+            channel.close()  # wakes the reader below
+
+        heartbeat = Heartbeat(channel, timeout, main_lost, name="heartbeat-main").start()
         try:
             while True:
                 message = channel.recv_json()
+                heartbeat.heard()
                 op = message["op"]
                 if op == "start":
                     channel.send_json({"op": "started"})
@@ -632,15 +779,23 @@ def run_child(config: Config) -> int:
                     log.error("main node aborted the job: %s", message.get("reason"))
                     return 1
         except (OSError, EOFError, ProtocolError, ValueError) as exc:
+            if lost:
+                main = LostNode(config.main_index, config.main_address, lost[0].describe())
+                log.error(
+                    "%s; stopping this node's processes: exiting with %d",
+                    main.describe(main=True),
+                    EXIT_NODE_LOST,
+                )
+                return EXIT_NODE_LOST
             log.info("main node closed the control connection (%s); exiting", exc or "EOF")
             return 0
+        finally:
+            heartbeat.stop()
     except Terminated:
         return 128 + (signals.received or signal.SIGTERM)
     finally:
         service.stop()
-        for proc in list(processes.processes):
-            if proc.poll() is None:
-                terminate_group(proc, grace=2.0)
+        processes.stop_all(grace=2.0)
         if created_bin is not None:
             shutil.rmtree(created_bin, ignore_errors=True)
 

@@ -45,6 +45,7 @@ from . import (
     ENV_STATUS_FILE,
     ENV_SYNC,
     ENV_TASKS,
+    NO_LAUNCHER,
     RSH_NAME,
     _log,
 )
@@ -80,14 +81,21 @@ def _pump(source: IO[bytes], sink: IO[bytes], scanner: FailureScanner) -> None:
         scanner.feed(raw.decode(errors="replace"))
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[int, str | None]:
+def run(argv: list[str], env: dict[str, str], name: str | None = None) -> tuple[int, str | None]:
     """Run the launcher, passing on termination signals.
+
+    The launcher ``argv[0]`` is started under ``name`` (the name the rule called it by, as a
+    shell does for a command found on PATH), not under its absolute path: Open MPI 4 takes
+    an absolute ``argv[0]`` as ``--prefix`` and starts ``<that dir>/orted`` on the other
+    nodes, which fails when the ``mpirun`` on PATH is a symlink into another installation.
 
     Returns a shell-style exit code and, when the launcher's stderr contains a failure
     report we recognise, its one-line summary. stderr goes through a pipe for that; every
     line is passed on at once, so the log reads as if mpirun wrote it directly.
     """
-    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [name or argv[0], *argv[1:]], executable=argv[0], env=env, stderr=subprocess.PIPE
+    )
     assert proc.stderr is not None
     scanner = FailureScanner()
     pump = threading.Thread(
@@ -115,12 +123,14 @@ def main(args: list[str], name: str = "mpirun") -> int:
     bin_dir = env.get(ENV_BIN_DIR)
     real = find_real_launcher(name, env.get("PATH", os.defpath), bin_dir)
     if real is None:
-        log.error("no real %s found on PATH after the awsbatch-mpi shim", name)
+        reason = f"{NO_LAUNCHER} ({name})"
+        log.error("no real %s found on PATH after the awsbatch-mpi shim: %s", name, reason)
+        record_status(env.get(ENV_STATUS_FILE), "exit", code=127, launcher=name, reason=reason)
         return 127
     agent_dir = env.get(ENV_DIR)
     if not agent_dir or not bin_dir:
         # Not under the node agent (e.g. a user ran the shim by hand): stay out of the way.
-        os.execv(real, [real, *args])
+        os.execv(real, [name, *args])  # argv[0] as on PATH: see ``run``
     try:
         version = subprocess.run(
             [real, "--version"], capture_output=True, text=True, timeout=30, env=env
@@ -203,7 +213,7 @@ def run_and_record(
     argv: list[str], env: dict[str, str], status_file: str | None, real: str, name: str
 ) -> int:
     """Run the launcher, then record its exit code and failure reason for the agent."""
-    code, reason = run(argv, env)
+    code, reason = run(argv, env, name)
     record_status(status_file, "exit", code=code, launcher=real, reason=reason)
     if code != 0:
         _log.get().error("%s exited with %d%s", name, code, f": {reason}" if reason else "")

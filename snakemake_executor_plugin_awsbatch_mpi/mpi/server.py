@@ -75,6 +75,19 @@ class ProcessTable:
         for proc in running:
             kill_group(proc, signum)
 
+    def stop_all(self, grace: float) -> None:
+        """Terminate every process started here and whatever is left of their sessions.
+
+        Also for processes that already exited: their ranks may not have (see
+        ``terminate_group``).
+        """
+        with self.lock:
+            processes = list(self.processes)
+        for proc in processes:
+            if proc.poll() is None:
+                terminate_group(proc, grace)
+            kill_session(proc.pid, signal.SIGKILL)
+
     def reap_orphans(self) -> None:
         """Reap exited processes that are not ours (only needed when we are PID 1)."""
         while True:
@@ -111,8 +124,48 @@ def kill_group(proc: subprocess.Popen[bytes], signum: int) -> None:
         pass
 
 
+def session_members(sid: int) -> list[int]:
+    """Live processes of session sid, from /proc (empty where there is no /proc).
+
+    Every process this agent starts leads a session of its own (``start_new_session``), and
+    what it starts stays in that session even in another process group: mpirun and Open
+    MPI's daemons put each rank (and each remote-launch agent) in a group of its own.
+    """
+    members = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp session ..."; comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 4 and fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(name))
+    return members
+
+
+def kill_session(sid: int, signum: int) -> None:
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def terminate_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
-    """SIGTERM the process group, SIGKILL it if the leader is still there after grace."""
+    """SIGTERM the process group, SIGKILL it if the leader is still there after grace.
+
+    Then SIGKILL whatever is left of the leader's session: ranks and launch agents that
+    mpirun or a daemon moved to process groups of their own would otherwise outlive it
+    (and keep the node's log pipes open).
+    """
     kill_group(proc, signal.SIGTERM)
     try:
         proc.wait(grace)
@@ -120,6 +173,7 @@ def terminate_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) ->
         kill_group(proc, signal.SIGKILL)
     # Leftovers in the group (the leader exited but its children did not).
     kill_group(proc, signal.SIGKILL)
+    kill_session(proc.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -254,6 +308,7 @@ class NodeService:
         except OSError:
             pass
         kill_group(proc, signal.SIGKILL)  # whatever the command left behind in its group
+        kill_session(proc.pid, signal.SIGKILL)  # and in groups of their own (ranks)
 
     # -- sync ------------------------------------------------------------------------------
 

@@ -57,6 +57,10 @@ class Node:
     started: float | None
     stopped: float | None
     exit_code: int | None = None
+    # What this node's container got (its own description), None when Batch did not say.
+    vcpus: float | None = None
+    memory_mib: int | None = None
+    gpus: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,20 @@ class JobRow:
         return sum(a.reclaimed for a in self.attempts)
 
     @property
+    def sized_nodes(self) -> bool:
+        """Every node's own size is known (a multi-node job whose nodes were described)."""
+        return bool(self.node_rows) and all(n.vcpus is not None for n in self.node_rows)
+
+    @property
     def vcpu_hours(self) -> float:
+        if self.sized_nodes:
+            return sum(n.vcpus or 0.0 for n in self.node_rows) * self.run_seconds / 3600
         return self.vcpus * self.nodes * self.run_seconds / 3600
 
     @property
     def gpu_hours(self) -> float:
+        if self.sized_nodes:
+            return sum(n.gpus for n in self.node_rows) * self.run_seconds / 3600
         return self.gpus * self.nodes * self.run_seconds / 3600
 
     @property
@@ -221,9 +234,10 @@ def requirements(container: Mapping[str, Any]) -> tuple[float, int, int]:
 
 
 def _job_container(desc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The container whose sizes stand for the job: a multi-node job's node ranges (as
+    Batch shows them, with the submission's nodeOverrides applied) before any top-level
+    container, which may carry only the definition's defaults."""
     container = desc.get("container") or {}
-    if container.get("resourceRequirements") or container.get("vcpus"):
-        return container
     for group in (desc.get("nodeProperties") or {}).get("nodeRangeProperties") or []:
         if group.get("container"):
             return group["container"]
@@ -261,13 +275,23 @@ def _node(desc: Mapping[str, Any]) -> Node:
     index = (desc.get("nodeDetails") or {}).get("nodeIndex")
     if index is None:
         index = int(str(desc.get("jobId", "#0")).rsplit("#", 1)[-1] or 0)
+    container = desc.get("container") or {}
+    sized = bool(container.get("resourceRequirements") or container.get("vcpus"))
+    vcpus, memory, gpus = requirements(container)
     return Node(
         index=int(index),
         status=desc.get("status", "?"),
         started=_seconds(desc.get("startedAt")),
         stopped=_seconds(desc.get("stoppedAt")),
-        exit_code=(desc.get("container") or {}).get("exitCode"),
+        exit_code=container.get("exitCode"),
+        vcpus=vcpus if sized else None,
+        memory_mib=memory if sized else None,
+        gpus=gpus,
     )
+
+
+def _main_index(desc: Mapping[str, Any]) -> int:
+    return int((desc.get("nodeProperties") or {}).get("mainNode") or 0)
 
 
 def job_row(
@@ -282,6 +306,12 @@ def job_row(
     index = (desc.get("arrayProperties") or {}).get("index")
     wildcards = f"[{index}]" if index is not None else wildcards_from_name(name, rule)
     vcpus, memory, gpus = requirements(_job_container(desc))
+    node_rows = tuple(sorted((_node(n) for n in nodes), key=lambda n: n.index))
+    sized = [n for n in node_rows if n.vcpus is not None]
+    if sized:
+        # What the nodes really got; the main node (usually the first) stands for the job.
+        main = next((n for n in sized if n.index == _main_index(desc)), sized[0])
+        vcpus, memory, gpus = main.vcpus or 0.0, main.memory_mib or 0, main.gpus
     container = desc.get("container") or {}
     attempts = attempts_of(desc)
     exit_code = container.get("exitCode")
@@ -302,7 +332,7 @@ def job_row(
         gpus=gpus,
         nodes=int((desc.get("nodeProperties") or {}).get("numNodes") or 1),
         attempts=attempts,
-        node_rows=tuple(sorted((_node(n) for n in nodes), key=lambda n: n.index)),
+        node_rows=node_rows,
         exit_code=exit_code,
         fallback_of=str(tags.get(FALLBACK_TAG) or ""),
     )

@@ -249,6 +249,91 @@ def test_an_image_without_a_shell_is_told_apart_with_what_to_do():
     assert NO_SHELL_ADVICE not in failure_message("align", other, "us-east-1", "/aws/batch/job")
 
 
+def _agent_line(node: int, lost, main: bool = False) -> str:
+    """A line as the node agent logs it (the producer's own wording, mpi/agent.py)."""
+    return f"[awsbatch-mpi node {node}] 23:59:31.402 {lost.describe(main=main)}; exiting with 75"
+
+
+def test_a_lost_node_leads_the_message_instead_of_a_timeout_or_exit_code():
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail
+    from snakemake_executor_plugin_awsbatch_mpi.mpi.agent import LostNode
+
+    child = LostNode(2, "10.0.1.7", "last heard from at 23:59:01 UTC, 30.2 s earlier")
+    main_lost = LostNode(0, "10.0.1.5", "last heard from at 23:59:02 UTC, 30.0 s earlier")
+    tails = [
+        LogTail("node0", "s0", (
+            "Command 'mpirun ./sim' returned non-zero exit status 143.",
+            _agent_line(0, child),
+        )),
+        LogTail("node1", "s1", ("[awsbatch-mpi node 1] main node aborted the job",)),
+        LogTail("node2", "s2", (_agent_line(2, main_lost, main=True),)),
+    ]
+    msg = failure_message("md", _failed(exit_code=75), "us-east-1", "/g", tails,
+                          ["node 0 (exit code 75)", "node 2 (exit code 75)"])
+    headline, advice, *rest = msg.splitlines()
+    assert headline.startswith(
+        "AWS Batch job j9 of rule 'md' lost node 2 at 10.0.1.7 (last heard from at 23:59:01 "
+        "UTC, 30.2 s earlier): the other nodes stopped mpirun and ended the job instead of "
+        "waiting for its timeout."
+    )
+    assert "not of the rule nor of its runtime" in advice
+    assert "raise runtime" not in msg
+    assert (
+        "node2 also reported: main node 0 at 10.0.1.5 (last heard from at 23:59:02 UTC, "
+        "30.0 s earlier) was lost." in rest
+    )
+
+
+def test_when_the_main_node_is_cut_off_the_childrens_view_leads():
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail, first_lost_node
+    from snakemake_executor_plugin_awsbatch_mpi.mpi.agent import LostNode
+
+    main_lost = LostNode(0, "10.0.1.5", "last heard from at 23:59:02 UTC, 30.0 s earlier")
+    tails = [
+        LogTail("node0", "s0", tuple(
+            _agent_line(0, LostNode(i, f"10.0.1.{5 + i}", "x")) for i in (1, 2)
+        )),
+        LogTail("node1", "s1", (_agent_line(1, main_lost, main=True),)),
+        LogTail("node2", "s2", (_agent_line(2, main_lost, main=True),)),
+    ]
+    lost = first_lost_node(tails)
+    assert lost is not None and (lost.node_index, lost.is_main) == (0, True)
+    # A killed node: its connection closed.
+    closed = LostNode(1, "10.0.1.6", "its control connection closed at 23:59:01 UTC")
+    lost = first_lost_node([LogTail("node0", "s0", (_agent_line(0, closed),))])
+    assert lost is not None and lost.describe() == (
+        "node 1 at 10.0.1.6 (its control connection closed at 23:59:01 UTC)"
+    )
+
+
+def test_an_image_without_mpirun_is_named_in_the_headline():
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail, failure
+    from snakemake_executor_plugin_awsbatch_mpi.mpi import NO_LAUNCHER
+
+    desc = {
+        "jobId": "j7", "status": "FAILED",
+        "statusReason": "Essential container in task exited",
+        "nodeProperties": {"numNodes": 2, "nodeRangeProperties": [
+            {"targetNodes": "0:", "container": {"image": "acme/sim:2"}},
+        ]},
+        "attempts": [{"container": {"exitCode": 127}}],
+    }  # fmt: skip
+    line = (
+        "[awsbatch-mpi node 0] 10:00:01.000 job command exited with 1 after mpirun failed "
+        f"with 127 ({NO_LAUNCHER} (mpirun)): exiting with 127"
+    )
+    tail = LogTail("node0", "s0", (
+        "Command 'mpirun -n 4 ./sim' returned non-zero exit status 127.", line,
+    ))  # fmt: skip
+    msg = failure_message("sim", failure(desc), "us-east-1", "/g", [tail])
+    headline, advice, *_ = msg.splitlines()
+    assert headline.startswith(
+        "The MPI rule 'sim' cannot run in its image acme/sim:2: the image lacks `mpirun` "
+        "(no MPI launcher on PATH; AWS Batch job j7)."
+    )
+    assert "containers/Dockerfile.mpi" in advice and "awsbatch_image" in advice
+
+
 def test_headline_of_a_job_the_disk_check_stopped_is_the_checks_message():
     """Issue 19 §2: the in-job disk check's message leads, not Batch's bare exit code 28."""
     from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail

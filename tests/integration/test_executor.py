@@ -363,3 +363,25 @@ def test_preflight_refuses_a_disabled_queue(emulated_env, tmp_path, batch_client
     assert "nothing was submitted" in run.stderr and "switched-off" in run.stderr
     assert "Job queue 'switched-off' is DISABLED" in run.stderr
     assert "awsbatch-mpi doctor" in run.stderr
+
+
+def test_a_rule_with_a_local_input_is_said_to_run_here_once(emulated_env, tmp_path, batch_client):
+    """Snakemake runs a job with a local() file on this machine, never through the executor:
+    the plugin says so once per rule, naming the file, instead of letting it happen silently."""
+    work = write_workflow(tmp_path / "localin", """
+        rule all:
+            input: expand("out{i}.txt", i=[1, 2])
+        rule copy:
+            input: local("ref.txt")
+            output: "out{i}.txt"
+            shell: "cp {input} {output}"
+    """)
+    (work / "ref.txt").write_text("reference\n")
+    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    notice = ("Rule 'copy' has the local() input 'ref.txt': Snakemake runs its jobs on this "
+              "machine, not on AWS Batch. Remove local() to run it on Batch")
+    assert out.count(notice) == 1, out[-3000:]
+    assert jobs_with_tag(batch_client, "snakemake-workflow", "localin") == []

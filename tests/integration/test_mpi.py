@@ -175,6 +175,15 @@ def test_six_ranks_on_three_nodes(emulated_env, tmp_path, batch_client):
     for stream in mine:
         events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)
         assert all(key not in e["message"] for e in events["events"])
+    # The main node listened on the private address ECS's task metadata reported (the
+    # emulation serves it as ECS does), not on every interface.
+    main_events = logs.get_log_events(
+        logGroupName="/aws/batch/job", logStreamName=min(mine, key=lambda s: s[-1])
+    )["events"]
+    assert any(
+        re.search(r"listening on 127\.[\d.]+:\d+ \(from the ECS task metadata\)", e["message"])
+        for e in main_events
+    ), [e["message"] for e in main_events][:20]
     assert key not in run.stdout + run.stderr
     # The key object is gone once the job is over (the executor deletes it too).
     assert key_objects("mpi3x2") == []
@@ -406,3 +415,21 @@ def test_example_mpi_rule_runs_in_a_shared_working_directory(emulated_env, tmp_p
     assert log.count("is shared with the main node: nothing to copy") == 2  # nodes 1 and 2
     assert f"/volumes/efs/fs-0123abcd/sim/{job['jobId']}-1" in log
     assert "received working directory" not in log
+
+
+def test_an_image_without_mpirun_fails_naming_the_image(emulated_env, tmp_path):
+    """The rule's image has no MPI launcher (here: a PATH with only the agent's shims, as in
+    an image without Open MPI): the error names the image and says it lacks mpirun."""
+    work = write_workflow(tmp_path / "nompirun", """
+        rule hello:
+            output: "hello.txt"
+            resources: mpi="mpirun", tasks=2, nodes=2, awsbatch_image="acme/no-mpi:1"
+            shell: 'export PATH="$AWSBATCH_MPI_BIN_DIR"; {resources.mpi} -n 2 true; touch {output}'
+    """)
+    run = subprocess.run(mpi_cmd(work, "hello.txt"), cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert ("The MPI rule 'hello' cannot run in its image acme/no-mpi:1: the image lacks "
+            "`mpirun` (no MPI launcher on PATH; AWS Batch job") in out, out[-3000:]
+    assert "containers/Dockerfile.mpi" in out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -100,12 +101,17 @@ def server(docker_available: None) -> Iterator[str]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        # Only this emulation's containers (labelled "<its pid>-<random>"): other emulations
+        # may run at the same time on a shared Docker engine.
         left = subprocess.run(
-            ["docker", "ps", "--all", "--quiet", "--filter", f"label={LABEL}"],
+            ["docker", "ps", "--all", "--filter", f"label={LABEL}",
+             "--format", f'{{{{.ID}}}} {{{{.Label "{LABEL}"}}}}'],
             capture_output=True,
             text=True,
         )
-        assert not left.stdout.split(), "containers left behind after the emulation stopped"
+        mine = [line for line in left.stdout.splitlines()
+                if line.split(" ", 1)[-1].startswith(f"{proc.pid}-")]
+        assert not mine, "containers left behind after the emulation stopped"
 
 
 class _Endpoint:
@@ -467,3 +473,172 @@ def test_local_emulation_refuses_an_unknown_runtime() -> None:
 
     with pytest.raises(EmulationError, match="Unknown runtime 'podman'"):
         LocalEmulation(runtime="podman")
+
+
+# -- a node that vanishes (issue 18 §2) ----------------------------------------------------
+
+AGENT_IMAGE = "awsbatch-mpi-test-agent"
+NODE_LOSS_SNAKEFILE = """
+rule simulate:
+    output: "done.txt"
+    resources: mpi="mpirun", tasks=3, nodes=3, awsbatch_image="{image}"
+    shell: "{{resources.mpi}} -n {{resources.tasks}} sleep 600 && touch {{output}}"
+"""
+
+
+@pytest.fixture(scope="module")
+def agent_image(docker_available: None, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The MPI image with this tree's node agent (the images may predate it; in CI they are
+    built from this tree and the overlay changes nothing)."""
+    import hashlib
+
+    from snakemake_executor_plugin_awsbatch_mpi import mpi
+
+    source = Path(mpi.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(source.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    tag = f"{AGENT_IMAGE}:{digest.hexdigest()[:12]}"
+    if image_present(tag):
+        return tag
+    context = tmp_path_factory.mktemp("agent-image")
+    shutil_copy = __import__("shutil").copytree
+    shutil_copy(source, context / "mpi", ignore=lambda *_: ["__pycache__"])
+    (context / "Dockerfile").write_text(
+        f"FROM {DEFAULT_MPI_IMAGE}\n"
+        "USER root\n"
+        "COPY mpi /tmp/agent-mpi\n"
+        "RUN target=$(python -c 'import importlib.util as u; "
+        'print(u.find_spec("snakemake_executor_plugin_awsbatch_mpi").submodule_search_locations[0])\')'
+        ' && cp -r /tmp/agent-mpi/. "$target/mpi/" && rm -rf /tmp/agent-mpi\n'
+        "USER 1000:1000\n"
+    )
+    built = subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(context)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    return tag
+
+
+def _node_containers(job_id: str) -> dict[int, tuple[str, str]]:
+    """{node index: (container id, network)} of a running multi-node job's containers."""
+    ids = subprocess.run(
+        ["docker", "ps", "--quiet", "--filter", f"label={LABEL}"],
+        capture_output=True, text=True,
+    ).stdout.split()
+    found = {}
+    for cid in ids:
+        inspected = subprocess.run(
+            ["docker", "inspect", "--format",
+             "{{json .Config.Env}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+             cid],
+            capture_output=True, text=True,
+        ).stdout.strip()
+        if not inspected:
+            continue
+        env_json, _, network = inspected.rpartition(" ")
+        env = dict(item.split("=", 1) for item in json.loads(env_json))
+        if env.get("AWS_BATCH_JOB_ID", "").split("#")[0] == job_id:
+            found[int(env["AWS_BATCH_JOB_NODE_INDEX"])] = (cid, network)
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", ["cut", "kill"])
+def test_a_node_cut_from_the_network_fails_the_job_naming_it(
+    aws: Aws, server: str, agent_image: str, tmp_path: Path, fault: str
+) -> None:
+    """Snakemake, the plugin, the emulation and three node containers: node 2's container
+    is disconnected from the job's network (or killed) while mpirun runs on every node."""
+    work = tmp_path / f"nodeloss-{fault}"
+    work.mkdir()
+    (work / "Snakefile").write_text(NODE_LOSS_SNAKEFILE.format(image=agent_image))
+    heartbeat = 3
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ENDPOINT_URL": server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWSBATCH_MPI_HEARTBEAT_TIMEOUT": str(heartbeat),
+    }
+    run = subprocess.Popen(
+        [
+            sys.executable, "-m", "snakemake",
+            "--executor", "awsbatch-mpi",
+            "--awsbatch-mpi-job-queue", "local-cpu",
+            "--awsbatch-mpi-multinode-job-queue", "local-mpi",
+            "--default-storage-provider", "s3",
+            "--default-storage-prefix", f"s3://snakemake-local/nodeloss-{fault}",
+            "--envvars", "AWSBATCH_MPI_HEARTBEAT_TIMEOUT",
+            "--jobs", "1", "--seconds-between-status-checks", "1",
+        ],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        job_id = None
+        while time.monotonic() < deadline and run.poll() is None:
+            listed = aws.batch.list_jobs(jobQueue="local-mpi", jobStatus="RUNNING")
+            job_id = next((j["jobId"] for j in listed["jobSummaryList"]
+                           if j["jobName"].startswith("simulate")), None)
+            if job_id:
+                break
+            time.sleep(1)
+        assert job_id, "the MPI job never ran"
+        # mpirun has started its daemons on every node: the main node logged the launch.
+        while time.monotonic() < deadline:
+            nodes = _node_containers(job_id)
+            if 0 in nodes:
+                logs = subprocess.run(["docker", "logs", nodes[0][0]],
+                                      capture_output=True, text=True)
+                if "adding: " in logs.stderr + logs.stdout and len(nodes) == 3:
+                    break
+            time.sleep(1)
+        else:
+            raise AssertionError("mpirun never started")
+        time.sleep(2)  # ranks running on every node
+        # The main node found its address in the task metadata the emulation serves.
+        assert re.search(r"listening on [\d.]+:\d+ \(from the ECS task metadata\)",
+                         logs.stderr + logs.stdout), logs.stderr[-3000:]
+        cid, network = nodes[2]
+        address = aws.batch.describe_jobs(jobs=[f"{job_id}#2"])["jobs"][0]["container"][
+            "networkInterfaces"][0]["privateIpv4Address"]
+        cut, cut_clock = time.monotonic(), time.time()
+        if fault == "cut":
+            subprocess.run(["docker", "network", "disconnect", network, cid], check=True)
+        else:
+            subprocess.run(["docker", "kill", "--signal", "KILL", cid], check=True)
+        while time.monotonic() - cut < 120:
+            job = aws.batch.describe_jobs(jobs=[job_id])["jobs"][0]
+            if job["status"] in ("FAILED", "SUCCEEDED"):
+                break
+            time.sleep(0.5)
+        failed_after = time.monotonic() - cut
+        out, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert job["status"] == "FAILED", out[-3000:]
+    assert run.returncode != 0
+    detail = "last heard from at" if fault == "cut" else "its control connection closed at"
+    assert f"of rule 'simulate' lost node 2 at {address} ({detail}" in out, out[-5000:]
+    assert "raise runtime" not in out
+    # The agents' clock, to the second: a cut node was last heard from just before the cut
+    # (the loss is noticed a heartbeat timeout later); a killed one's connection closed at
+    # once. Batch's FAILED adds the command's stop, the containers' exit and its status steps.
+    found = re.search(r"lost node 2 at \S+ \(.*? at (\d\d):(\d\d):(\d\d) UTC", out)
+    assert found, out[-3000:]
+    at = (int(found[1]) * 3600 + int(found[2]) * 60 + int(found[3]) - cut_clock) % 86400
+    at = at - 86400 if at > 43200 else at
+    print(f"{fault}: agent's time {at:+.0f} s from the {fault}, job FAILED after "
+          f"{failed_after:.1f} s (heartbeat timeout {heartbeat} s)")
+    if fault == "cut":
+        assert -heartbeat - 2 <= at <= 1, out[-3000:]
+    else:
+        assert -1 <= at <= 2, out[-3000:]
+    assert failed_after < 60, out[-3000:]

@@ -15,8 +15,11 @@ from ._helpers import IMAGE, Aws, wait_until
 # Children connect to the main node from their own address; the main node reports who came.
 # Children then linger, so the job only ends quickly if their nodes are stopped for them.
 NODE_SCRIPT = """
-import json, os, socket, sys, time
+import json, os, socket, sys, time, urllib.request
 print("ENV " + json.dumps({"env": dict(os.environ), "cwd": os.getcwd()}), flush=True)
+uri = os.environ["ECS_CONTAINER_METADATA_URI_V4"]
+with urllib.request.urlopen(uri, timeout=5) as answer:
+    print("METADATA " + answer.read().decode(), flush=True)
 me = os.environ["AWSBATCH_MPI_LOCAL_NODE_ADDRESS"]
 index = int(os.environ["AWS_BATCH_JOB_NODE_INDEX"])
 nodes = int(os.environ["AWS_BATCH_JOB_NUM_NODES"])
@@ -86,7 +89,10 @@ def test_multinode_job_runs_every_node_with_its_own_address(
             "nodePropertyOverrides": [
                 {
                     "targetNodes": "1:",
-                    "containerOverrides": {"environment": [{"name": "ROLE", "value": "child"}]},
+                    "containerOverrides": {
+                        "environment": [{"name": "ROLE", "value": "child"}],
+                        "resourceRequirements": [{"type": "VCPU", "value": "2"}],
+                    },
                 }
             ],
         },
@@ -134,6 +140,11 @@ def test_multinode_job_runs_every_node_with_its_own_address(
         else:
             assert env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] == addresses[0]
             assert env["ROLE"] == "child"
+    # ECS's task metadata endpoint reports each node's own address, as on awsvpc tasks.
+    for stream, address in zip(streams, addresses, strict=True):
+        metadata = next(m for m in aws.log_messages(stream) if m.startswith("METADATA "))
+        networks = json.loads(metadata[9:])["Networks"]
+        assert networks == [{"NetworkMode": "awsvpc", "IPv4Addresses": [address]}]
     peers = next(m for m in aws.log_messages(streams[0]) if m.startswith("PEERS "))
     assert json.loads(peers[6:]) == [["1", addresses[1]], ["2", addresses[2]]]
     failing_env = aws.printed_env(f"local-test-mnp/default/{failing_id}/0")["env"]
@@ -147,6 +158,9 @@ def test_multinode_job_runs_every_node_with_its_own_address(
     assert nodes[1]["container"]["logStreamName"] == streams[2]
     assert nodes[1]["container"]["networkInterfaces"] == [{"privateIpv4Address": addresses[2]}]
     assert nodes[1]["status"] == "SUCCEEDED"
+    # Each node's description says what its container got (the run report reads it).
+    sizes = [{r["type"]: r["value"] for r in n["container"]["resourceRequirements"]} for n in nodes]
+    assert sizes == [{"VCPU": "1", "MEMORY": "512"}, {"VCPU": "2", "MEMORY": "512"}]
     assert wait_until(lambda: emulation.running_containers() == 0, timeout=5)
 
 

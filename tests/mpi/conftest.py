@@ -95,6 +95,75 @@ def free_port(addresses: list[str]) -> int:
     raise RuntimeError("no free port")
 
 
+class NamespaceNetwork:
+    """Nodes in network namespaces of their own on one bridge, so one node's network can be
+    cut (as a lost instance or a partition: no connection is closed, packets just vanish).
+
+    Needs root and ``ip``; everything lives in namespaces this class creates (never on the
+    host's interfaces) and is deleted by ``close``.
+    """
+
+    SUBNET = "10.77.0"
+
+    def __init__(self, num_nodes: int):
+        self.tag = f"nl{os.getpid() % 100000}{secrets.token_hex(2)}"
+        self.bridge = f"{self.tag}-br"
+        self.names = [f"{self.tag}-n{i}" for i in range(num_nodes)]
+        self._created: list[str] = []
+        try:
+            self._ip("netns", "add", self.bridge)
+            self._created.append(self.bridge)
+            self._ip("-n", self.bridge, "link", "add", "br0", "type", "bridge")
+            self._ip("-n", self.bridge, "link", "set", "br0", "up")
+            for index, name in enumerate(self.names):
+                self._ip("netns", "add", name)
+                self._created.append(name)
+                self._ip("-n", name, "link", "set", "lo", "up")
+                port = f"p{index}"
+                self._ip(
+                    "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", port,
+                    "netns", self.bridge,
+                )  # fmt: skip
+                self._ip("-n", name, "addr", "add", f"{self.address(index)}/24", "dev", "eth0")
+                self._ip("-n", name, "link", "set", "eth0", "up")
+                self._ip("-n", self.bridge, "link", "set", port, "master", "br0")
+                self._ip("-n", self.bridge, "link", "set", port, "up")
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+    def address(self, index: int) -> str:
+        return f"{self.SUBNET}.{2 + index}"
+
+    def prefix(self, index: int) -> list[str]:
+        return ["ip", "netns", "exec", self.names[index]]
+
+    def cut(self, index: int) -> None:
+        """Unplug the node from the bridge: its packets go nowhere, nothing is closed."""
+        self._ip("-n", self.bridge, "link", "set", f"p{index}", "nomaster")
+
+    def close(self) -> None:
+        for name in reversed(self._created):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        self._created.clear()
+
+
+def netns_problem() -> str | None:
+    """Why network namespaces cannot be used here, or None."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        return "needs root and iproute2 to put nodes in network namespaces"
+    probe = f"nlprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"cannot create a network namespace: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
 @dataclass
 class Node:
     index: int
@@ -121,11 +190,17 @@ class Cluster:
     join_timeout: float = 20.0
     first_octet: int = 2
     nodes: dict[int, Node] = field(default_factory=dict)
+    netns: NamespaceNetwork | None = None
 
     def __post_init__(self) -> None:
-        self.port = free_port([self.address(i) for i in range(self.num_nodes)])
+        if self.netns is not None:
+            self.port = mpi.DEFAULT_PORT  # fresh namespaces: every port is free
+        else:
+            self.port = free_port([self.address(i) for i in range(self.num_nodes)])
 
     def address(self, index: int) -> str:
+        if self.netns is not None:
+            return self.netns.address(index)
         return f"127.0.0.{self.first_octet + index}"
 
     def key_uri(self, secret: str | None = None) -> str:
@@ -173,8 +248,11 @@ class Cluster:
         tmpdir = self.tmp / f"node{index}-tmp"
         tmpdir.mkdir(exist_ok=True)
         extra.setdefault("TMPDIR", str(tmpdir))
+        argv = argv or AGENT
+        if self.netns is not None:
+            argv = [*self.netns.prefix(index), *argv]
         proc = subprocess.Popen(
-            argv or AGENT,
+            argv,
             cwd=cwd,
             env=self.env(index, command, **extra),
             stdin=subprocess.DEVNULL,  # as in a Batch container
@@ -196,7 +274,10 @@ class Cluster:
                 )
             except subprocess.TimeoutExpired:
                 self.kill()
-                node.out, node.err = node.proc.communicate()
+                try:
+                    node.out, node.err = node.proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:  # a leftover process holds its pipes
+                    node.out, node.err = "", "(output held open by a leftover process)"
                 raise AssertionError(
                     f"node {node.index} did not exit in time\n--- stderr:\n{node.err}"
                 ) from None
@@ -230,6 +311,13 @@ def cluster_factory(tmp_path):
     yield make
     for cluster in clusters:
         cluster.kill()
+        if cluster.netns is not None:
+            for node in cluster.nodes.values():
+                try:
+                    node.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            cluster.netns.close()
 
 
 needs_mpi = pytest.mark.skipif(

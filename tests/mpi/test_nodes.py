@@ -289,8 +289,11 @@ def test_duplicate_and_unknown_nodes_are_refused(cluster_factory):
     secret = secret_key(cluster.secret)
     address = (cluster.address(0), cluster.port)
 
+    channels = []  # a joined node whose connection closes is lost: keep them open
+
     def join(index: int) -> dict:
         channel = connect_when_up(address, secret)
+        channels.append(channel)
         channel.send_json({"op": "join", "node_index": index, "address": "127.0.0.9", "slots": 1})
         return channel.recv_json()
 
@@ -315,3 +318,24 @@ def test_contract_entry_point(cluster_factory):
     assert nodes[0].code == 0, cluster.logs()
     assert nodes[0].out.strip() == "contract-ok 127.0.0.2,127.0.0.3"
     assert nodes[1].code == 0, cluster.logs()
+
+
+@needs_mpi
+def test_mpirun_reached_through_a_symlink_starts_remote_daemons_as_on_path(
+    cluster_factory, hello
+):
+    """Open MPI 4 started by an absolute path takes its directory as --prefix and looks
+    for <dir>/orted on the other nodes; a symlinked mpirun (a conda or module directory)
+    has no orted next to it. The shim starts it as a shell would: by name."""
+    cluster = cluster_factory(num_nodes=2, slots=2)
+    links = cluster.tmp / "links" / "bin"
+    links.mkdir(parents=True)
+    (links / "mpirun").symlink_to(os.path.realpath(shutil.which("mpirun")))
+    path = f"{links}{os.pathsep}{os.environ['PATH']}"
+    cluster.start(1, PATH=path)
+    cluster.start(0, f"mpirun -n 4 {hello}", PATH=path)
+    nodes = cluster.wait()
+    main = nodes[0]
+    assert main.code == 0, cluster.logs()
+    assert "orted: No such file or directory" not in main.err
+    assert sorted(int(m[3]) for m in HELLO_LINE.finditer(main.out)) == [0, 0, 1, 1]
