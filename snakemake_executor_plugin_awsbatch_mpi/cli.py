@@ -521,6 +521,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
+    from .core.array_jobs import array_rules
     from .ops import plan
     from .ops.workflow import WorkflowLoadError, translation_settings
 
@@ -539,7 +540,7 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
         loaded,
         translation,
         fargate_queues=args.fargate_queue,
-        array_rules=settings.array_jobs or (),
+        array_rules=array_rules(settings.array_jobs),
     )
     text = plan.render_json(result)
     if args.out:
