@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     local.add_argument("--port", type=int, default=4566, help="Port on 127.0.0.1 (default 4566).")
+    local.add_argument(
+        "--batch-quota",
+        type=float,
+        default=50.0,
+        metavar="N",
+        help="Batch API calls per second above which the emulation answers HTTP 429 "
+        "TooManyRequestsException, as AWS does at 50 per account and region (default 50; "
+        "0 turns it off).",
+    )
     demo = sub.add_parser(
         "demo",
         help="Run the example workflow on the local emulation.",
@@ -567,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.port,
                 on_ready=lambda emu: print(describe_environment(emu), flush=True),
                 runtime=args.runtime,
+                batch_quota=args.batch_quota,
             )
         except EmulationError as err:
             print(f"awsbatch-mpi local: {err}", file=sys.stderr)
