@@ -22,7 +22,7 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from . import snakemake_internals as internals
 from .batch import clients
-from .batch.cadence import StatusCadence, observed
+from .batch.cadence import StatusCadence, observed, slowest_gap
 from .batch.client import BatchClient, BatchSetupError
 from .batch.logs import fetch_tails
 from .batch.runs import record_submission
@@ -118,7 +118,12 @@ class Executor(RemoteExecutor):
             region=settings.region, calls_per_second=settings.api_calls_per_second
         )
         # The plugin plans its own status checks (see batch/cadence.py).
-        self.cadence = StatusCadence(calls_per_second=self.batch.status_calls_per_second)
+        self.cadence = StatusCadence(
+            slowest=slowest_gap(
+                self.workflow.remote_execution_settings.seconds_between_status_checks
+            ),
+            calls_per_second=self.batch.status_calls_per_second,
+        )
         self._last_submission: float | None = None
         # Last descriptions of ended jobs: the end-of-run report reuses them.
         self._ended: dict[str, dict[str, Any]] = {}

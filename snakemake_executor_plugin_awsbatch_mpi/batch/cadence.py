@@ -6,8 +6,9 @@ wasteful for jobs that run for hours. `StatusCadence` decides instead:
 
 - soon (`fastest`) after a submission and after a check that saw a job change state;
 - otherwise a little later each time (×`backoff`), up to a tenth of the age of the youngest
-  active job and never more than `slowest`: a job that has run for an hour is not about to
-  end in the next second, and checking it 6 % late costs little;
+  active job and never more than `slowest` (30 s, or the user's
+  `--seconds-between-status-checks` when given): a job that has run for an hour is not about
+  to end in the next second, and checking it 30 s late costs under 1 %;
 - around the time jobs are expected to end: once jobs of a rule have finished, a running job
   of that rule is expected to end after the rule's median run time, and a check is planned
   just after that moment;
@@ -38,6 +39,20 @@ AFTER_EXPECTED_END = 0.5
 # Run times kept per rule to estimate the next ends (the latest ones).
 DURATIONS_KEPT = 50
 ENDED = frozenset({"SUCCEEDED", "FAILED"})
+# Snakemake's default --seconds-between-status-checks for remote executors, and the longest
+# gap the cadence uses when the user left it at that.
+SNAKEMAKE_DEFAULT_SECONDS = 10
+SLOWEST = 30.0
+
+
+def slowest_gap(seconds_between_status_checks: float | None) -> float:
+    """The longest gap between checks: the user's --seconds-between-status-checks if they
+    changed it from Snakemake's default, else `SLOWEST` (Snakemake cannot tell an explicit
+    10 from its default, so 10 counts as not given)."""
+    value = seconds_between_status_checks
+    if value is None or value == SNAKEMAKE_DEFAULT_SECONDS or value <= 0:
+        return SLOWEST
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,7 @@ class StatusCadence:
     """The next status check of a run; thread-safe (submissions and checks run in two threads)."""
 
     fastest: float = 1.0
-    slowest: float = 30.0
+    slowest: float = SLOWEST
     calls_per_second: float = 20.0
     backoff: float = 1.5
     _next_due: float = 0.0
@@ -127,7 +142,7 @@ class StatusCadence:
                         del kept[:-DURATIONS_KEPT]
                 else:
                     self._last_status[job.job_id] = job.status
-        ceiling = self.slowest
+        ceiling = max(self.fastest, self.slowest)
         if submitted_at is not None:
             ceiling = min(ceiling, max(self.fastest, 0.1 * (now - submitted_at)))
         with self._lock:
@@ -155,4 +170,4 @@ class StatusCadence:
             return self._next_due
 
 
-__all__ = ["IDS_PER_CALL", "Observed", "StatusCadence", "observed"]
+__all__ = ["IDS_PER_CALL", "Observed", "SLOWEST", "StatusCadence", "observed", "slowest_gap"]

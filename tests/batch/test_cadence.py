@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.batch.cadence import (
+    SLOWEST,
     Observed,
     StatusCadence,
     observed,
+    slowest_gap,
 )
 
 
@@ -97,3 +99,16 @@ def test_observed_reads_batch_milliseconds():
     seen = observed("id", "r", {"status": "SUCCEEDED", "startedAt": 2500, "stoppedAt": 4000})
     assert seen == Observed("id", "r", "SUCCEEDED", 2.5, 4.0)
     assert observed("id", "r", {"status": "RUNNABLE"}).started is None
+
+
+def test_the_users_seconds_between_status_checks_is_the_longest_gap():
+    assert slowest_gap(None) == slowest_gap(10) == SLOWEST == 30.0  # Snakemake's default
+    assert slowest_gap(15) == 15.0 and slowest_gap(1) == 1.0
+    cadence = StatusCadence(fastest=0.5, slowest=slowest_gap(2))
+    cadence.checked(0.0, jobs("RUNNING", 1), submitted_at=-1000.0)
+    gaps, now = [], 0.0
+    for _ in range(10):
+        gaps.append(cadence.next_due - now)
+        now = cadence.next_due
+        cadence.checked(now, jobs("RUNNING", 1), submitted_at=-1000.0)
+    assert gaps[0] == pytest.approx(0.5) and max(gaps) == pytest.approx(2.0)

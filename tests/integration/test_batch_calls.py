@@ -39,7 +39,7 @@ def test_small_run_describes_each_queue_and_environment_once(
     # A shape no other test uses (its own shm size), so the definition is registered here.
     shm = 64 + uuid.uuid4().int % 1000
     work = write_workflow(
-        tmp_path / "callcount",
+        tmp_path / f"callcount{submits}",  # its own storage prefix per case
         f"""
         localrules: all
         rule all:
