@@ -498,9 +498,17 @@ class Executor(RemoteExecutor):
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
         now = time.time()
-        if not active_jobs or not self.cadence.due(now):
+        # Snakemake starts its status thread before __post_init__: no cadence yet means no
+        # job yet either, and the loop must not sleep Snakemake's default 10 s meanwhile.
+        cadence: StatusCadence | None = getattr(self, "cadence", None)
+        if cadence is None or not active_jobs:
+            self.next_seconds_between_status_checks = cadence.fastest if cadence else 1.0
+            for info in active_jobs:
+                yield info
+            return
+        if not cadence.due(now):
             # A tick of Snakemake's loop between the checks the cadence planned: no AWS call.
-            self.next_seconds_between_status_checks = self.cadence.sleep_seconds(now)
+            self.next_seconds_between_status_checks = cadence.sleep_seconds(now)
             for info in active_jobs:
                 yield info
             return

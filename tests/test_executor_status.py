@@ -161,3 +161,12 @@ def test_ticks_between_planned_checks_make_no_call_and_ended_jobs_are_kept():
     assert 0 < executor.next_seconds_between_status_checks <= 1.0
     assert check(executor, jobs[:1]) == jobs[:1]  # the next check is not due yet
     assert executor.batch.client.calls == 1
+
+
+def test_a_status_tick_before_the_executor_has_started_does_nothing():
+    """Snakemake's status thread runs before __post_init__ ends (a slow start-up): the tick
+    must neither fail (that would kill the thread and hang the run) nor sleep 10 s."""
+    executor, _, _, _ = make_executor(lambda jobs: {"jobs": []})
+    del executor.cadence
+    assert check(executor, []) == []
+    assert executor.next_seconds_between_status_checks == 1.0
