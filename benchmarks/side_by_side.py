@@ -244,8 +244,13 @@ def main() -> int:
 
         print(f"\nWhere our client's time goes ({max(sizes)} instant jobs, cProfile):")
         pstats.Stats(str(args.profile)).sort_stats("cumulative").print_stats(25)
-    failed = [r for r in results if r.exit_code != 0]
-    return 1 if failed else 0
+    for r in results:
+        if r.plugin == "official" and r.exit_code != 0:
+            print(f"the official plugin failed the {r.workload} run (exit code {r.exit_code})")
+    ours_failed = [r for r in results if r.plugin == "ours" and r.exit_code != 0]
+    throttled = sum(r.throttled for r in results if r.plugin == "ours")
+    print(f"our runs: {len(ours_failed)} failed, {throttled} throttled calls")
+    return 1 if ours_failed or throttled else 0
 
 
 if __name__ == "__main__":
