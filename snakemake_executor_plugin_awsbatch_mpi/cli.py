@@ -14,7 +14,14 @@ from pathlib import Path
 
 # `plan`/`doctor` take the executor settings without their prefix (--job-queue for
 # --awsbatch-mpi-job-queue); the queues and identity are all that doctor needs without a workflow.
-DOCTOR_SETTINGS = ("job_queue", "gpu_job_queue", "multinode_job_queue", "job_role_arn", "region")
+DOCTOR_SETTINGS = (
+    "job_queue",
+    "gpu_job_queue",
+    "multinode_job_queue",
+    "fallback_job_queue",
+    "job_role_arn",
+    "region",
+)
 SETTINGS_PREFIX = "--awsbatch-mpi-"
 
 
@@ -195,7 +202,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hyper-threading off on the MPI instances (one vCPU per core).",
     )
     setup.add_argument(
-        "--vpc-id", default="", metavar="ID", help="Existing VPC (default: create one)."
+        "--root-volume-gib",
+        type=int,
+        default=100,
+        metavar="N",
+        help="Root volume of every instance, shared by all jobs on it (default 100; the "
+        "ECS-optimized AMI alone gives 30).",
+    )
+    setup.add_argument(
+        "--nat-gateway",
+        action="store_true",
+        help="Put the compute environments in private subnets behind a NAT gateway, for jobs "
+        "that need the internet. Costs money: in us-east-1 about $0.045/h (~$33/month) plus "
+        "$0.045 per GB processed and $0.005/h for its public IPv4 address. Without it the "
+        "created VPC uses public subnets; both get a free S3 gateway endpoint for MPI nodes.",
+    )
+    setup.add_argument(
+        "--vpc-id",
+        default="",
+        metavar="ID",
+        help="Existing VPC, never changed (default: create one); `doctor` checks its subnets.",
     )
     setup.add_argument(
         "--subnet-ids", default="", metavar="LIST", help="Its subnets, comma-separated."
@@ -258,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="QUEUE",
         help="Treat this queue as Fargate (others are taken as EC2); may be repeated.",
+    )
+    plan.add_argument(
+        "--root-volume-gib",
+        type=int,
+        metavar="N",
+        help="Root volume of the EC2 queues' instances, which all their jobs share; rules "
+        "whose disk_mb exceeds it get a warning (default: 30, the ECS-optimized AMI's; "
+        "`awsbatch-mpi setup` makes 100).",
     )
     plan.add_argument(
         "--out", "-o", metavar="FILE", help="Write the plan here (default: standard output)."
@@ -440,6 +474,8 @@ def run_setup(args: argparse.Namespace) -> int:
         efs=args.efs,
         mpi_efa=args.mpi_efa,
         mpi_one_thread_per_core=args.mpi_one_thread_per_core,
+        root_volume_gib=args.root_volume_gib,
+        nat_gateway=args.nat_gateway,
         vpc_id=args.vpc_id,
         subnet_ids=stack.split_list(args.subnet_ids),
         security_group_id=args.security_group_id,
@@ -494,6 +530,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
     job_queue, gpu_queue, mpi_queue = args.job_queue, args.gpu_job_queue, args.multinode_job_queue
     role, region, prefix = args.job_role_arn, args.region, args.s3_prefix
+    fallback = args.fallback_job_queue
     loaded = translation = None
     if args.snakefile or args.profile or extra:
         try:
@@ -507,7 +544,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         # The settings already hold the flags above (snakemake_argv passes them on).
         job_queue, gpu_queue = settings.job_queue, settings.gpu_job_queue
         mpi_queue, role = settings.multinode_job_queue, settings.job_role_arn
-        region = settings.region
+        region, fallback = settings.region, settings.fallback_job_queue
         prefix = prefix or parsed.default_storage_prefix
     if not job_queue:
         return _fail(
@@ -519,6 +556,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         job_queue=job_queue,
         gpu_job_queue=gpu_queue,
         multinode_job_queue=mpi_queue,
+        fallback_job_queue=fallback,
         job_role_arn=role,
         s3_prefix=prefix,
         workflow=loaded,
@@ -550,6 +588,7 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
         translation,
         fargate_queues=args.fargate_queue,
         array_rules=array_rules(settings.array_jobs),
+        root_volume_gib=args.root_volume_gib,
     )
     text = plan.render_json(result)
     if args.out:

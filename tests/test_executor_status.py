@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from snakemake_executor_plugin_awsbatch_mpi import executor as executor_module
 from snakemake_executor_plugin_awsbatch_mpi.batch.cadence import StatusCadence
 from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.batch.runnable import RunnableMonitor
 from snakemake_executor_plugin_awsbatch_mpi.executor import (
     MAX_DESCRIBE_FAILURES,
     MAX_MISSING_CHECKS,
@@ -58,6 +59,8 @@ def make_executor(answer):
 
     executor._missing = Counter()
     executor._plan_next_check = lambda now, seen: Executor._plan_next_check(executor, now, seen)
+    executor._runnable = RunnableMonitor(executor.batch, 0, warnings.append)  # off
+    executor._resubmit_on_demand = lambda i, d: None  # no fallback queue
     executor._report_attempts = lambda i, d: Executor._report_attempts(executor, i, d)
     executor._report_failure = lambda i, d: Executor._report_failure(executor, i, d)
     executor._forget_mpi_key = lambda uri: Executor._forget_mpi_key(executor, uri)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .capacity import ComputeLimit
+from .root_volume import RootVolume
 
 
 class Platform(StrEnum):
@@ -41,6 +42,8 @@ class QueueInfo:
     platform: Platform = Platform.EC2
     # True when every compute environment of the queue uses Spot capacity.
     spot_only: bool = False
+    # True when any compute environment of the queue uses Spot capacity.
+    has_spot: bool = False
     state: str = "ENABLED"
     status: str = "VALID"
     # The queue has a fair-share scheduling policy (every job needs a share identifier);
@@ -48,6 +51,9 @@ class QueueInfo:
     fair_share: bool | None = None
     # What each compute environment can ever place; empty when not known (no check).
     limits: tuple[ComputeLimit, ...] = ()
+    # The root volume of each EC2 compute environment's instances (all jobs of an instance
+    # share it); empty when not known (no check).
+    disks: tuple[RootVolume, ...] = ()
 
 
 class VolumeKind(StrEnum):

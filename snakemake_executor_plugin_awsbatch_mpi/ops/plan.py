@@ -21,16 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.dependencies import MAX_DEPENDS_ON, reduce_dependencies
+from ..core.fallback import PLANNED_JOB_ID, fallback_queue_of
 from ..core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from ..core.planner import (
+    Environment,
     PlanError,
-    disk_warning,
     dropped_warning,
-    needs_disk_warning,
     plan_job,
     split_environment,
 )
 from ..core.request import JobRequest, TranslationSettings
+from ..core.root_volume import AMI_DEFAULT_ROOT_GIB, RootVolume
 from ..core.routing import resolve_queue
 from ..core.spec import JobSpec, Platform, QueueInfo, ResourceError
 from ..core.validation import MAX_SUBMIT_BYTES, validate_request
@@ -57,6 +58,10 @@ PLACEHOLDERS = {
         "other (written just before SubmitJob, deleted when the job ends)"
     ),
     ENV_VALUE: "the value of the variable where snakemake runs",
+    PLANNED_JOB_ID: (
+        "in fallbackSubmitJob: the id of the Batch job whose Spot host was reclaimed on its "
+        "last attempt (tag snakemake-fallback-of)"
+    ),
     command_placeholder("<job>"): (
         "Snakemake's command for the job (deploys the workflow sources, then runs the job in "
         "remote mode); payload sizes are checked with "
@@ -76,9 +81,24 @@ class Plan:
         return not self.problems
 
 
-def _queue_info(name: str, fargate_queues: Iterable[str]) -> QueueInfo:
-    platform = Platform.FARGATE if name in set(fargate_queues) else Platform.EC2
-    return QueueInfo(name=name, platform=platform)
+def root_volume(gib: int | None) -> RootVolume:
+    """The root volume `plan` assumes for the instances of every EC2 queue, and whence."""
+    if gib is not None:
+        return RootVolume("", gib, "given with --root-volume-gib")
+    return RootVolume(
+        "",
+        AMI_DEFAULT_ROOT_GIB,
+        "assumed by plan: the ECS-optimized AMI's default; pass --root-volume-gib N with the "
+        "size your compute environments' launch template gives (`awsbatch-mpi setup` gives "
+        "100 GiB unless told otherwise), or check the real queues with `awsbatch-mpi doctor "
+        "--snakefile`",
+    )
+
+
+def _queue_info(name: str, fargate_queues: Iterable[str], volume: RootVolume) -> QueueInfo:
+    if name in set(fargate_queues):
+        return QueueInfo(name=name, platform=Platform.FARGATE)
+    return QueueInfo(name=name, platform=Platform.EC2, disks=(volume,))
 
 
 def request_of(job: WorkflowJob) -> JobRequest:
@@ -91,6 +111,7 @@ def request_of(job: WorkflowJob) -> JobRequest:
         wildcards=dict(job.wildcards),
         is_group=job.is_group,
         written=job.written,
+        declared=job.declared,
     )
 
 
@@ -130,6 +151,7 @@ def settings_document(
         "job_queue": settings.job_queue,
         "gpu_job_queue": settings.gpu_job_queue,
         "multinode_job_queue": settings.multinode_job_queue,
+        "fallback_job_queue": settings.fallback_job_queue,
         "gpu_queues": dict(settings.gpu_queues),
         "fargate_queues": sorted(set(fargate_queues)),
         "default_image": settings.default_image,
@@ -149,9 +171,14 @@ def build_plan(
     settings: TranslationSettings,
     fargate_queues: Iterable[str] = (),
     array_rules: Iterable[str] = (),
+    root_volume_gib: int | None = None,
 ) -> Plan:
-    """Translate, render and validate every job; collect problems instead of stopping."""
+    """Translate, render and validate every job; collect problems instead of stopping.
+
+    `root_volume_gib`: the root volume of the EC2 queues' instances (None: the AMI default).
+    """
     fargate_queues = sorted(set(fargate_queues))
+    volume = root_volume(root_volume_gib)
     plan_problems: list[str] = list(workflow.refusals)
     plan_warnings: list[str] = []
     environment = split_environment(
@@ -165,7 +192,7 @@ def build_plan(
     jobs_out: list[dict[str, Any]] = []
     barriers_out: list[dict[str, Any]] = []
     local_out: list[dict[str, Any]] = []
-    disk_on_ec2: list[str] = []
+    disk_warnings: dict[str, str] = {}  # one per rule
     deferred_rules: dict[str, set[str]] = {}
 
     for job in workflow.jobs:
@@ -186,7 +213,7 @@ def build_plan(
             entry["resources_at_run_time"] = deferred
             deferred_rules.setdefault(job.rule, set()).update(deferred)
         try:
-            queue = _queue_info(resolve_queue(request, settings), fargate_queues)
+            queue = _queue_info(resolve_queue(request, settings), fargate_queues, volume)
             job_plan = plan_job(
                 request,
                 settings,
@@ -212,8 +239,8 @@ def build_plan(
             entry["efa_devices"] = spec.shape.efa_devices
         if spec.warnings:
             entry["warnings"] = list(spec.warnings)
-        if needs_disk_warning(job_plan, request):
-            disk_on_ec2.append(job.rule)
+        if job_plan.disk_warning:
+            disk_warnings.setdefault(job.rule, job_plan.disk_warning)
 
         register = job_plan.register
         definition = job_plan.definition
@@ -234,6 +261,16 @@ def build_plan(
         entry["submitJob"] = submit
         checked = _validation_payload(submit)
         problems += [f"SubmitJob: {p}" for p in validate_request("SubmitJob", checked)]
+        problems += _fallback(
+            entry,
+            request,
+            settings,
+            _queue_info(fallback_queue_of(request, settings) or "", fargate_queues, volume),
+            ("/bin/bash", "-c", command_placeholder(job.key)),
+            environment,
+            workflow.name,
+            definitions,
+        )
         size_warning = _size_warning(checked, COMMAND_ALLOWANCE_BYTES)
         if size_warning:
             entry.setdefault("warnings", []).append(size_warning)
@@ -248,9 +285,7 @@ def build_plan(
             "that do not exist yet; they are evaluated when the job is submitted, and the plan "
             "shows the job without them (defaults apply)."
         )
-    disk = disk_warning(disk_on_ec2)
-    if disk:
-        plan_warnings.append(disk)
+    plan_warnings += [disk_warnings[rule] for rule in sorted(disk_warnings)]
     checkpoints = sorted({job.rule for job in workflow.jobs if job.checkpoint})
     if checkpoints:
         plan_warnings.append(
@@ -284,6 +319,40 @@ def build_plan(
         "valid": not plan_problems,
     }
     return Plan(document=document, problems=plan_problems, warnings=plan_warnings)
+
+
+def _fallback(
+    entry: dict[str, Any],
+    request: JobRequest,
+    settings: TranslationSettings,
+    queue: QueueInfo,
+    command: tuple[str, ...],
+    environment: Environment,
+    workflow: str,
+    definitions: dict[str, dict[str, Any]],
+) -> list[str]:
+    """The request the executor sends when the job's Spot host is reclaimed on its last
+    attempt: the same job, planned for its fallback queue (`fallbackSubmitJob`)."""
+    if not queue.name:
+        return []
+    try:
+        fallback = plan_job(
+            request,
+            settings,
+            queue,
+            command=command,
+            environment=environment,
+            workflow=workflow,
+            run_id=RUN_ID,
+            fallback_of=PLANNED_JOB_ID,
+        )
+    except (ResourceError, PlanError) as err:
+        return [f"fallback to queue '{queue.name}': {err}"]
+    if fallback.register is not None and fallback.definition not in definitions:
+        definitions[fallback.definition] = fallback.register
+    submit = submit_payload(fallback.spec, fallback.definition)
+    entry["fallbackSubmitJob"] = submit
+    return [f"fallback SubmitJob: {p}" for p in validate_request("SubmitJob", submit)]
 
 
 def _fan_in(
@@ -349,6 +418,9 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         mounts = f"; mounts {' '.join(first['volumes'])}" if first.get("volumes") else ""
         if first.get("efa_devices"):
             mounts += f"; {first['efa_devices']} EFA device(s) per node"
+        fallback = (first.get("fallbackSubmitJob") or {}).get("jobQueue")
+        if fallback:
+            mounts += f"; after a Spot reclaim once more on {fallback}"
         lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes}){mounts}")
     secrets = doc["settings"].get("secrets") or {}
     if secrets:
