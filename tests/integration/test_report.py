@@ -59,8 +59,10 @@ def finished_run(emulation, tmp_path_factory):
         for name, value in emulation.client_env().items():
             patch.setenv(name, value)
         work = write_workflow(tmp_path_factory.mktemp("report") / "reported", SNAKEFILE)
+        # --jobs 10: all five ready jobs are selected at once, so align's two go as one
+        # array job (with 4, which jobs come first is Snakemake's choice).
         cmd = snakemake_cmd(work, "--awsbatch-mpi-multinode-job-queue", "local-mpi",
-                            "--keep-going")  # fmt: skip
+                            "--keep-going", "--jobs", "10")  # fmt: skip
         with reclaim_first_attempt("resorted"):
             run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300)
         assert run.returncode != 0, "rule broken fails, so the run fails"
