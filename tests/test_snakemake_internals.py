@@ -16,11 +16,18 @@ class FakeRule:
     def expand_resources(self, wildcards, input, attempt, skip_evaluation=None):
         return {"attempt": attempt, "skip": skip_evaluation, "wildcards": wildcards}
 
+    def expand_group(self, wildcards):
+        return "g" if wildcards else None
+
+    def expand_container_img(self, wildcards):
+        return f"docker://quay.io/biocontainers/{wildcards['tool']}:1" if wildcards else None
+
 
 class FakeWorkflow:
     def __init__(self, rules=None):
         self.rules = [FakeRule()] if rules is None else list(rules)
         self._source_archive = SimpleNamespace(query="s3://b/sources.tar.xz")
+        self.deployment_settings = SimpleNamespace(deployment_method=frozenset())
 
     def cleanup_source_archive(self):
         raise AssertionError("the archive must be kept")
@@ -95,3 +102,16 @@ def test_accessors_go_through_the_listed_internals():
     assert internals.source_archive_query(SimpleNamespace(_source_archive=None)) == ""
     internals.keep_source_archive(workflow)
     workflow.cleanup_source_archive()  # replaced: no longer raises
+
+
+def test_a_jobs_container_directive_and_whether_snakemake_runs_containers():
+    from snakemake.settings.types import DeploymentMethod
+
+    job = SimpleNamespace(rule=FakeRule(), wildcards_dict={"tool": "bwa"})
+    assert internals.container_image(job) == "docker://quay.io/biocontainers/bwa:1"
+    assert internals.container_image(SimpleNamespace(rule=FakeRule(), wildcards_dict={})) is None
+    assert internals.group_name(job) == "g"
+    workflow = FakeWorkflow()
+    assert not internals.snakemake_runs_containers(workflow)
+    workflow.deployment_settings.deployment_method = {DeploymentMethod.APPTAINER}
+    assert internals.snakemake_runs_containers(workflow)
