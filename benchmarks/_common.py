@@ -51,16 +51,44 @@ def count_batch_calls() -> Iterator[Counter[str]]:
         BatchResponse.call_action = original
 
 
+def peak_rss_mib(pid: int) -> float | None:
+    """The process's peak RSS since its exec (`VmHWM`), or None once it is gone.
+
+    Not `ru_maxrss`: that counts the forked copy of this (large) benchmark process before the
+    client's exec, so every client would seem as large as the benchmark itself.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def run_client(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, float, float, float]:
     """Run the Snakemake client; return exit code, wall s, CPU s and peak RSS MiB of it."""
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=open(cwd / "client.log", "w")
     )
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:  # VmHWM only grows: the last reading before exit is the peak
+        while not done.wait(0.2):
+            value = peak_rss_mib(proc.pid)
+            if value is not None:
+                peak[0] = max(peak[0], value)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    sampler.join()
     wall = time.monotonic() - start
     cpu = usage.ru_utime + usage.ru_stime
-    return os.waitstatus_to_exitcode(status), wall, cpu, usage.ru_maxrss / 1024
+    return os.waitstatus_to_exitcode(status), wall, cpu, peak[0]
 
 
 def snakemake_cmd(prefix: str, jobs: int, *extra: str) -> list[str]:

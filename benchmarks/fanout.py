@@ -1,13 +1,14 @@
 """Fan-out of N independent jobs of one rule: Batch API calls per job and client cost.
 
-    python benchmarks/fanout.py [--jobs 200] [--mode simple|emulation] [--arrays]
+    python benchmarks/fanout.py [--jobs 200] [--mode simple|emulation] [--no-arrays]
 
 `simple` (default) lets moto's simple Batch finish every job the moment it is submitted, with
 the outputs placed in S3 beforehand and `--forceall`: it measures the client alone (the API
 path is the plugin's real one). `emulation` runs every job as a real local process (slow: one
 Snakemake process per job). Targets (issue 2): RegisterJobDefinition <= 1, SubmitJob = N,
 DescribeJobs <= ceil(active/100) per status check, no CloudWatch calls when all succeed;
-with --arrays (issue 5): <= 0.01 SubmitJob per job and <= 0.05 Batch calls per job.
+with array jobs (issue 5; the default since issue 20): <= 0.01 SubmitJob per job and <= 0.05
+Batch calls per job. `--no-arrays` passes `--awsbatch-mpi-array-jobs none`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--mode", choices=("simple", "emulation"), default="simple")
-    parser.add_argument("--arrays", action="store_true", help="submit as array jobs")
+    parser.add_argument(
+        "--no-arrays", dest="arrays", action="store_false", help="one SubmitJob per job"
+    )
+    parser.add_argument("--arrays", action="store_true", default=True, help="(the default)")
     args = parser.parse_args()
     n = args.jobs
     with tempfile.TemporaryDirectory() as tmp, LocalEmulation() as emu:
@@ -62,8 +66,8 @@ def main() -> int:
             for i in range(n):
                 s3.put_object(Bucket=LOCAL_BUCKET, Key=f"fanout/out/{i}.txt", Body=f"{i}\n")
             extra = ["--forceall"]
-        if args.arrays:
-            extra.append("--awsbatch-mpi-array-jobs=all")
+        if not args.arrays:
+            extra.append("--awsbatch-mpi-array-jobs=none")
         with count_batch_calls() as calls:
             code, wall, cpu, rss = run_client(
                 snakemake_cmd(f"s3://{LOCAL_BUCKET}/fanout", min(n, 500), *extra), work, env

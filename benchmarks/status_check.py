@@ -21,6 +21,7 @@ import time
 import tracemalloc
 from types import SimpleNamespace
 
+from snakemake_executor_plugin_awsbatch_mpi.batch.cadence import StatusCadence
 from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 from snakemake_executor_plugin_awsbatch_mpi.batch.runnable import RunnableMonitor
 from snakemake_executor_plugin_awsbatch_mpi.executor import Executor
@@ -107,11 +108,17 @@ def main() -> int:
         settings=SimpleNamespace(batch_attempts=3),
         logger=SimpleNamespace(warning=print, info=print, debug=print),
         _missing={},
+        _missing_since={},
         _attempts_seen={},
+        _ended={},
+        _last_submission=None,
         _describe_failures=0,
+        # Every check is due: this measures one check, not the cadence between them.
+        cadence=StatusCadence(fastest=0, calls_per_second=1e9),
         # Warning time 0 s would turn it off; a microsecond makes every job overdue at once.
         _runnable=RunnableMonitor(batch, 1e-8 if args.stuck else 10, warnings.append),
     )
+    executor._plan_next_check = lambda now, seen: Executor._plan_next_check(executor, now, seen)
     executor._report_attempts = lambda info, d: Executor._report_attempts(executor, info, d)
     active = [SimpleNamespace(external_jobid=i, aux={"rule": "count_kmers"}) for i in ids]
     cpu_times, calls = [], []

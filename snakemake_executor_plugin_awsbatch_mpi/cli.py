@@ -100,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     local.add_argument("--port", type=int, default=4566, help="Port on 127.0.0.1 (default 4566).")
+    local.add_argument(
+        "--batch-quota",
+        type=float,
+        default=50.0,
+        metavar="N",
+        help="Batch API calls per second above which the emulation answers HTTP 429 "
+        "TooManyRequestsException, as AWS does at 50 per account and region (default 50; "
+        "0 turns it off).",
+    )
     demo = sub.add_parser(
         "demo",
         help="Run the example workflow on the local emulation.",
@@ -654,6 +663,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
+    from .core.array_jobs import array_rules
     from .ops import plan
     from .ops.workflow import WorkflowLoadError, translation_settings
 
@@ -675,7 +685,7 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
         loaded,
         translation,
         fargate_queues=args.fargate_queue,
-        array_rules=settings.array_jobs or (),
+        array_rules=array_rules(settings.array_jobs),
         root_volume_gib=args.root_volume_gib,
     )
     text = plan.render_json(result)
@@ -703,6 +713,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.port,
                 on_ready=lambda emu: print(describe_environment(emu), flush=True),
                 runtime=args.runtime,
+                batch_quota=args.batch_quota,
             )
         except EmulationError as err:
             print(f"awsbatch-mpi local: {err}", file=sys.stderr)

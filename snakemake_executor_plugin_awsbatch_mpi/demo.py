@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .batch.runs import describe_all, queue_job_ids
+from .batch.runs import describe_all, queue_job_ids, run_details
 
 PREFIX = "demo"
 STATE_DIR = ".emulated-s3"
@@ -65,24 +65,36 @@ def _requirements(desc: dict[str, Any]) -> dict[str, str]:
 
 
 def collect_rows(batch: Any, queues: tuple[str, ...]) -> list[JobRow]:
-    """Every job the emulation ran, oldest first, as rows of the summary table."""
-    descs = describe_all(batch, queue_job_ids(batch, queues))
+    """Every job the emulation ran, oldest first, as rows of the summary table.
+
+    An array job (same-rule jobs go as one by default) is shown as its children, one row
+    per Snakemake job, named by the parent's rule; its own row would count them once.
+    """
+    listed = describe_all(batch, queue_job_ids(batch, queues))
+    # Children are described through their parent (ListJobs may or may not list them).
+    parents = [d for d in listed if ":" not in d["jobId"]]
+    children = run_details(
+        batch, [d for d in parents if (d.get("arrayProperties") or {}).get("size")]
+    )
     rows = []
-    for desc in sorted(descs, key=lambda d: d.get("createdAt", 0)):
-        reqs = _requirements(desc)
-        started, stopped = desc.get("startedAt"), desc.get("stoppedAt")
-        rows.append(
-            JobRow(
-                rule=(desc.get("tags") or {}).get("snakemake-rule", desc["jobName"]),
-                job_id=desc["jobId"],
-                status=desc["status"],
-                seconds=(stopped - started) / 1000 if started and stopped else None,
-                vcpus=reqs.get("VCPU", "?"),
-                memory=reqs.get("MEMORY", "?"),
-                gpus=reqs.get("GPU", "0"),
-                nodes=int((desc.get("nodeProperties") or {}).get("numNodes") or 1),
+    for desc in sorted(parents, key=lambda d: d.get("createdAt", 0)):
+        rule = (desc.get("tags") or {}).get("snakemake-rule", desc["jobName"])
+        parent_reqs = _requirements(desc)
+        for shown in children.get(desc["jobId"]) or [desc]:
+            reqs = {**parent_reqs, **{k: v for k, v in _requirements(shown).items() if v != "?"}}
+            started, stopped = shown.get("startedAt"), shown.get("stoppedAt")
+            rows.append(
+                JobRow(
+                    rule=rule,
+                    job_id=shown["jobId"],
+                    status=shown["status"],
+                    seconds=(stopped - started) / 1000 if started and stopped else None,
+                    vcpus=reqs.get("VCPU", "?"),
+                    memory=reqs.get("MEMORY", "?"),
+                    gpus=reqs.get("GPU", "0"),
+                    nodes=int((desc.get("nodeProperties") or {}).get("numNodes") or 1),
+                )
             )
-        )
     return rows
 
 

@@ -8,6 +8,7 @@ reports to Snakemake and keeps the per-run state (warnings given, jobs Batch has
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -22,6 +23,7 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from . import snakemake_internals as internals
 from .batch import clients
+from .batch.cadence import StatusCadence, observed, slowest_gap
 from .batch.client import BatchClient, BatchSetupError
 from .batch.logs import fetch_tails
 from .batch.runnable import RunnableMonitor
@@ -64,8 +66,10 @@ from .snakemake_jobs import (
     refusals_of,
 )
 
-# A job Batch does not return for this many consecutive checks is reported as failed.
+# A job Batch does not return for this many consecutive checks, spanning at least this many
+# seconds (checks can come every second now), is reported as failed.
 MAX_MISSING_CHECKS = 5
+MIN_MISSING_SECONDS = 60.0
 # Consecutive DescribeJobs failures (after botocore's own retries) before giving up.
 MAX_DESCRIBE_FAILURES = 10
 
@@ -97,6 +101,16 @@ class Executor(RemoteExecutor):
         self.batch = BatchClient(
             region=settings.region, calls_per_second=settings.api_calls_per_second
         )
+        # The plugin plans its own status checks (see batch/cadence.py).
+        self.cadence = StatusCadence(
+            slowest=slowest_gap(
+                self.workflow.remote_execution_settings.seconds_between_status_checks
+            ),
+            calls_per_second=self.batch.status_calls_per_second,
+        )
+        self._last_submission: float | None = None
+        # Last descriptions of ended jobs: the end-of-run report reuses them.
+        self._ended: dict[str, dict[str, Any]] = {}
         self.translation = dataclasses.replace(
             translation_settings(settings, self.workflow.remote_execution_settings.container_image),
             snakemake_runs_containers=internals.snakemake_runs_containers(self.workflow),
@@ -104,6 +118,7 @@ class Executor(RemoteExecutor):
         self.workflow_name = Path(self.workflow.workdir_init).name or "workflow"
         self._warned: set[str] = set()
         self._missing: Counter[str] = Counter()
+        self._missing_since: dict[str, float] = {}
         self._describe_failures = 0
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
@@ -389,6 +404,7 @@ class Executor(RemoteExecutor):
             raise
         self.producers.record(self._paths(job.output), job_id)
         record_submission(self.run_id, job_id, spec.rule)
+        self._submitted()
         self.logger.debug(f"Submitted {spec.name} as Batch job {job_id} to {spec.queue}.")
         self.report_job_submission(
             SubmittedJobInfo(
@@ -460,6 +476,7 @@ class Executor(RemoteExecutor):
             lambda definition: submit_payload(parent, definition, depends_on, len(specs)),
         )
         record_submission(self.run_id, parent_id, parent.rule)
+        self._submitted()
         self.logger.info(
             f"Submitted {len(specs)} jobs of rule '{parent.rule}' as array job {parent_id}."
         )
@@ -473,9 +490,33 @@ class Executor(RemoteExecutor):
 
     # Status ------------------------------------------------------------------------------
 
+    def _submitted(self) -> None:
+        """Tell the status cadence: jobs were submitted, look at them soon."""
+        self._last_submission = time.time()
+        self.cadence.submitted(self._last_submission)
+
+    def _plan_next_check(self, now: float, seen: list[Any]) -> None:
+        self.cadence.checked(now, seen, self._last_submission)
+        self.next_seconds_between_status_checks = self.cadence.sleep_seconds(time.time())
+
     async def check_active_jobs(
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        now = time.time()
+        # Snakemake starts its status thread before __post_init__: no cadence yet means no
+        # job yet either, and the loop must not sleep Snakemake's default 10 s meanwhile.
+        cadence: StatusCadence | None = getattr(self, "cadence", None)
+        if cadence is None or not active_jobs:
+            self.next_seconds_between_status_checks = cadence.fastest if cadence else 1.0
+            for info in active_jobs:
+                yield info
+            return
+        if not cadence.due(now):
+            # A tick of Snakemake's loop between the checks the cadence planned: no AWS call.
+            self.next_seconds_between_status_checks = cadence.sleep_seconds(now)
+            for info in active_jobs:
+                yield info
+            return
         ids = [info.external_jobid for info in active_jobs]
         descriptions: dict[str, dict[str, Any]] = {}
         try:
@@ -495,6 +536,7 @@ class Executor(RemoteExecutor):
                     )
                 return
             self.logger.warning(f"Reading job status from AWS Batch failed ({err}); retrying.")
+            self._plan_next_check(now, [])
             for info in active_jobs:
                 yield info
             return
@@ -509,11 +551,21 @@ class Executor(RemoteExecutor):
         except Exception as err:  # noqa: BLE001 - a warning must never end the run
             self.logger.debug(f"The check for jobs stuck in RUNNABLE failed: {err}")
 
+        seen = [
+            observed(job_id, info.aux.get("rule", "?"), description)
+            for info in active_jobs
+            if (description := descriptions.get(job_id := info.external_jobid)) is not None
+        ]
+        self._plan_next_check(now, seen)
         for info in active_jobs:
             description = descriptions.get(info.external_jobid)
             if description is None:
                 self._missing[info.external_jobid] += 1
-                if self._missing[info.external_jobid] >= MAX_MISSING_CHECKS:
+                since = self._missing_since.setdefault(info.external_jobid, now)
+                if (
+                    self._missing[info.external_jobid] >= MAX_MISSING_CHECKS
+                    and now - since >= MIN_MISSING_SECONDS
+                ):
                     self.report_job_error(
                         info,
                         msg=f"AWS Batch no longer knows job {info.external_jobid} (not found "
@@ -521,11 +573,13 @@ class Executor(RemoteExecutor):
                         "deleted. Run the workflow again to resubmit it.\n",
                     )
                     del self._missing[info.external_jobid]
+                    self._missing_since.pop(info.external_jobid, None)
                     self._attempts_seen.pop(info.external_jobid, None)
                 else:
                     yield info
                 continue
             self._missing.pop(info.external_jobid, None)
+            self._missing_since.pop(info.external_jobid, None)
             self._report_attempts(info, description)
             state = outcome(description)
             if state is Outcome.RUNNING:
@@ -533,6 +587,7 @@ class Executor(RemoteExecutor):
                 continue
             # The job has ended: its per-job state is no longer needed.
             self._attempts_seen.pop(info.external_jobid, None)
+            self._ended[info.external_jobid] = description
             self._forget_mpi_key(info.aux.get("mpi_key"))
             if state is Outcome.SUCCEEDED:
                 self.report_job_success(info)
@@ -563,6 +618,7 @@ class Executor(RemoteExecutor):
             )
             return None
         record_submission(self.run_id, new, spec.rule)
+        self._submitted()
         self.producers.record(self._paths(info.job.output), new)
         info.job.register(external_jobid=new)  # a restarted client picks up the new job
         self.logger.info(
@@ -632,7 +688,7 @@ class Executor(RemoteExecutor):
         try:
             from .report import end_of_run_report
 
-            line = end_of_run_report(self.batch.client, self.run_id)
+            line = end_of_run_report(self.batch.client, self.run_id, known=self._ended)
         except Exception as err:  # noqa: BLE001 - the run's outcome must not depend on it
             self.logger.warning(
                 f"The report of run {self.run_id} could not be written ({err}); make it later "

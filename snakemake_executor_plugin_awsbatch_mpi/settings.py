@@ -15,6 +15,7 @@ from snakemake_interface_executor_plugins.settings import (
     ExecutorSettingsBase,
 )
 
+from .batch.client import DEFAULT_CALLS_PER_SECOND
 from .core.anyimage import RUNTIME_VOLUME_FORMS, parse_runtime_volume, runtime_volume_text
 from .core.jobdef import DEFAULT_LOG_GROUP
 from .core.mounts import VOLUME_FORMS, parse_volumes
@@ -184,12 +185,12 @@ class ExecutorSettings(ExecutorSettingsBase):
         },
     )
     api_calls_per_second: float = field(
-        default=10.0,
+        default=DEFAULT_CALLS_PER_SECOND,
         metadata={
             "metavar": "N",
-            "help": "Budget of Batch API calls per second for this client's submissions and "
-            "other calls; status checks follow --max-status-checks-per-second (the "
-            "account's SubmitJob quota of 50/s is shared with everything else you run).",
+            "help": "Most Batch API calls per second this client makes (submissions, status "
+            "checks and the rest together). AWS allows 50 per account and region; lower it "
+            "when other tools share the account.",
             "type": float,
             "env_var": True,
         },
@@ -206,9 +207,10 @@ class ExecutorSettings(ExecutorSettingsBase):
     array_jobs: Optional[list] = field(
         default=None,
         metadata={
-            "metavar": "all|RULE,...",
-            "help": "Submit same-rule jobs that become ready together as one Batch array "
-            "job: 'all' or a comma-separated list of rules.",
+            "metavar": "all|none|RULE,...",
+            "help": "Which rules submit same-rule jobs that become ready together as one "
+            "Batch array job: 'all' (the default), 'none', or a comma-separated list of "
+            "rules. MPI rules and rules with awsbatch_job_definition are never grouped.",
             "env_var": True,
             "parse_func": _parse_rule_list,
             "unparse_func": lambda rules: ",".join(rules or []),
@@ -378,6 +380,12 @@ def check_settings(settings: Any) -> None:
             raise SettingsError(
                 f"--awsbatch-mpi-tags: {problem}. Change the tag. Nothing was submitted."
             )
+    arrays = list(getattr(settings, "array_jobs", None) or [])
+    if len(arrays) > 1 and ({"all", "none"} & set(arrays)):
+        raise SettingsError(
+            f"--awsbatch-mpi-array-jobs is '{','.join(arrays)}'; give 'all', 'none' or a "
+            "comma-separated list of rules, not a mix. Nothing was submitted."
+        )
     for name, arn in (getattr(settings, "secrets", None) or {}).items():
         problem = secret_problem(str(name), str(arn))
         if problem:

@@ -123,5 +123,15 @@ def test_local_prints_its_environment_once_and_stops_on_one_signal(tmp_path, sig
     assert not listening(port)
     # the block goes to stdout, once; stderr has the log lines only
     assert out.count(BLOCK_START) == 1 and f"AWS_ENDPOINT_URL=http://127.0.0.1:{port}" in out
+    assert "# Batch API quota: 50 calls per second, as on AWS" in out  # on by default
     assert BLOCK_START not in err and "export AWS_" not in err
     assert "stopping the local emulation" in err
+
+
+def test_local_batch_quota_flag():
+    from snakemake_executor_plugin_awsbatch_mpi.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["local"]).batch_quota == 50
+    assert parser.parse_args(["local", "--batch-quota", "0"]).batch_quota == 0
+    assert parser.parse_args(["local", "--batch-quota", "20"]).batch_quota == 20

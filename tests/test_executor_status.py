@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 from botocore.exceptions import ClientError
 
+from snakemake_executor_plugin_awsbatch_mpi import executor as executor_module
+from snakemake_executor_plugin_awsbatch_mpi.batch.cadence import StatusCadence
 from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 from snakemake_executor_plugin_awsbatch_mpi.batch.runnable import RunnableMonitor
 from snakemake_executor_plugin_awsbatch_mpi.executor import (
@@ -43,7 +45,12 @@ def make_executor(answer):
         settings=SimpleNamespace(batch_attempts=3, log_group="/aws/batch/job", log_tail_lines=5),
         logger=SimpleNamespace(warning=warnings.append, info=warnings.append),
         _missing={},
+        _missing_since={},
         _attempts_seen={},
+        _ended={},
+        _last_submission=None,
+        # Every check is due: these tests look at what one check does.
+        cadence=StatusCadence(fastest=0, calls_per_second=1e9),
         _describe_failures=0,
         report_job_error=lambda info, msg=None, **kw: errors.append((info.external_jobid, msg)),
         report_job_success=lambda info: successes.append(info.external_jobid),
@@ -51,6 +58,7 @@ def make_executor(answer):
     from collections import Counter
 
     executor._missing = Counter()
+    executor._plan_next_check = lambda now, seen: Executor._plan_next_check(executor, now, seen)
     executor._runnable = RunnableMonitor(executor.batch, 0, warnings.append)  # off
     executor._resubmit_on_demand = lambda i, d: None  # no fallback queue
     executor._report_attempts = lambda i, d: Executor._report_attempts(executor, i, d)
@@ -70,7 +78,8 @@ def active(*ids):
     return [SimpleNamespace(external_jobid=i, aux={"rule": "r"}) for i in ids]
 
 
-def test_job_batch_forgets_is_an_error_after_bounded_checks():
+def test_job_batch_forgets_is_an_error_after_bounded_checks(monkeypatch):
+    monkeypatch.setattr(executor_module, "MIN_MISSING_SECONDS", 0.0)
     executor, errors, _, _ = make_executor(lambda jobs: {"jobs": []})
     jobs = active("gone")
     for _ in range(MAX_MISSING_CHECKS - 1):
@@ -130,3 +139,37 @@ def test_mpi_key_object_is_deleted_when_the_job_ends_not_before():
     assert check(executor, jobs) == []
     assert successes == ["mpi1"]
     assert deleted == [{"Bucket": "b", "Key": "p/k"}]
+
+
+def test_a_job_missing_briefly_is_not_an_error():
+    """Checks now come every second after a submission: five misses within a minute (a
+    job not yet visible to DescribeJobs) are not yet "Batch forgot it"."""
+    executor, errors, _, _ = make_executor(lambda jobs: {"jobs": []})
+    jobs = active("new")
+    for _ in range(MAX_MISSING_CHECKS + 2):
+        assert check(executor, jobs) == jobs
+    assert not errors
+
+
+def test_ticks_between_planned_checks_make_no_call_and_ended_jobs_are_kept():
+    status = {"a": "RUNNING", "b": "SUCCEEDED"}
+    executor, _, successes, _ = make_executor(
+        lambda jobs: {"jobs": [{"jobId": j, "status": status[j]} for j in jobs]}
+    )
+    executor.cadence = StatusCadence(fastest=1.0, calls_per_second=1e9)
+    jobs = active("a", "b")
+    assert [j.external_jobid for j in check(executor, jobs)] == ["a"]
+    assert executor.batch.client.calls == 1 and successes == ["b"]
+    assert executor._ended == {"b": {"jobId": "b", "status": "SUCCEEDED"}}  # for the report
+    assert 0 < executor.next_seconds_between_status_checks <= 1.0
+    assert check(executor, jobs[:1]) == jobs[:1]  # the next check is not due yet
+    assert executor.batch.client.calls == 1
+
+
+def test_a_status_tick_before_the_executor_has_started_does_nothing():
+    """Snakemake's status thread runs before __post_init__ ends (a slow start-up): the tick
+    must neither fail (that would kill the thread and hang the run) nor sleep 10 s."""
+    executor, _, _, _ = make_executor(lambda jobs: {"jobs": []})
+    del executor.cadence
+    assert check(executor, []) == []
+    assert executor.next_seconds_between_status_checks == 1.0

@@ -11,12 +11,13 @@ from snakemake_executor_plugin_awsbatch_mpi.batch import runs
 from snakemake_executor_plugin_awsbatch_mpi.report import (
     Prices,
     build_report,
+    end_of_run_report,
     format_text,
     render_html,
     summary_line,
     to_dict,
 )
-from snakemake_executor_plugin_awsbatch_mpi.report.model import percentile
+from snakemake_executor_plugin_awsbatch_mpi.report.model import job_row, percentile
 from snakemake_executor_plugin_awsbatch_mpi.report.text import rule_table
 from snakemake_executor_plugin_awsbatch_mpi.report.timeline import (
     MAX_LANES,
@@ -294,6 +295,7 @@ def _executor(describe_jobs):
     executor = SimpleNamespace(
         run_id="r1",
         batch=SimpleNamespace(client=client),
+        _ended={},
         logger=SimpleNamespace(info=logged["info"].append, warning=logged["warning"].append),
     )
     return (lambda: Executor._write_report(executor)), logged
@@ -401,6 +403,34 @@ def test_mpi_sizes_are_what_each_node_got_not_the_definitions_defaults():
     # Nodes described without sizes: the job's size times the node count, as before.
     bare = [{k: v for k, v in n.items() if k != "container"} for n in nodes]
     assert job_row(parent, nodes=bare).vcpu_hours == pytest.approx(2 * 3)
+
+
+def test_array_children_are_told_apart_by_their_id_when_batch_omits_the_index():
+    parent = {"jobId": "p", "jobName": "align-x-x2", "tags": {"snakemake-rule": "align"}}
+    child = {"jobId": "p:1", "jobName": "align-x-x2", "status": "SUCCEEDED"}
+    assert job_row(child, parent=parent).wildcards == "[1]"
+    indexed = {**child, "arrayProperties": {"index": 0}}
+    assert job_row(indexed, parent=parent).wildcards == "[0]"
+
+
+def test_the_end_of_run_report_reuses_known_descriptions(tmp_path, monkeypatch):
+    """Descriptions the status checks already read are not asked for again."""
+    monkeypatch.chdir(tmp_path)
+    runs.record_submission("run1", "p", "align")
+    child = {"jobId": "p:0", "status": "SUCCEEDED", "createdAt": 1000, "startedAt": 2000,
+             "stoppedAt": 3000, "arrayProperties": {"index": 0}}
+    asked: list[list[str]] = []
+
+    class Batch:
+        def describe_jobs(self, jobs):
+            asked.append(list(jobs))
+            return {"jobs": [{"jobId": "p", "jobName": "align-x2", "status": "SUCCEEDED",
+                              "tags": {"snakemake-run-id": "run1", "snakemake-rule": "align"},
+                              "arrayProperties": {"size": 1}, "createdAt": 1000}]}
+
+    line = end_of_run_report(Batch(), "run1", tmp_path, known={"p:0": child})
+    assert asked == [["p"]]  # the parent only: its child was known
+    assert line and "1 job(s)" in line
 
 
 def test_job_resubmitted_to_the_fallback_queue_is_marked_and_not_counted_as_failed():

@@ -100,3 +100,12 @@ def test_a_malformed_mapping_flag_is_one_message_not_a_traceback(flag, value, tm
     assert "Traceback" not in run.stderr and "ValueError" not in run.stderr
     assert f"{flag}: '{value}' is not KEY=VALUE." in run.stderr
     assert "Nothing was submitted." in run.stderr
+
+
+def test_array_jobs_setting_defaults_to_all_and_refuses_a_mix():
+    assert settings().array_jobs is None  # not given: every rule (core.array_jobs.array_rules)
+    assert settings().api_calls_per_second == 40
+    check_settings(settings(array_jobs=["none"]))
+    check_settings(settings(array_jobs=["align", "sort"]))
+    with pytest.raises(SettingsError, match="give 'all', 'none' or a comma-separated list"):
+        check_settings(settings(array_jobs=["none", "align"]))

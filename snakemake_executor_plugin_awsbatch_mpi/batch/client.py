@@ -1,12 +1,20 @@
 """The only module that calls the AWS Batch API.
 
-One `BatchClient` per run: every call but DescribeJobs goes through one token bucket (AWS
-shares the 50 TPS SubmitJob quota with the other Batch calls of the account); status checks
-are paced by Snakemake's own status limiter (`--max-status-checks-per-second`) instead, so the
-async status loop never sleeps in a second limiter. botocore retries throttling in
-`adaptive` mode so a busy account slows the client instead of failing the run, and job
-definitions and queue descriptions are cached so a 1,000-job run of one rule costs one
-DescribeJobDefinitions (and at most one RegisterJobDefinition).
+One `BatchClient` per run. AWS allows each account and region 50 Batch calls per second and
+answers the rest with HTTP 429; the client paces itself by that quota once:
+
+- `Pace` spaces the calls that are not status reads (SubmitJob, job definitions, queues,
+  TerminateJob) at most `calls_per_second` × `PACED_SHARE` per second;
+- DescribeJobs is paced by the status cadence (`cadence.StatusCadence`), which plans each
+  check within the rest of the budget (`status_calls_per_second`);
+- botocore's `adaptive` retry mode (see `clients.config`) is the only thing that reacts to
+  a 429: it retries with backoff and slows the client when other tools share the account.
+
+`calls_per_second` (`--awsbatch-mpi-api-calls-per-second`, default 40: the quota of 50 less
+a fifth for headroom) is the ceiling of the whole client. With array jobs (the default) a
+run submits few requests anyway. Job definitions and queue descriptions are cached, so a
+1,000-job run of one rule costs one DescribeJobDefinitions (and at most one
+RegisterJobDefinition).
 """
 
 from __future__ import annotations
@@ -24,44 +32,52 @@ from ..core.spec import QueueInfo
 from . import clients
 from .queues import environments_of, launch_template_refs, queue_environment_arns, queue_info_from
 
-# Paced by Snakemake's status limiter instead of the token bucket (see the module docstring).
-UNBUDGETED = frozenset({"describe_jobs"})
+# Paced by the status cadence, not by `Pace` (see the module docstring).
+UNPACED = frozenset({"describe_jobs"})
+# The share of `calls_per_second` for everything but status reads; the rest is the status
+# cadence's. Together they stay at the setting, below AWS's quota.
+PACED_SHARE = 0.75
+DEFAULT_CALLS_PER_SECOND = 40.0
 
 
 class BatchSetupError(RuntimeError):
     """A queue or job definition problem the user must fix; raised before jobs are submitted."""
 
 
-class TokenBucket:
-    """A thread-safe token bucket: at most `rate` calls per second on average, bursts of `burst`."""
+class Pace:
+    """Calls spaced at least 1/`rate` seconds apart, across threads.
 
-    def __init__(self, rate: float, burst: int | None = None) -> None:
+    Not a token bucket: an idle client saves no burst, so the client never sends more than
+    `rate` calls in any second, which is what AWS's quota counts. Each caller reserves the
+    next free slot under the lock and sleeps outside it.
+    """
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError(f"A pace needs a positive rate, not {rate}.")
         self.rate = float(rate)
-        self.capacity = float(burst if burst is not None else max(1, int(rate)))
-        self._tokens = self.capacity
-        self._last = time.monotonic()
+        self.gap = 1.0 / self.rate
+        self._next = 0.0
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-            time.sleep(wait)
+    def wait(self) -> float:
+        """Block until this call's slot; the seconds waited."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.gap
+        if slot > now:
+            time.sleep(slot - now)
+        return max(0.0, slot - now)
 
 
 class BatchClient:
-    """Thin wrapper over boto3's Batch client with caching, budgeting and call counting."""
+    """Thin wrapper over boto3's Batch client with caching, pacing and call counting."""
 
     def __init__(
         self,
         region: str | None = None,
-        calls_per_second: float = 10.0,
+        calls_per_second: float = DEFAULT_CALLS_PER_SECOND,
         client: Any | None = None,
         logs_client: Any | None = None,
         s3_client: Any | None = None,
@@ -74,7 +90,9 @@ class BatchClient:
         self._ec2_client = ec2_client
         self._session = session
         self.region: str = self.client.meta.region_name
-        self.bucket = TokenBucket(calls_per_second, burst=max(1, int(calls_per_second)))
+        self.pace = Pace(calls_per_second * PACED_SHARE)
+        # What the status cadence may spend on DescribeJobs per second.
+        self.status_calls_per_second = calls_per_second * (1 - PACED_SHARE)
         self.calls: Counter[str] = Counter()
         self._queues: dict[str, QueueInfo] = {}
         # Raw describe answers, shared by the preflight and the planner (one call each).
@@ -89,8 +107,8 @@ class BatchClient:
         self._lock = threading.Lock()
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        if operation not in UNBUDGETED:
-            self.bucket.acquire()
+        if operation not in UNPACED:
+            self.pace.wait()
         self.calls[operation] += 1
         return getattr(self.client, operation)(**kwargs)
 
@@ -326,4 +344,4 @@ class BatchClient:
         return [event.get("message", "") for event in answer.get("events", [])]
 
 
-__all__ = ["BatchClient", "BatchSetupError", "ClientError", "TokenBucket"]
+__all__ = ["BatchClient", "BatchSetupError", "ClientError", "DEFAULT_CALLS_PER_SECOND", "Pace"]

@@ -9,7 +9,7 @@ ListJobs cannot filter by tag). Summaries are pure functions over DescribeJobs a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,16 @@ def has_failed(table: dict[str, Counter[str]]) -> bool:
 # --- AWS reads (the CLI's thin shell) -------------------------------------------------------
 
 
-def describe_all(batch: Any, ids: list[str]) -> list[dict[str, Any]]:
-    return describe_in_chunks(batch.describe_jobs, "jobs", "jobs", ids)
+def describe_all(
+    batch: Any, ids: list[str], known: Mapping[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Descriptions of `ids`; those in `known` (already described, e.g. by the executor's
+    status checks once the job ended) are not asked for again."""
+    known = known or {}
+    missing = [i for i in ids if i not in known]
+    answers = describe_in_chunks(batch.describe_jobs, "jobs", "jobs", missing)
+    found = {d["jobId"]: d for d in answers}
+    return [d for i in ids if (d := known.get(i) or found.get(i)) is not None]
 
 
 def queue_job_ids(batch: Any, queues: Iterable[str]) -> list[str]:
@@ -96,19 +104,28 @@ def queue_job_ids(batch: Any, queues: Iterable[str]) -> list[str]:
     return ids
 
 
-def find_run_jobs(batch: Any, run_id: str, queues: Iterable[str]) -> list[dict[str, Any]]:
+def find_run_jobs(
+    batch: Any,
+    run_id: str,
+    queues: Iterable[str],
+    known: Mapping[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Jobs tagged with the run id: from the local run record, else by scanning queues."""
     ids = recorded_job_ids(run_id)
     if ids is None:
         ids = queue_job_ids(batch, queues)
-    jobs = describe_all(batch, list(dict.fromkeys(ids)))
+    jobs = describe_all(batch, list(dict.fromkeys(ids)), known)
     return [j for j in jobs if (j.get("tags") or {}).get("snakemake-run-id") == run_id]
 
 
-def run_details(batch: Any, jobs: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def run_details(
+    batch: Any,
+    jobs: Iterable[dict[str, Any]],
+    known: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Children of array jobs (`<id>:<i>`) and nodes of multi-node jobs (`<id>#<i>`), by job id.
 
-    The run report needs their own times; one DescribeJobs per 100 of them.
+    The run report needs their own times; one DescribeJobs per 100 of them not in `known`.
     """
     wanted: dict[str, list[str]] = {}
     for job in jobs:
@@ -120,7 +137,7 @@ def run_details(batch: Any, jobs: Iterable[dict[str, Any]]) -> dict[str, list[di
         elif nodes and int(nodes) > 1:
             wanted[job["jobId"]] = [f"{job['jobId']}#{i}" for i in range(int(nodes))]
     ids = [i for group in wanted.values() for i in group]
-    found = {d["jobId"]: d for d in describe_all(batch, ids)} if ids else {}
+    found = {d["jobId"]: d for d in describe_all(batch, ids, known)} if ids else {}
     return {job_id: [found[i] for i in group if i in found] for job_id, group in wanted.items()}
 
 

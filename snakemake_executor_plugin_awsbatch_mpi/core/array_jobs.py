@@ -1,4 +1,9 @@
-"""Same-rule jobs that become ready together go to Batch as one array job.
+"""Same-rule jobs that become ready together go to Batch as one array job (by default).
+
+One SubmitJob instead of hundreds keeps a run far below AWS's 50 Batch calls per second and
+lets one DescribeJobs answer for 100 children. `--awsbatch-mpi-array-jobs none` turns it
+off, a list of rules limits it to them. MPI jobs and jobs naming their own job definition
+are never grouped, and a lone ready job stays a plain job.
 
 Children pick their own Snakemake command by `AWS_BATCH_JOB_ARRAY_INDEX` from a command map
 kept in S3 next to the workflow's files (SubmitJob payloads are capped at 30 KiB, far too
@@ -35,10 +40,22 @@ def array_key(spec: JobSpec) -> JobSpec:
     return dataclasses.replace(spec, name="", command=())
 
 
+# The setting's words: every rule (also the default when the setting is not given) or none.
+ALL = "all"
+NONE = "none"
+
+
+def array_rules(setting: Sequence[str] | None) -> tuple[str, ...]:
+    """The setting as the rules it selects: ("all",) by default, () for 'none'."""
+    if setting is None:
+        return (ALL,)
+    rules = tuple(setting)
+    return () if not rules or NONE in rules else rules
+
+
 def selected(rule: str, setting: Sequence[str] | None) -> bool:
-    if not setting:
-        return False
-    return "all" in setting or rule in setting
+    rules = array_rules(setting)
+    return ALL in rules or rule in rules
 
 
 def group_for_arrays(

@@ -38,6 +38,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from .faults import BatchQuota
     from .runner import Runner
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class _SharedState:
     region: str
     resources: dict[str, Any]
     runtime_name: str = "process"
+    quota: BatchQuota | None = None
     members: list[LocalEmulation] = field(default_factory=list)
     cleanup: list[Path] = field(default_factory=list)
 
@@ -236,13 +238,24 @@ class LocalEmulation:
         region: str = "us-east-1",
         workdir: Path | None = None,
         runtime: str = "process",
+        batch_quota: float | None = 50.0,
     ):
+        """`batch_quota`: Batch API calls per second above which the emulation answers HTTP
+        429 `TooManyRequestsException`, as AWS does at 50 per account and region; None or 0
+        turns it off. Emulations in one process share the first one's quota."""
         if runtime not in RUNTIMES:
             raise EmulationError(
                 f"Unknown runtime {runtime!r}: use 'process' (local processes, the default) or "
                 "'docker' (real containers of the job definitions' images)."
             )
         self.runtime = runtime
+        if batch_quota is not None and batch_quota < 0:
+            raise EmulationError(
+                f"The Batch API quota must be 0 (off) or a positive number of calls per "
+                f"second, not {batch_quota:g}."
+            )
+        self.batch_quota_rate = batch_quota or 0.0
+        self.batch_quota: BatchQuota | None = None
         self.port = port
         self.host = host
         self.region = region
@@ -308,6 +321,7 @@ class LocalEmulation:
                     _shared = self._start_first()
                 else:
                     self._runtime = _shared.runtime
+                    self.batch_quota = _shared.quota
                     vars(self).update(copy.deepcopy(_shared.resources))
                 _shared.members.append(self)
             except BaseException:
@@ -359,11 +373,17 @@ class LocalEmulation:
                 shutil.rmtree(path, ignore_errors=True)
             raise
         resources = {name: copy.deepcopy(getattr(self, name)) for name in _SHARED_ATTRIBUTES}
+        if self.batch_quota_rate:
+            # After the set-up above, whose calls are the emulation's own.
+            from .faults import install_quota
+
+            self.batch_quota = install_quota(self.batch_quota_rate)
         return _SharedState(
             runtime=runtime,
             region=self.region,
             resources=resources,
             runtime_name=self.runtime,
+            quota=self.batch_quota,
             cleanup=cleanup,
         )
 
@@ -396,6 +416,10 @@ class LocalEmulation:
                 self._started = False
                 if last:
                     assert shared is not None
+                    if shared.quota is not None:
+                        from .faults import uninstall_quota
+
+                        uninstall_quota()
                     patches.uninstall()
                     for path in shared.cleanup:
                         shutil.rmtree(path, ignore_errors=True)

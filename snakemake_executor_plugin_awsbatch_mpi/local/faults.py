@@ -1,10 +1,17 @@
-"""Fault injection for tests: make the emulated Batch API answer like a busy account."""
+"""The emulated Batch API's quota, and fault injection for tests (a busy account).
+
+AWS allows each account and region 50 Batch API calls per second and answers the others with
+HTTP 429 `TooManyRequestsException`. `BatchQuota` does the same in the emulation: it is on by
+default (`LocalEmulation(batch_quota=...)`, `awsbatch-mpi local --batch-quota N`, 0 turns it
+off), so that clients meet the quota on the emulation before they meet it on AWS.
+"""
 
 from __future__ import annotations
 
 import random
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +20,82 @@ from moto.batch.responses import BatchResponse
 from moto.core.exceptions import AWSError
 
 _lock = threading.Lock()
+
+# AWS Batch API calls per second per account and region (SubmitJob's quota; AWS says the
+# other calls share the pressure).
+BATCH_QUOTA = 50.0
+
+
+def _throttled() -> tuple[int, dict[str, Any], str]:
+    """moto's answer for a throttled call: HTTP 429 TooManyRequestsException, as AWS."""
+    error = AWSError("Too Many Requests", "TooManyRequestsException", 429)
+    headers = dict(error.get_headers() or [])
+    headers["status"] = 429
+    return 429, headers, error.get_body()
+
+
+class BatchQuota:
+    """At most `rate` Batch calls within any one second; the others are throttled.
+
+    A sliding window of one second, not a token bucket: a client that was idle gets no burst
+    above the rate. `counts` has "passed" and "throttled" calls.
+    """
+
+    def __init__(self, rate: float = BATCH_QUOTA) -> None:
+        if rate <= 0:
+            raise ValueError(f"A Batch quota needs a positive rate, not {rate}.")
+        self.rate = float(rate)
+        self.counts: Counter[str] = Counter()
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def admit(self, now: float | None = None) -> bool:
+        """Whether one more call fits in the last second (and count it)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            while self._times and self._times[0] <= now - 1.0:
+                self._times.popleft()
+            if len(self._times) < self.rate:
+                self._times.append(now)
+                self.counts["passed"] += 1
+                return True
+            self.counts["throttled"] += 1
+            return False
+
+
+_quota: BatchQuota | None = None
+_unquoted: Any = None
+
+
+def install_quota(rate: float) -> BatchQuota:
+    """Put the quota on the in-process server's Batch API (replacing an earlier quota)."""
+    global _quota, _unquoted
+    quota = BatchQuota(rate)
+    with _lock:
+        _quota = quota
+        if _unquoted is None:
+            original = _unquoted = BatchResponse.call_action
+
+            def call_action(self: BatchResponse) -> Any:
+                # Reads the quota of the moment: a wrapper left behind by a fault injection
+                # that outlived the quota lets every call pass.
+                current = _quota
+                if current is not None and not current.admit():
+                    return _throttled()
+                return original(self)
+
+            BatchResponse.call_action = call_action  # type: ignore[method-assign]
+    return quota
+
+
+def uninstall_quota() -> None:
+    """Take the quota off again (idempotent)."""
+    global _quota, _unquoted
+    with _lock:
+        _quota = None
+        if _unquoted is not None:
+            BatchResponse.call_action = _unquoted  # type: ignore[method-assign]
+            _unquoted = None
 
 
 @contextmanager
@@ -34,10 +117,7 @@ def throttle_batch_api(
             throttle = rng.random() < fraction
             counter["throttled" if throttle else "passed"] += 1
         if throttle:
-            error = AWSError("Too Many Requests", "TooManyRequestsException", 429)
-            headers = dict(error.get_headers() or [])
-            headers["status"] = 429
-            return 429, headers, error.get_body()
+            return _throttled()
         return original(self)
 
     BatchResponse.call_action = call_action  # type: ignore[method-assign]

@@ -28,6 +28,12 @@ def describe_environment(emu: LocalEmulation) -> str:
         f"# Job role ARN: {emu.job_role_arn}",
         f"# Logs: CloudWatch Logs group {emu.log_group}",
         (
+            f"# Batch API quota: {emu.batch_quota.rate:g} calls per second, as on AWS (more "
+            "are answered with HTTP 429 TooManyRequestsException; --batch-quota 0 turns it off)"
+            if emu.batch_quota is not None
+            else "# Batch API quota: off (AWS answers more than 50 calls per second with 429)"
+        ),
+        (
             "# Jobs run in Docker containers of their job definition's image (never pulled:"
             f" `make images` builds ours; use them with --container-image {DEFAULT_JOB_IMAGE}"
             f" and, for MPI rules, resources awsbatch_image={DEFAULT_MPI_IMAGE});"
@@ -48,6 +54,7 @@ def serve_forever(
     port: int,
     on_ready: Callable[[LocalEmulation], None] | None = None,
     runtime: str = "process",
+    batch_quota: float | None = 50.0,
 ) -> None:
     """Run the emulation on ``port`` until Ctrl-C, SIGTERM or SIGHUP, then stop everything.
 
@@ -78,7 +85,7 @@ def serve_forever(
         for signum in STOP_SIGNALS:
             previous[signum] = signal.signal(signum, _request_stop)
     try:
-        with LocalEmulation(port=port, runtime=runtime) as emu:
+        with LocalEmulation(port=port, runtime=runtime, batch_quota=batch_quota) as emu:
             if stop.is_set():
                 return
             if on_ready is not None:

@@ -10,7 +10,7 @@ and writes the files. `awsbatch-mpi report` and the executor's end-of-run report
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,22 @@ def report_path(run_id: str, directory: Path = REPORT_DIR) -> Path:
 
 
 def load_report(
-    batch: Any, run_id: str, queues: Iterable[str] = (), prices: Prices | None = None
+    batch: Any,
+    run_id: str,
+    queues: Iterable[str] = (),
+    prices: Prices | None = None,
+    known: Mapping[str, dict[str, Any]] | None = None,
 ) -> Report:
     """Describe the run's jobs (and their array children and MPI nodes) and build the report.
 
     `batch`: a boto3 Batch client (DescribeJobs, and ListJobs when the run record is absent).
+    `known`: descriptions already at hand (the executor's last look at each ended job); only
+    the others are described.
     """
     from ..batch import runs
 
-    jobs = runs.find_run_jobs(batch, run_id, queues)
-    return build_report(run_id, jobs, runs.run_details(batch, jobs), prices)
+    jobs = runs.find_run_jobs(batch, run_id, queues, known)
+    return build_report(run_id, jobs, runs.run_details(batch, jobs, known), prices)
 
 
 def write_html(report: Report, path: Path) -> Path:
@@ -50,16 +56,23 @@ def write_json(report: Report, path: Path) -> Path:
     return path
 
 
-def end_of_run_report(batch: Any, run_id: str, directory: Path = REPORT_DIR) -> str | None:
+def end_of_run_report(
+    batch: Any,
+    run_id: str,
+    directory: Path = REPORT_DIR,
+    known: Mapping[str, dict[str, Any]] | None = None,
+) -> str | None:
     """Write the run's HTML report next to its logs; the one line to log (totals and path).
 
-    None when the run submitted no job (nothing to report).
+    None when the run submitted no job (nothing to report). `known`: what the status checks
+    already described, so that the report adds no second round of DescribeJobs (an array
+    job's children are all known; only the parents are described).
     """
     from ..batch import runs
 
     if not runs.recorded_job_ids(run_id):
         return None
-    report = load_report(batch, run_id)
+    report = load_report(batch, run_id, known=known)
     path = write_html(report, report_path(run_id, directory))
     return f"{summary_line(report)} Report: {path}"
 

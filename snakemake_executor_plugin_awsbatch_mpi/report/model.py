@@ -304,6 +304,10 @@ def job_row(
     name = desc.get("jobName", "")
     rule = tags.get("snakemake-rule") or name or "?"
     index = (desc.get("arrayProperties") or {}).get("index")
+    if index is None and parent is not None:
+        # A child's id is `<parent id>:<index>` (some answers omit arrayProperties.index).
+        suffix = str(desc.get("jobId", "")).rpartition(":")[2]
+        index = int(suffix) if suffix.isdigit() else None
     wildcards = f"[{index}]" if index is not None else wildcards_from_name(name, rule)
     vcpus, memory, gpus = requirements(_job_container(desc))
     node_rows = tuple(sorted((_node(n) for n in nodes), key=lambda n: n.index))

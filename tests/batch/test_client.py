@@ -6,7 +6,7 @@ import pytest
 from snakemake_executor_plugin_awsbatch_mpi.batch.client import (
     BatchClient,
     BatchSetupError,
-    TokenBucket,
+    Pace,
 )
 from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import register_payload, submit_payload
 from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
@@ -64,44 +64,48 @@ def test_submit_describe_in_chunks_and_terminate(moto_batch):
     assert (stopped, failed) == (3, [])
 
 
-def test_token_bucket_limits_rate():
-    bucket = TokenBucket(rate=50, burst=5)
+def test_pace_spaces_calls_across_threads_without_a_burst():
+    pace = Pace(rate=50)
+    time.sleep(0.2)  # an idle pace saves no burst (AWS counts calls in any one second)
     start = time.monotonic()
-    threads = [threading.Thread(target=lambda: [bucket.acquire() for _ in range(10)])
+    threads = [threading.Thread(target=lambda: [pace.wait() for _ in range(10)])
                for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
-    # 30 calls, 5 free, 25 at 50/s → at least 0.5 s
-    assert elapsed >= 0.45
+    # 30 calls, 1/50 s apart: the last one leaves 29 gaps after the first
+    assert elapsed >= 29 / 50 - 0.02
+    with pytest.raises(ValueError, match="positive rate"):
+        Pace(0)
 
 
-def test_status_checks_are_not_budgeted_submissions_are(moto_batch):
-    """DescribeJobs is paced by Snakemake's status limiter; a second limiter would make the
-    async status loop sleep. Every other call still takes a token."""
+def test_status_reads_are_not_paced_everything_else_is(moto_batch):
+    """DescribeJobs is planned by the status cadence (within its share of the budget); a
+    second limiter would make the async status loop sleep. Every other call is paced."""
 
-    class CountingBucket:
+    class CountingPace:
         taken = 0
 
-        def acquire(self):
-            CountingBucket.taken += 1
+        def wait(self):
+            CountingPace.taken += 1
 
-    client = BatchClient(region="us-east-1", calls_per_second=1000)
-    client.bucket = CountingBucket()
+    client = BatchClient(region="us-east-1", calls_per_second=40)
+    assert client.pace.rate == 30 and client.status_calls_per_second == 10  # 3/4 and 1/4
+    client.pace = CountingPace()
     settings = TranslationSettings(job_queue="cpu-q", default_image="img")
     spec = translate(
         JobRequest("r", 1, {}), settings, client.queue_info("cpu-q"),
         ("/bin/bash", "-c", "true"), {}, "r", {},
     )
     arn = client.ensure_job_definition(register_payload(spec.shape))
-    taken = CountingBucket.taken
+    taken = CountingPace.taken
     ids = [client.submit(submit_payload(spec, arn)) for _ in range(3)]
-    assert CountingBucket.taken - taken == 3
-    taken = CountingBucket.taken
+    assert CountingPace.taken - taken == 3
+    taken = CountingPace.taken
     assert set(client.describe(ids * 80)) == set(ids)
-    assert CountingBucket.taken == taken
+    assert CountingPace.taken == taken
     assert client.calls["describe_jobs"] == 1
 
 

@@ -1,6 +1,7 @@
 import json
 
 from snakemake_executor_plugin_awsbatch_mpi.core.array_jobs import (
+    array_rules,
     array_spec,
     command_map,
     group_for_arrays,
@@ -44,7 +45,23 @@ def test_only_selected_rules():
     arrays, singles = group_for_arrays(items, ["b"])
     assert [[job for job, _ in g] for g in arrays] == [["b0", "b1", "b2"]]
     assert len(singles) == 3
-    assert group_for_arrays(items, None)[0] == []
+
+
+def test_arrays_are_the_default_and_none_turns_them_off():
+    items = [(f"a{i}", spec("a", i)) for i in range(3)] + [("b0", spec("b", 0))]
+    arrays, singles = group_for_arrays(items, None)  # the setting not given
+    assert [[job for job, _ in g] for g in arrays] == [["a0", "a1", "a2"]]
+    assert [job for job, _ in singles] == ["b0"]  # a lone ready job stays a plain job
+    assert group_for_arrays(items, ["none"]) == ([], items)
+    assert group_for_arrays(items, []) == ([], items)
+    assert array_rules(None) == ("all",) and array_rules(["none"]) == ()
+    assert array_rules(["a", "b"]) == ("a", "b")
+
+
+def test_jobs_with_their_own_job_definition_are_never_grouped():
+    items = [(f"d{i}", spec("d", i, awsbatch_job_definition="mine:3")) for i in range(3)]
+    arrays, singles = group_for_arrays(items, ["all"])
+    assert arrays == [] and len(singles) == 3
 
 
 def test_command_map_and_array_payload():

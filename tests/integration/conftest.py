@@ -50,6 +50,21 @@ def jobs_with_tag(batch, key: str, value: str, queues=("local-cpu", "local-gpu")
     return [j for j in found if (j.get("tags") or {}).get(key) == value]
 
 
+def with_array_children(batch, jobs: list[dict]) -> list[dict]:
+    """`jobs` with each array parent replaced by its children (`<id>:<i>`, described), which
+    carry the parent's tags: Snakemake tracks the children, ListJobs lists only parents."""
+    expanded = []
+    for job in jobs:
+        size = (job.get("arrayProperties") or {}).get("size")
+        if not size or "index" in job["arrayProperties"]:
+            expanded.append(job)
+            continue
+        ids = [f"{job['jobId']}:{i}" for i in range(int(size))]
+        for child in batch.describe_jobs(jobs=ids)["jobs"]:
+            expanded.append({**child, "tags": child.get("tags") or job.get("tags") or {}})
+    return expanded
+
+
 def wait_for_jobs(
     batch, workflow: str, ready: Callable[[list[dict]], bool], timeout: float, what: str
 ) -> list[dict]:

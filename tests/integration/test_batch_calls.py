@@ -2,7 +2,8 @@
 
 The preflight and the planner read the same queues; through the one `BatchClient` of the run
 each queue and its compute environments are described once, so what remains is one SubmitJob
-per job and the job definition's lookup (and registration, the first time a shape is seen).
+per array job (or per job, with arrays off) and the job definition's lookup (and registration,
+the first time a shape is seen).
 """
 
 from __future__ import annotations
@@ -25,11 +26,20 @@ SPY = [sys.executable, str(Path(__file__).with_name("_spy_snakemake.py"))]
 JOBS = 3
 
 
-def test_small_run_describes_each_queue_and_environment_once(emulated_env, tmp_path):
+@pytest.mark.parametrize(
+    ("setting", "submits"),
+    [((), 1), (("--awsbatch-mpi-array-jobs", "none"), JOBS)],
+    ids=["arrays-by-default", "arrays-off"],
+)
+def test_small_run_describes_each_queue_and_environment_once(
+    emulated_env, tmp_path, setting, submits
+):
+    """By default the 3 jobs that become ready together go as one array job; with
+    `--awsbatch-mpi-array-jobs none` each is its own SubmitJob."""
     # A shape no other test uses (its own shm size), so the definition is registered here.
     shm = 64 + uuid.uuid4().int % 1000
     work = write_workflow(
-        tmp_path / "callcount",
+        tmp_path / f"callcount{submits}",  # its own storage prefix per case
         f"""
         localrules: all
         rule all:
@@ -41,7 +51,7 @@ def test_small_run_describes_each_queue_and_environment_once(emulated_env, tmp_p
         """,
     )
     spy_file = tmp_path / "spy.jsonl"
-    cmd = snakemake_cmd(work)
+    cmd = snakemake_cmd(work, *setting)
     run = subprocess.run(
         [*SPY, *cmd[3:]],
         cwd=work,
@@ -60,7 +70,7 @@ def test_small_run_describes_each_queue_and_environment_once(emulated_env, tmp_p
         "describe_compute_environments": 1,
         "describe_job_definitions": 2,  # the lookup, then the check that the new one is visible
         "register_job_definition": 1,
-        "submit_job": JOBS,
+        "submit_job": submits,
         # The root volume of the queue's instances, from its one launch template (EC2).
         "describe_launch_template_versions": 1,
     }, calls

@@ -62,7 +62,10 @@ def test_immediate_submit_runs_diamond_and_wide_fan_in_inside_batch(
     """)
     start = time.time()
     client = subprocess.run(
-        snakemake_cmd(work, "--immediate-submit", "--notemp", "--jobs", "100"),
+        # Array jobs off: as one array the 45 parts would be a single dependency of gather,
+        # and this test is about fan-ins wider than Batch's 20 (the barrier tree).
+        snakemake_cmd(work, "--immediate-submit", "--notemp", "--jobs", "100",
+                      "--awsbatch-mpi-array-jobs", "none"),
         cwd=work, capture_output=True, text=True, timeout=300,
     )
     assert client.returncode == 0, client.stderr[-3000:]
@@ -144,6 +147,40 @@ def test_array_job_of_50_children(emulated_env, tmp_path, batch_client):
     s3 = boto3.client("s3")
     for i in range(50):
         assert read(s3, f"arrays50/sq/{i}.txt") == f"{i * i}\n"
+
+
+def test_a_failing_child_fails_alone_and_is_retried_by_snakemake(
+    emulated_env, tmp_path, batch_client
+):
+    """Arrays by default: four ready jobs go as one array; child 2 fails on its first
+    attempt, is reported with its own log and retried (--retries) as a plain job, the other
+    children succeed on their own, and the report has one row per child."""
+    work = write_workflow(tmp_path / "arrayretry", """
+        rule all:
+            input: expand("out/{i}.txt", i=range(4))
+        rule flaky:
+            output: "out/{i}.txt"
+            resources: mem_mb=500, tries=lambda wildcards, attempt: attempt
+            shell: "[ {wildcards.i} != 2 ] || [ {resources.tries} -gt 1 ] || exit 7; "
+                   "echo {wildcards.i}-{resources.tries} > {output}"
+    """)
+    run = subprocess.run(
+        snakemake_cmd(work, "--retries", "1"),
+        cwd=work, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Submitted 4 jobs of rule 'flaky' as array job" in run.stderr
+    assert re.search(r"exit code 7|exit status 7", run.stderr), run.stderr[-3000:]
+    s3 = boto3.client("s3")
+    assert [read(s3, f"arrayretry/out/{i}.txt") for i in range(4)] == [
+        "0-1\n", "1-1\n", "2-2\n", "3-1\n"
+    ]
+    jobs = jobs_with_tag(batch_client, "snakemake-workflow", "arrayretry")
+    parents = [j for j in jobs if (j.get("arrayProperties") or {}).get("size")]
+    plain = [j for j in jobs if "arrayProperties" not in j]
+    assert len(parents) == 1 and len(plain) == 1  # the retry went as a plain job
+    # The report: one row per child (the parent is not a row) and the plain retry.
+    assert re.search(r"Run \w+: 5 job\(s\), 1 failed;", run.stderr), run.stderr[-2000:]
 
 
 def test_restarted_client_picks_up_running_jobs(emulated_env, tmp_path, batch_client):

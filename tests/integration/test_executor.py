@@ -19,7 +19,7 @@ from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
 
-from .conftest import jobs_with_tag, wait_for_jobs
+from .conftest import jobs_with_tag, wait_for_jobs, with_array_children
 
 pytestmark = pytest.mark.integration
 
@@ -158,8 +158,13 @@ def test_simple_workflow_cli(emulated_env, tmp_path, record_requests):
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=LOCAL_BUCKET,
                                                   Prefix="simplecli/")["Contents"]}
     assert {"simplecli/test3.out", "simplecli/res/somedir2/subdir.out"} <= keys
-    # every job ran once: no warning about retries that never happened
-    assert all(len(j["attempts"]) == 1 for j in jobs.values())
+    # every job ran once: no warning about retries that never happened. Rule d's two jobs
+    # became ready together and went as one array job (the default): look at its children.
+    size = (jobs["d"].get("arrayProperties") or {}).get("size")
+    assert size == 2
+    children = batch.describe_jobs(jobs=[f"{jobs['d']['jobId']}:{i}" for i in range(size)])
+    ran = [j for r, j in jobs.items() if r != "d"] + children["jobs"]
+    assert len(ran) == 5 and all(len(j["attempts"]) == 1 for j in ran)
     assert "Batch retries it" not in run.stdout + run.stderr
 
 
@@ -257,10 +262,13 @@ def test_ctrl_c_terminates_every_job(emulated_env, tmp_path, batch_client):
     proc = subprocess.Popen(snakemake_cmd(work), cwd=work, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # The three jobs go as one array job (the default): Ctrl-C terminates each child.
+    def children_running(jobs):
+        children = with_array_children(batch_client, jobs)
+        return sum(j["status"] == "RUNNING" for j in children) == 3
+
     try:
-        wait_for_jobs(batch_client, "cancelme",
-                      lambda jobs: sum(j["status"] == "RUNNING" for j in jobs) == 3,
-                      90, "jobs never started")
+        wait_for_jobs(batch_client, "cancelme", children_running, 90, "jobs never started")
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=90)
     finally:  # never leave 5-minute jobs behind for the tests that follow
@@ -271,10 +279,13 @@ def test_ctrl_c_terminates_every_job(emulated_env, tmp_path, batch_client):
             if job["status"] not in ("SUCCEEDED", "FAILED"):
                 batch_client.terminate_job(jobId=job["jobId"], reason="test cleanup")
     assert "Terminated 3 AWS Batch job(s)" in out
-    stopped = wait_for_jobs(batch_client, "cancelme",
-                            lambda jobs: {j["status"] for j in jobs} == {"FAILED"},
-                            30, "jobs not terminated")
-    assert len(stopped) == 3
+    wait_for_jobs(batch_client, "cancelme",
+                  lambda jobs: {j["status"] for j in jobs} == {"FAILED"},
+                  30, "jobs not terminated")
+    stopped = with_array_children(
+        batch_client, jobs_with_tag(batch_client, "snakemake-workflow", "cancelme")
+    )
+    assert len(stopped) == 3 and {j["status"] for j in stopped} == {"FAILED"}
     # stopped by the plugin, not by the clean-up above (Batch keeps the first reason)
     assert all(j["statusReason"].startswith("Cancelled by Snakemake") for j in stopped), stopped
     assert emulated_env.running_containers() == 0

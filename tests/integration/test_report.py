@@ -21,7 +21,7 @@ from snakemake_executor_plugin_awsbatch_mpi.report import report_path
 from snakemake_executor_plugin_awsbatch_mpi.report.timeline import rule_colours
 
 from .. import _browser
-from .conftest import jobs_with_tag
+from .conftest import jobs_with_tag, with_array_children
 from .test_executor import snakemake_cmd, write_workflow
 
 pytestmark = [
@@ -59,8 +59,10 @@ def finished_run(emulation, tmp_path_factory):
         for name, value in emulation.client_env().items():
             patch.setenv(name, value)
         work = write_workflow(tmp_path_factory.mktemp("report") / "reported", SNAKEFILE)
+        # --jobs 10: all five ready jobs are selected at once, so align's two go as one
+        # array job (with 4, which jobs come first is Snakemake's choice).
         cmd = snakemake_cmd(work, "--awsbatch-mpi-multinode-job-queue", "local-mpi",
-                            "--keep-going")  # fmt: skip
+                            "--keep-going", "--jobs", "10")  # fmt: skip
         with reclaim_first_attempt("resorted"):
             run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300)
         assert run.returncode != 0, "rule broken fails, so the run fails"
@@ -83,13 +85,15 @@ def test_report_rows_sums_and_reasons(finished_run, tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0
     doc = json.loads(out.read_text())
-    raw = {j["jobId"]: j for j in jobs_with_tag(batch, "snakemake-run-id", run_id, queues=None)}
+    # Rule align's two jobs went as one array job (the default): the report has a row per child.
+    listed = jobs_with_tag(batch, "snakemake-run-id", run_id, queues=None)
+    raw = {j["jobId"]: j for j in with_array_children(batch, listed)}
     rows = {j["job_id"]: j for j in doc["jobs"]}
     assert set(rows) == set(raw)
     by_rule = {}
     for row in rows.values():
         by_rule.setdefault(row["rule"], []).append(row)
-    assert sorted(r["wildcards"] for r in by_rule["align"]) == ["x", "y"]
+    assert sorted(r["wildcards"] for r in by_rule["align"]) == ["[0]", "[1]"]  # array index
     assert {r["memory_mib"] for r in by_rule["align"]} == {287}  # 300 MB
 
     [sort] = by_rule["resorted"]

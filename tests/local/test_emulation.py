@@ -21,6 +21,7 @@ from snakemake_executor_plugin_awsbatch_mpi.local import (
     LocalEmulation,
 )
 from snakemake_executor_plugin_awsbatch_mpi.local.emulation import loopback_host
+from snakemake_executor_plugin_awsbatch_mpi.local.faults import BatchQuota
 from snakemake_executor_plugin_awsbatch_mpi.local.runtime import (
     LocalContainerRuntime,
     StartRequest,
@@ -177,3 +178,58 @@ def test_serve_forever_stops_everything_on_sigterm(tmp_path: Path) -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_batch_quota_is_a_one_second_window_without_burst() -> None:
+    quota = BatchQuota(rate=50)
+    assert all(quota.admit(10.0 + i / 1000) for i in range(50))  # 50 within 50 ms
+    assert not quota.admit(10.5)  # the 51st call within one second
+    assert quota.admit(11.001)  # the window slid past the first call
+    assert quota.counts == {"passed": 51, "throttled": 1}
+    with pytest.raises(ValueError, match="positive rate"):
+        BatchQuota(rate=0)
+    with pytest.raises(EmulationError, match="0 \\(off\\) or a positive"):
+        LocalEmulation(batch_quota=-1)
+
+
+def test_the_emulation_answers_429_above_the_quota_and_botocore_recovers(
+    emulation: LocalEmulation,
+) -> None:
+    """On by default, as on AWS. A client without retries meets the 429; the plugin's
+    clients (adaptive retry mode) get every answer."""
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from snakemake_executor_plugin_awsbatch_mpi.batch import clients
+    from snakemake_executor_plugin_awsbatch_mpi.local.faults import install_quota
+
+    assert emulation.batch_quota is not None and emulation.batch_quota.rate == 50
+    env = {k: v for k, v in emulation.client_env().items() if k != "AWS_ENDPOINT_URL"}
+    session = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=emulation.region,
+    )
+    bare = session.client(
+        "batch", endpoint_url=emulation.endpoint_url,
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+    ours = session.client(
+        "batch", endpoint_url=emulation.endpoint_url, config=clients.config(clients.Purpose.RUN)
+    )
+    quota = install_quota(4)  # low, so that a loaded test machine surely exceeds it
+    try:
+        codes = []
+        for _ in range(12):
+            try:
+                bare.describe_job_queues(jobQueues=["local-cpu"])
+                codes.append(200)
+            except ClientError as err:
+                codes.append(err.response["ResponseMetadata"]["HTTPStatusCode"])
+                assert err.response["Error"]["Code"] == "TooManyRequestsException"
+        assert 429 in codes and codes[:4] == [200] * 4
+        answers = [ours.describe_job_queues(jobQueues=["local-cpu"]) for _ in range(12)]
+        assert all(a["jobQueues"] for a in answers)
+        assert quota.counts["throttled"] >= codes.count(429)
+    finally:
+        emulation.batch_quota = install_quota(emulation.batch_quota.rate)
