@@ -23,6 +23,7 @@ from . import snakemake_internals as internals
 from .batch import clients
 from .batch.client import BatchClient, BatchSetupError
 from .batch.logs import fetch_tails
+from .batch.rule_logs import fetch_rule_logs, rule_log_lines
 from .batch.runs import record_submission
 from .batch.status import (
     Outcome,
@@ -566,7 +567,22 @@ class Executor(RemoteExecutor):
         tails = fetch_tails(
             self.batch, log_group, streams, self.settings.log_tail_lines, rule, fail.job_id
         )
-        message = failure_message(rule, fail, self.batch.region, log_group, tails, failed_nodes)
+        rule_logs = fetch_rule_logs(
+            self.batch,
+            internals.storage_urls(info.job.log),
+            rule,
+            fail.job_id,
+            self.settings.log_tail_lines,
+        )
+        message = failure_message(
+            rule,
+            fail,
+            self.batch.region,
+            log_group,
+            tails,
+            failed_nodes,
+            rule_log_lines(rule_logs),
+        )
         aux_logs = [tail.saved for tail in tails if tail.saved]
         self.report_job_error(info, msg=message + "\n", aux_logs=aux_logs)
 

@@ -145,6 +145,22 @@ def declared_resources(rule: Any) -> Mapping[str, Any] | None:
     return values
 
 
+def storage_urls(files: Iterable[Any]) -> list[str]:
+    """The storage queries (`s3://...`) of those files that live in storage.
+
+    A job's `log:` files are Snakemake `_IOFile`s; `is_storage` and `storage_object.query`
+    are Snakemake's own (not the executor interface's), so they are read defensively: a
+    Snakemake without them yields no URLs and the failure message falls back to the job log.
+    """
+    urls = []
+    for item in files:
+        if getattr(item, "is_storage", False):
+            query = getattr(getattr(item, "storage_object", None), "query", None)
+            if query:
+                urls.append(str(query))
+    return urls
+
+
 def source_archive_query(workflow: Any) -> str:
     """Where Snakemake uploaded the workflow sources ("" when it did not)."""
     archive = getattr(workflow, "_source_archive", None)
@@ -171,4 +187,5 @@ __all__ = [
     "needrun_jobs",
     "snakemake_version",
     "source_archive_query",
+    "storage_urls",
 ]
