@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_common.exceptions import ApiError, WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
@@ -87,6 +87,15 @@ def job_request(job: JobExecutorInterface, evaluated: Any = None) -> JobRequest:
     )
 
 
+class RunRefused(ApiError):
+    """The run cannot start; the message says why and what to do, and stands alone.
+
+    Snakemake prints a WorkflowError with the frames of code outside Snakemake under it (a
+    stray `File ".../executor.py", line N, in __post_init__`), but an ApiError as
+    "Error: <message>" only.
+    """
+
+
 class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         settings = self.workflow.executor_settings
@@ -95,8 +104,7 @@ class Executor(RemoteExecutor):
             self._start(settings)
         except WorkflowError as err:
             self._remove_source_archive()
-            # Snakemake prints a WorkflowError's frames under its message: keep only this one.
-            raise err.with_traceback(None) from None
+            raise RunRefused(str(err)) from None
         self.logger.info(
             f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
             f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}. Follow it with "
