@@ -11,7 +11,8 @@ import pytest
 
 from .test_example_workflow import config, expected, expected_report  # noqa: F401
 
-pytestmark = pytest.mark.integration
+# The example's gc_mpi rule compiles and runs an MPI program on the host.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("usable_mpi")]
 
 
 def run_demo(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
