@@ -139,3 +139,17 @@ def test_tests_that_need_mpi_skip_with_the_reason_and_fail_under_ci(runtime_only
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true and MPI is not usable: Open MPI's"):
         require_mpi(str(runtime_only))
+
+
+def test_demo_stops_at_once_with_the_sentence(runtime_only, tmp_path):
+    """`awsbatch-mpi demo` without usable MPI (and no apt-get): one sentence, nothing run."""
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_plugin_awsbatch_mpi.cli", "demo",
+         "--workdir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PATH": str(runtime_only)},
+    )
+    assert run.returncode == 1
+    assert run.stdout.strip() == "[demo] " + HEADERS_MISSING.format(
+        mpicc=runtime_only / "mpicc")
+    assert not (tmp_path / "demo").exists()
