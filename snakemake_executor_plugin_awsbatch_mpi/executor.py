@@ -34,9 +34,8 @@ from .batch.status import (
     outcome,
 )
 from .core.array_jobs import array_spec, command_map, group_for_arrays
-from .core.command import job_command, job_cores
+from .core.command import job_cores
 from .core.dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
-from .core.jobchecks import refusals
 from .core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .core.planner import (
     DEPENDS_ON_ROOM,
@@ -48,7 +47,6 @@ from .core.planner import (
     needs_disk_warning,
     plan_job,
     split_environment,
-    written_resources,
 )
 from .core.request import JobRequest, translation_settings
 from .core.routing import resolve_queue
@@ -57,34 +55,12 @@ from .mpi import ENV_KEY_URI
 from .mpi.key import key_uri, new_key
 from .ops import Status, has_failures, preflight
 from .settings import SettingsError, check_settings
+from .snakemake_jobs import job_command, job_request, refusals_of
 
 # A job Batch does not return for this many consecutive checks is reported as failed.
 MAX_MISSING_CHECKS = 5
 # Consecutive DescribeJobs failures (after botocore's own retries) before giving up.
 MAX_DESCRIBE_FAILURES = 10
-
-
-def job_request(job: JobExecutorInterface, evaluated: Any = None) -> JobRequest:
-    """Snakemake job (single or group) → the plain request the pure core understands.
-
-    `evaluated`: the job's resources evaluated without caching them on the job (the
-    whole-DAG check), instead of `job.resources`.
-    """
-    resources = dict((job.resources if evaluated is None else evaluated).items())
-    if job.is_group():
-        return JobRequest(
-            rule=job.name,
-            threads=int(resources.get("_cores", 1)),
-            resources=resources,
-            is_group=True,
-        )
-    return JobRequest(
-        rule=job.rule.name,
-        threads=job.threads if evaluated is None else int(resources.get("_cores", 1)),
-        resources=resources,
-        wildcards=dict(job.wildcards.items()) if job.wildcards else {},
-        written=written_resources(job.rule),
-    )
 
 
 class RunRefused(ApiError):
@@ -185,7 +161,7 @@ class Executor(RemoteExecutor):
         input sizes that are not known yet; such jobs are planned again when submitted).
         """
         jobs = internals.needrun_jobs(self.dag)
-        problems = refusals(jobs)
+        problems = refusals_of(jobs)
         if problems:
             raise WorkflowError("\n".join(problems) + " Nothing was submitted.")
         if self.immediate_submit:

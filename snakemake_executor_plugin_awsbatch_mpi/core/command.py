@@ -15,7 +15,8 @@ general arguments) and swaps only its job arguments and its config arguments for
 arguments rebuilt here, each quoted with `shlex.quote`. Two kinds of value cannot survive
 Snakemake's `--target-jobs` parser whatever the quoting (it splits on every `,` and strips
 `'`/`"` from both ends of a value); jobs with such values are refused before anything is
-submitted (`wildcard_problem`).
+submitted (`wildcard_problem`). `snakemake_jobs.job_command` reads the Snakemake job into the
+plain `JobArgs` rendered here: the core knows no Snakemake object.
 
 `--cores` becomes the vCPUs the job asked for (per node for MPI jobs) instead of `all`, so a
 job sees the cores Batch reserved for it rather than the whole host.
@@ -24,16 +25,9 @@ job sees the cores Batch reserved for it rather than the whole host.
 from __future__ import annotations
 
 import math
-import os
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from snakemake_interface_common.exceptions import WorkflowError
-from snakemake_interface_executor_plugins.executors.real import RealExecutor
-from snakemake_interface_executor_plugins.settings import SharedFSUsage
-from snakemake_interface_executor_plugins.utils import format_cli_arg
 
 from .multinode import mpi_layout_of
 from .request import JobRequest
@@ -132,32 +126,6 @@ def render_list_arg(flag: str, values: Iterable[object]) -> str:
     return " ".join(shlex.quote(word) for word in [flag, *words]) if words else ""
 
 
-def swap_list_arg(command: str, flag: str, values: Iterable[object]) -> str:
-    """`command` with Snakemake's own rendering of `flag values...` quoted safely instead.
-
-    Snakemake renders such lists with `format_cli_arg`, i.e. `repr()` per value; the text it
-    produced must occur exactly once (else guessing would be unsafe, see `swap_job_args`).
-    """
-    values = list(values)
-    theirs = format_cli_arg(flag, values)
-    if not theirs:
-        return command
-    return swap_job_args(command, f" {theirs}", f" {render_list_arg(flag, values)}")
-
-
-def config_args_of(executor: Any) -> list[tuple[str, list[str]]]:
-    """The user-supplied list arguments Snakemake passes on to every job: `--config` items
-    and `--configfiles` paths, as `format_job_exec` renders them."""
-    workflow = executor.workflow
-    settings = getattr(workflow, "config_settings", None)
-    config = [str(item) for item in (getattr(settings, "config_args", None) or [])]
-    files = [str(path) for path in (getattr(workflow, "overwrite_configfiles", None) or [])]
-    if files and SharedFSUsage.SOURCES not in workflow.storage_settings.shared_fs_usage:
-        # As Snakemake's get_configfiles_arg: deployed sources hold them at relative paths.
-        files = [os.path.relpath(path) for path in files]
-    return [("--config", config), ("--configfiles", files)]
-
-
 def wildcard_problem(target: TargetJob) -> str | None:
     """Why Snakemake's `--target-jobs` parser would change or reject a wildcard value, or None.
 
@@ -192,56 +160,12 @@ def job_cores(request: JobRequest) -> int:
     return max(1, math.ceil(vcpus_of(request)))
 
 
-def targets_of(job: Any) -> tuple[TargetJob, ...]:
-    """The target jobs of a Snakemake job or group job, as `--target-jobs` names them."""
-    return tuple(
-        TargetJob(spec.rulename, tuple((str(k), str(v)) for k, v in spec.wildcards_dict.items()))
-        for spec in job.get_target_spec()
-    )
-
-
-def _strings(values: Iterable[object]) -> tuple[str, ...]:
-    return tuple(str(value) for value in values)
-
-
-def job_args_of(executor: Any, job: Any, cores: int) -> JobArgs:
-    """Read a Snakemake job into `JobArgs` (the only place that touches Snakemake's objects)."""
-    return JobArgs(
-        targets=targets_of(job),
-        rules=_strings(job.rules),
-        cores=cores,
-        attempt=int(job.attempt),
-        group_id=str(job.jobid) if job.is_group() else None,
-        unneeded_temp_files=_strings(executor.workflow.dag.get_unneeded_temp_files(job)),
-    )
-
-
-def job_command(executor: Any, job: Any, cores: int) -> tuple[str, ...]:
-    """The container command of `job`: Snakemake's command, safe for `bash -c`, with `cores`.
-
-    Single, group, array (the command map holds the last element) and MPI jobs (the node agent
-    gets the last element) all use this one command.
-    """
-    args = job_args_of(executor, job, cores)
-    for target in args.targets:  # jobs added after a checkpoint were not vetted up front
-        problem = wildcard_problem(target)
-        if problem:
-            raise WorkflowError(f"{problem} Rename the files, or use other wildcards.")
-    command = executor.format_job_exec(job)
-    for flag, values in config_args_of(executor):
-        command = swap_list_arg(command, flag, values)
-    snakemake_args = RealExecutor.get_job_args(executor, job)
-    safe = render_job_args(args)
-    return (*SHELL, swap_job_args(command, snakemake_args, safe))
-
-
-def wildcard_problems_of(jobs: Iterable[Any]) -> list[str]:
-    """`wildcard_problem` over Snakemake jobs (groups included), one sentence per rule."""
+def wildcard_problems(targets: Iterable[TargetJob]) -> list[str]:
+    """`wildcard_problem` over the target jobs of a run (groups included), one per rule."""
     problems: dict[str, str] = {}
-    for job in jobs:
-        for target in targets_of(job):
-            if target.rule not in problems:
-                problem = wildcard_problem(target)
-                if problem:
-                    problems[target.rule] = problem
+    for target in targets:
+        if target.rule not in problems:
+            problem = wildcard_problem(target)
+            if problem:
+                problems[target.rule] = problem
     return list(problems.values())

@@ -1,17 +1,15 @@
 """Whole-DAG refusals of jobs that could only fail or hang inside Batch.
 
 Run over every job before the first submission, so that a workflow that cannot work on Batch
-costs nothing: no upstream job runs (and is paid for) before the problem shows.
+costs nothing: no upstream job runs (and is paid for) before the problem shows. The core takes
+plain data (target jobs, `pipe()` outputs); `snakemake_jobs` reads them from Snakemake's jobs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from snakemake.io import is_flagged
-
-from .command import wildcard_problems_of
+from .command import TargetJob, wildcard_problems
 
 
 def pipe_problem(rule: str, output: str) -> str:
@@ -24,37 +22,15 @@ def pipe_problem(rule: str, output: str) -> str:
     )
 
 
-def as_written(rule: Any, pattern: Any) -> str:
-    """An output pattern as the Snakefile has it, not its local copy of the storage object."""
-    if not is_flagged(pattern, "storage_object"):
-        return str(pattern)
-    query = str(pattern.storage_object.query)
-    prefix = str(rule.workflow.storage_settings.default_storage_prefix or "").rstrip("/")
-    return query[len(prefix) + 1 :] if prefix and query.startswith(prefix + "/") else query
+def refusals(targets: Iterable[TargetJob], pipe_outputs: Iterable[tuple[str, str]]) -> list[str]:
+    """Every reason the jobs of this run cannot run on Batch (empty when they can).
 
-
-def pipe_problems(jobs: Iterable[Any]) -> list[str]:
-    """One sentence per rule that writes a `pipe()` into storage, in DAG order.
-
-    A `pipe(local(...))` is left alone: Snakemake runs every job with a local() file on the
-    submitting machine, never on Batch.
+    `targets`: every target job of the run; `pipe_outputs`: (rule, output as written) of the
+    `pipe()` outputs that would go to storage. One sentence per rule and kind, in DAG order.
     """
-    problems: dict[str, str] = {}
-    for job in jobs:
-        for single in job.jobs if job.is_group() else [job]:
-            rule = single.rule
-            if rule.name in problems:
-                continue
-            for pattern in rule.output:
-                if is_flagged(pattern, "pipe") and not is_flagged(pattern, "local"):
-                    problems[rule.name] = pipe_problem(rule.name, as_written(rule, pattern))
-                    break
-    return list(problems.values())
-
-
-def refusals(jobs: Iterable[Any]) -> list[str]:
-    """Every reason the jobs of this run cannot run on Batch (empty when they can)."""
-    jobs = list(jobs)
+    pipes: dict[str, str] = {}
+    for rule, output in pipe_outputs:
+        pipes.setdefault(rule, pipe_problem(rule, output))
     return [
-        f"{p} Rename the files, or use other wildcards." for p in wildcard_problems_of(jobs)
-    ] + pipe_problems(jobs)
+        f"{p} Rename the files, or use other wildcards." for p in wildcard_problems(targets)
+    ] + list(pipes.values())

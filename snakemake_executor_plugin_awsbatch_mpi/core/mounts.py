@@ -11,8 +11,9 @@ import shlex
 
 from ..mpi import ENV_LOCAL_FS_ROOT
 from .multinode import mpi_layout_of
-from .request import JobRequest, TranslationSettings, _given
+from .request import JobRequest, TranslationSettings
 from .spec import Platform, QueueInfo, ResourceError, Volume, VolumeKind
+from .values import given
 
 EFS_ID = re.compile(r"^fs-[0-9a-f]{8,40}$")
 
@@ -79,7 +80,7 @@ def volumes_of(
     res, rule = request.resources, request.rule
     by_path = {volume.container_path: volume for volume in settings.volumes or ()}
     name = "awsbatch_volumes"
-    if _given(res, name):
+    if given(res, name):
         try:
             by_path.update({v.container_path: v for v in parse_volumes(str(res[name]))})
         except ValueError as err:
@@ -91,7 +92,7 @@ def volumes_of(
     if hosts and queue.platform is Platform.FARGATE:
         raise ResourceError(
             rule,
-            name if _given(res, name) else "--awsbatch-mpi-volumes",
+            name if given(res, name) else "--awsbatch-mpi-volumes",
             " ".join(hosts),
             f"queue '{queue.name}' runs on Fargate, which has no host file systems; use EFS "
             "('efs:FS_ID:/PATH') or route the rule to an EC2 queue with "
@@ -104,7 +105,7 @@ def shared_workdir_of(request: JobRequest, volumes: tuple[Volume, ...]) -> str |
     """`awsbatch_workdir`: a directory on one of the job's shared volumes (MPI rules only),
     below which each job runs in a directory of its own that every node sees."""
     res, rule, name = request.resources, request.rule, "awsbatch_workdir"
-    if not _given(res, name):
+    if not given(res, name):
         return None
     path = str(res[name]).rstrip("/")
     writable = [v.container_path for v in volumes if not v.read_only]

@@ -13,9 +13,10 @@ from ..mpi import (
     ENV_SLOTS,
     ENV_TASKS,
 )
-from .request import JobRequest, _flag, _given, _positive_int
+from .request import JobRequest
 from .sizes import gpus_of
 from .spec import MpiLayout, Platform, QueueInfo, ResourceError
+from .values import flag, given, positive_int
 
 MAX_NODES = 1000
 
@@ -35,13 +36,13 @@ MAX_EFA_DEVICES = 32
 def efa_devices_of(request: JobRequest, layout: MpiLayout | None) -> int:
     """`awsbatch_efa`: True for one EFA device per node, or the number of devices (MPI only)."""
     res, rule, name = request.resources, request.rule, "awsbatch_efa"
-    if not _given(res, name):
+    if not given(res, name):
         return 0
     value = res[name]
     if isinstance(value, bool) or str(value).strip().lower() in ("true", "false", "yes", "no"):
-        devices = int(_flag(rule, name, value))
+        devices = int(flag(rule, name, value))
     else:
-        devices = _positive_int(rule, name, value, minimum=0)
+        devices = positive_int(rule, name, value, minimum=0)
     if devices > MAX_EFA_DEVICES:
         raise ResourceError(
             rule, name, value, f"must be True or a number of devices from 1 to {MAX_EFA_DEVICES}."
@@ -72,9 +73,9 @@ def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
     are used: with `cpus_per_task` c, each node runs threads // c tasks.
     """
     res, rule = request.resources, request.rule
-    has_mpi, has_tasks = _given(res, "mpi"), _given(res, "tasks")
+    has_mpi, has_tasks = given(res, "mpi"), given(res, "tasks")
     if not has_mpi:
-        if has_tasks and _positive_int(rule, "tasks", res["tasks"]) > 1:
+        if has_tasks and positive_int(rule, "tasks", res["tasks"]) > 1:
             raise ResourceError(
                 rule,
                 "tasks",
@@ -83,14 +84,14 @@ def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
                 "{resources.mpi} -n {resources.tasks} in the shell command.",
             )
         for name in ("nodes", "tasks_per_node"):
-            if _given(res, name) and _positive_int(rule, name, res[name]) > 1:
+            if given(res, name) and positive_int(rule, name, res[name]) > 1:
                 raise ResourceError(
                     rule,
                     name,
                     res[name],
                     "several nodes need an MPI rule: add resources: mpi='mpirun' and tasks=N.",
                 )
-        if _given(res, "awsbatch_instance_type"):
+        if given(res, "awsbatch_instance_type"):
             raise ResourceError(
                 rule,
                 "awsbatch_instance_type",
@@ -108,16 +109,16 @@ def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
             res["mpi"],
             "an MPI rule needs the number of ranks: add resources: tasks=N.",
         )
-    tasks = _positive_int(rule, "tasks", res["tasks"])
+    tasks = positive_int(rule, "tasks", res["tasks"])
     cpus = (
-        _positive_int(rule, "cpus_per_task", res["cpus_per_task"])
-        if _given(res, "cpus_per_task")
+        positive_int(rule, "cpus_per_task", res["cpus_per_task"])
+        if given(res, "cpus_per_task")
         else 1
     )
-    nodes = _positive_int(rule, "nodes", res["nodes"]) if _given(res, "nodes") else None
+    nodes = positive_int(rule, "nodes", res["nodes"]) if given(res, "nodes") else None
     per_node = (
-        _positive_int(rule, "tasks_per_node", res["tasks_per_node"])
-        if _given(res, "tasks_per_node")
+        positive_int(rule, "tasks_per_node", res["tasks_per_node"])
+        if given(res, "tasks_per_node")
         else None
     )
     if per_node is not None:
@@ -160,7 +161,7 @@ def mpi_layout_of(request: JobRequest) -> MpiLayout | None:
             )
         nodes = tasks // per_node
     else:
-        threads = _positive_int(rule, "threads", request.threads)
+        threads = positive_int(rule, "threads", request.threads)
         per_node = max(1, threads // cpus)
         nodes = math.ceil(tasks / per_node)
         per_node = min(per_node, tasks)
@@ -192,7 +193,7 @@ def mpi_environment(
     }
 
 
-def _check_multinode_queue(rule: str, queue: QueueInfo) -> None:
+def check_multinode_queue(rule: str, queue: QueueInfo) -> None:
     if queue.platform is Platform.FARGATE or queue.spot_only:
         kind = "Fargate" if queue.platform is Platform.FARGATE else "Spot"
         raise ResourceError(

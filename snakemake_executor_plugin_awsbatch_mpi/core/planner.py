@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..snakemake_internals import declared_resources
 from .environment import filter_environment
 from .jobdef import register_payload, submit_payload
 from .naming import job_name
@@ -34,32 +33,6 @@ _ARN_PREFIX = "arn:aws:batch:ap-southeast-2:123456789012:job-definition/"
 
 class PlanError(ValueError):
     """A job's requests would break a Batch limit; the message says what to do instead."""
-
-
-def written_resources(rule: Any) -> dict[str, object]:
-    """The rule's `resources:` as written in the Snakefile (plain values; callables left out).
-
-    Snakemake rounds floats (gpu=1.5 becomes 2) and derives mem_mib from mem_mb before the
-    plugin sees them; errors must name what the user wrote (`snakemake_internals`).
-    """
-    values = declared_resources(rule)
-    if not values:
-        return {}
-    # --set-resources replaces what the Snakefile says (mem_mb there also replaces mem_mib).
-    settings = getattr(getattr(rule, "workflow", None), "resource_settings", None)
-    overwritten = (getattr(settings, "overwrite_resources", None) or {}).get(
-        getattr(rule, "name", None)
-    ) or {}
-    replaced = {_base(name) for name in overwritten.keys()}
-    return {
-        k: v
-        for k, v in values.items()
-        if isinstance(v, int | float | str) and _base(k) not in replaced
-    }
-
-
-def _base(name: str) -> str:
-    return name.removesuffix("_mib").removesuffix("_mb")
 
 
 def run_tags(run_id: str, rule: str, workflow: str) -> dict[str, str]:

@@ -1,17 +1,15 @@
 """What the translation of a job starts from: the job's request and the executor settings that
-matter, as value objects decoupled from Snakemake, and the number parsing every resource uses.
+matter, as value objects decoupled from Snakemake.
 
-The helpers raise `ResourceError` naming the rule, the resource and the value as written, so
-each concern's module validates its own resources the same way.
+The values in `JobRequest.resources` are still as Snakemake passed them; `values` parses them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
 
-from .spec import ResourceError, Volume
+from .spec import Volume
 
 # Used when a job has no memory resource at all (Snakemake without --default-resources).
 DEFAULT_MEMORY_MIB = 2048
@@ -74,49 +72,3 @@ def translation_settings(settings: object, container_image: str) -> TranslationS
             value = spec.default_factory()
         values[name] = value
     return TranslationSettings(**values)  # type: ignore[arg-type]
-
-
-def _given(res: Mapping[str, object], name: str) -> bool:
-    """The resource is set (Snakemake passes unset ones as None or "")."""
-    return res.get(name) not in (None, "")
-
-
-def _mib_from_mb(mb: float) -> float:
-    """Snakemake's *_mb resources are 10^6 bytes; Batch sizes are MiB (2^20 bytes)."""
-    return mb * 1_000_000 / 1_048_576
-
-
-def _positive_int(rule: str, name: str, value: object, minimum: int = 1) -> int:
-    """Accept ints and integral strings/floats; Snakemake passes resources as int or str."""
-    if isinstance(value, bool):
-        raise ResourceError(rule, name, value, f"must be a whole number >= {minimum}.")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ResourceError(rule, name, value, f"must be a whole number >= {minimum}.") from None
-    if not number.is_integer() or number < minimum:
-        raise ResourceError(rule, name, value, f"must be a whole number >= {minimum}.")
-    return int(number)
-
-
-def _positive_number(rule: str, name: str, value: object) -> float:
-    if isinstance(value, bool):
-        raise ResourceError(rule, name, value, "must be a number > 0.")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ResourceError(rule, name, value, "must be a number > 0.") from None
-    if not number > 0 or math.isinf(number):
-        raise ResourceError(rule, name, value, "must be a number > 0.")
-    return number
-
-
-def _flag(rule: str, name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ResourceError(rule, name, value, "must be True or False.")

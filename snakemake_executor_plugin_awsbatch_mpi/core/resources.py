@@ -1,10 +1,10 @@
 """Translate a Snakemake job's resources into a Batch `JobSpec` (pure, no AWS calls).
 
-Each resource is read and validated by the module of its concern (`request`, `sizes`, `tags`,
-`mounts`, `multinode`, `routing`); this module checks the resource names and values as written,
-and assembles the pieces, with the checks that need the queue, so that a bad rule stops the run
-before anything is submitted, with an error naming the rule, the resource, the value and what
-is allowed.
+Each resource is parsed by `values` and validated by the module of its concern (`sizes`,
+`tags`, `mounts`, `multinode`, `routing`); this module checks the resource names and values as
+written, and assembles the pieces, with the checks that need the queue, so that a bad rule
+stops the run before anything is submitted, with an error naming the rule, the resource, the
+value and what is allowed.
 """
 
 from __future__ import annotations
@@ -17,27 +17,28 @@ from .capacity import instance_size, placement_problem
 from .mounts import in_shared_workdir, shared_workdir_of, volumes_of
 from .multinode import (
     MPI_AGENT_COMMAND,
-    _check_multinode_queue,
+    check_multinode_queue,
     efa_devices_of,
     efa_environment,
     mpi_environment,
     mpi_layout_of,
 )
-from .request import JobRequest, TranslationSettings, _flag, _given, _positive_int
+from .request import JobRequest, TranslationSettings
 from .routing import resolve_queue
 from .sizes import (
     FARGATE_MAX_EPHEMERAL_GIB,
     FARGATE_MIN_EPHEMERAL_GIB,
-    _sized_resource,
     disk_mib_of,
     fargate_size,
     gpus_of,
     memory_mib_of,
+    sized_resource,
     timeout_of,
     vcpus_of,
 )
 from .spec import JobShape, JobSize, JobSpec, MpiLayout, Platform, QueueInfo, ResourceError
 from .tags import MAX_TAGS, parse_secrets, parse_tags, tag_problem
+from .values import flag, given, positive_int
 
 MAX_PRIORITY = 9999
 
@@ -116,14 +117,14 @@ def _container_options(request: JobRequest) -> tuple[int | None, int | None, boo
     """Priority, shared memory and privileged flag from the `awsbatch_*` resources."""
     res, rule = request.resources, request.rule
     priority: int | None = None
-    if _given(res, "awsbatch_priority"):
-        priority = _positive_int(rule, "awsbatch_priority", res["awsbatch_priority"], minimum=0)
+    if given(res, "awsbatch_priority"):
+        priority = positive_int(rule, "awsbatch_priority", res["awsbatch_priority"], minimum=0)
         if priority > MAX_PRIORITY:
             raise ResourceError(rule, "awsbatch_priority", priority, "must be 0..9999.")
     shm: int | None = None
-    if _given(res, "awsbatch_shm_mb"):
-        shm = _positive_int(rule, "awsbatch_shm_mb", res["awsbatch_shm_mb"])
-    privileged = _flag(rule, "awsbatch_privileged", res.get("awsbatch_privileged", False))
+    if given(res, "awsbatch_shm_mb"):
+        shm = positive_int(rule, "awsbatch_shm_mb", res["awsbatch_shm_mb"])
+    privileged = flag(rule, "awsbatch_privileged", res.get("awsbatch_privileged", False))
     return priority, shm, privileged
 
 
@@ -157,7 +158,7 @@ def translate(
         command = (*command[:-1], in_shared_workdir(command[-1], workdir))
     efa_devices = efa_devices_of(request, layout)
     if layout is not None:
-        _check_multinode_queue(rule, queue)
+        check_multinode_queue(rule, queue)
         vcpus = layout.tasks_per_node * layout.cpus_per_task
         if efa_devices:
             environment = {**efa_environment(layout), **environment}
@@ -295,12 +296,12 @@ def _check_placement(
     if layout is not None:
         name, value = "tasks", res.get("tasks")
     elif gpus and "GPU" in problem:
-        name, value = ("gpu", res["gpu"]) if _given(res, "gpu") else ("nvidia_gpu", gpus)
+        name, value = ("gpu", res["gpu"]) if given(res, "gpu") else ("nvidia_gpu", gpus)
     elif "memory" in problem:
-        found = _sized_resource(request, "mem")
+        found = sized_resource(request, "mem")
         name, value = found if found else ("mem_mb", memory)
     else:
-        name, value = ("cpus_per_task", res["cpus_per_task"]) if _given(
+        name, value = ("cpus_per_task", res["cpus_per_task"]) if given(
             res, "cpus_per_task"
         ) else ("threads", vcpus)
     raise ResourceError(
@@ -317,7 +318,7 @@ def _check_placement(
 def _share_of(request: JobRequest, queue: QueueInfo) -> str | None:
     """`awsbatch_share` only on fair-share queues, and always there (Batch's rule)."""
     res = request.resources
-    share = str(res["awsbatch_share"]) if _given(res, "awsbatch_share") else None
+    share = str(res["awsbatch_share"]) if given(res, "awsbatch_share") else None
     if share is not None and queue.fair_share is False:
         raise ResourceError(
             request.rule,
@@ -351,7 +352,7 @@ def _tags_of(
             raise ResourceError(
                 rule, "--awsbatch-mpi-tags", f"{key}={value}", f"{problem}. Change the tag."
             )
-    if _given(res, "awsbatch_tags"):
+    if given(res, "awsbatch_tags"):
         text = res["awsbatch_tags"]
         try:
             own = parse_tags(str(text), "awsbatch_tags")
@@ -380,7 +381,7 @@ def _secrets_of(
     """--awsbatch-mpi-secrets plus the rule's `awsbatch_secrets`; they need an execution role."""
     res, rule = request.resources, request.rule
     secrets = dict(settings.secrets)
-    if _given(res, "awsbatch_secrets"):
+    if given(res, "awsbatch_secrets"):
         text = res["awsbatch_secrets"]
         try:
             secrets.update(parse_secrets(str(text), "awsbatch_secrets"))
@@ -391,7 +392,7 @@ def _secrets_of(
     if secrets and not settings.execution_role_arn:
         raise ResourceError(
             rule,
-            "awsbatch_secrets" if _given(res, "awsbatch_secrets") else "--awsbatch-mpi-secrets",
+            "awsbatch_secrets" if given(res, "awsbatch_secrets") else "--awsbatch-mpi-secrets",
             ", ".join(sorted(secrets)),
             "Batch injects secrets through the ECS execution role: set "
             "--awsbatch-mpi-execution-role-arn to a role that may read them "

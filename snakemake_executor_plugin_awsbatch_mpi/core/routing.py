@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from .multinode import mpi_layout_of
-from .request import JobRequest, TranslationSettings, _given
+from .request import JobRequest, TranslationSettings
 from .sizes import gpus_of
 from .spec import ResourceError
+from .values import given
 
 
 def resolve_queue(request: JobRequest, settings: TranslationSettings) -> str:
     """Pick the job queue: explicit rule queue > GPU model map > GPU queue > default queue."""
     res = request.resources
     rule = request.rule
-    if _given(res, "awsbatch_queue"):
+    if given(res, "awsbatch_queue"):
         return str(res["awsbatch_queue"])
     if mpi_layout_of(request) is not None:
         if not settings.multinode_job_queue:

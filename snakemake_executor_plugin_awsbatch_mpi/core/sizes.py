@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 
-from .request import JobRequest, _given, _mib_from_mb, _positive_int, _positive_number
+from .request import JobRequest
 from .spec import ResourceError
+from .values import given, mib_from_mb, positive_int, positive_number
 
 # Snakemake's own test workflows ask for mem="5MB"; a Python process running Snakemake needs
 # far more. Requests below the floor are raised to it (never rejected, never shrunk).
@@ -36,15 +37,15 @@ FARGATE_SIZES: dict[float, tuple[int, int, int]] = {
 def vcpus_of(request: JobRequest) -> int:
     """VCPU is `cpus_per_task` when given (SLURM-style rules), else the job's threads."""
     res = request.resources
-    if _given(res, "cpus_per_task"):
-        return _positive_int(request.rule, "cpus_per_task", res["cpus_per_task"])
+    if given(res, "cpus_per_task"):
+        return positive_int(request.rule, "cpus_per_task", res["cpus_per_task"])
     threads = res.get("_cores", request.threads) if request.is_group else request.threads
     # Snakemake accepts `threads: 0` (a job that needs no core of its own); Batch's smallest
     # container has 1 vCPU, like the 256 MiB memory floor below.
-    return max(1, _positive_int(request.rule, "threads", threads, minimum=0))
+    return max(1, positive_int(request.rule, "threads", threads, minimum=0))
 
 
-def _sized_resource(request: JobRequest, base: str) -> tuple[str, object] | None:
+def sized_resource(request: JobRequest, base: str) -> tuple[str, object] | None:
     """(name, value) of a sized resource (`mem`, `disk`), preferring the unit the user wrote.
 
     Snakemake derives `mem_mib` from `mem_mb` (and the reverse), so both are present; the one
@@ -54,19 +55,19 @@ def _sized_resource(request: JobRequest, base: str) -> tuple[str, object] | None
     names = (f"{base}_mib", f"{base}_mb")
     written = [n for n in names if n in request.written]
     for name in written + [n for n in names if n not in written]:
-        if _given(res, name):
+        if given(res, name):
             return name, res[name]
     return None
 
 
 def _size_mib(request: JobRequest, base: str) -> tuple[str, object, float] | None:
     """(name as written, value as written, MiB) of a sized resource, validated (> 0)."""
-    found = _sized_resource(request, base)
+    found = sized_resource(request, base)
     if found is None:
         return None
     name, value = found
-    number = _positive_number(request.rule, name, value)
-    return name, value, number if name.endswith("_mib") else _mib_from_mb(number)
+    number = positive_number(request.rule, name, value)
+    return name, value, number if name.endswith("_mib") else mib_from_mb(number)
 
 
 def memory_mib_of(request: JobRequest, default_mib: int) -> int:
@@ -84,8 +85,8 @@ def disk_mib_of(request: JobRequest) -> tuple[str, object, float] | None:
 def gpus_of(request: JobRequest) -> int:
     res = request.resources
     for name in ("gpu", "nvidia_gpu"):
-        if _given(res, name):
-            return _positive_int(request.rule, name, res[name], minimum=0)
+        if given(res, name):
+            return positive_int(request.rule, name, res[name], minimum=0)
     return 0
 
 
@@ -94,7 +95,7 @@ def timeout_of(request: JobRequest) -> int | None:
     value = request.resources.get("runtime")
     if value in (None, ""):
         return None
-    minutes = _positive_number(request.rule, "runtime", value)
+    minutes = positive_number(request.rule, "runtime", value)
     if minutes < 1:
         raise ResourceError(
             request.rule, "runtime", value, "must be at least 1 minute (Batch's minimum timeout)."

@@ -25,7 +25,6 @@ from typing import Any
 
 from ..core import request
 from ..core.naming import job_name
-from ..core.planner import written_resources
 from ..core.request import TranslationSettings
 
 PLUGIN_NAME = "awsbatch-mpi"
@@ -54,7 +53,7 @@ class WorkflowJob:
     local: bool = False  # runs on the submitting machine (localrules), not on Batch
     is_group: bool = False
     checkpoint: bool = False
-    # The rule's resources as written in the Snakefile (see planner.written_resources).
+    # The rule's resources as written in the Snakefile (see snakemake_jobs.written_resources).
     written: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -169,7 +168,7 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
     from snakemake_interface_executor_plugins.settings import ExecMode
 
     from .. import snakemake_internals as internals
-    from ..core.jobchecks import refusals
+    from ..snakemake_jobs import refusals_of
 
     try:
         internals.check_plan()
@@ -251,7 +250,7 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         workflow._build_dag()
         workflow.dag.update_groups()  # as Workflow.execute() does before scheduling
         jobs = _jobs_of(workflow, workflow.dag)
-        refused = tuple(refusals(workflow.dag.jobs))
+        refused = tuple(refusals_of(workflow.dag.jobs))
         envvars = tuple(sorted(set(workflow.envvars) | set(getattr(args, "envvars", None) or ())))
     produced = {out for job in jobs for out in job.outputs}
     sources = sorted({f for job in jobs for f in job.inputs if f not in produced})
@@ -266,6 +265,8 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
 
 def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
     """Jobs (group jobs as one) in topological levels, each level sorted by name."""
+    from ..snakemake_jobs import written_resources
+
     keys: dict[Any, str] = {}
     used: set[str] = set()
     records: list[tuple[Any, list[Any]]] = []  # (unit, members)

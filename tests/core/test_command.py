@@ -18,7 +18,6 @@ from snakemake_interface_executor_plugins.utils import (
 from snakemake_executor_plugin_awsbatch_mpi.core.command import (
     JobArgs,
     TargetJob,
-    job_command,
     job_cores,
     render_job_args,
     repr_quoting_is_safe,
@@ -26,6 +25,7 @@ from snakemake_executor_plugin_awsbatch_mpi.core.command import (
     wildcard_problem,
 )
 from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest
+from snakemake_executor_plugin_awsbatch_mpi.snakemake_jobs import job_command
 
 HOSTILE = [
     "a'$(touch pwned)",

@@ -1,5 +1,3 @@
-from types import SimpleNamespace
-
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.core.planner import (
@@ -9,7 +7,6 @@ from snakemake_executor_plugin_awsbatch_mpi.core.planner import (
     plan_job,
     run_tags,
     split_environment,
-    written_resources,
 )
 from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
 from snakemake_executor_plugin_awsbatch_mpi.core.spec import QueueInfo
@@ -73,15 +70,3 @@ def test_secrets_change_the_definition_and_win_over_plain_variables():
     with_secret = plan(settings=settings, env=env)
     assert with_secret.definition != plan(env=env).definition  # part of the content hash
     assert "PLAIN" not in dict(with_secret.spec.environment)
-
-
-def test_written_resources_come_from_the_rule_as_declared():
-    rule = SimpleNamespace(ruleinfo=SimpleNamespace(resources=((), {
-        "gpu": 1.5, "mem_mb": -100, "cb": lambda wildcards: 1})))
-    assert written_resources(rule) == {"gpu": 1.5, "mem_mb": -100}
-    assert written_resources(SimpleNamespace()) == {}
-    # --set-resources r:gpu=2 r:mem_mib=500 replaces what the Snakefile says
-    rule.name = "r"
-    rule.workflow = SimpleNamespace(resource_settings=SimpleNamespace(
-        overwrite_resources={"r": {"gpu": 2, "mem_mib": 500}}))
-    assert written_resources(rule) == {}
