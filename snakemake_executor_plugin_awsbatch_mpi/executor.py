@@ -36,6 +36,7 @@ from .batch.status import (
 from .core.array_jobs import array_spec, command_map, group_for_arrays
 from .core.command import job_cores
 from .core.dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
+from .core.images import image_warning, runs_in_snakemake_image
 from .core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .core.planner import (
     DEPENDS_ON_ROOM,
@@ -109,6 +110,7 @@ class Executor(RemoteExecutor):
         self._attempts_seen: dict[str, int] = {}
         self._environment: Environment | None = None
         self._disk_rules: set[str] = set()
+        self._image_rules: set[str] = set()  # rules whose jobs run in Snakemake's image
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         self._preflight()
         self._validate_dag()
@@ -182,6 +184,9 @@ class Executor(RemoteExecutor):
                 self._plan(job, request, self._mpi_key_uri(), before_submission=True)
         if self._disk_rules:
             self._warn_once("disk", disk_warning(self._disk_rules) or "")
+        image = image_warning(self.translation.default_image, self._image_rules)
+        if image:
+            self._warn_once("image", image)
 
     def _preflight(self) -> None:
         """Cheap checks of the configured queues: refuse to submit jobs that can never run."""
@@ -273,6 +278,8 @@ class Executor(RemoteExecutor):
             raise WorkflowError(f"Rule '{request.rule}': {err}{after}") from None
         for warning in plan.warnings:
             self._warn_once(warning, warning)
+        if runs_in_snakemake_image(plan.spec):
+            self._image_rules.add(request.rule)
         if needs_disk_warning(plan, request):
             self._disk_rules.add(request.rule)
             if not before_submission:

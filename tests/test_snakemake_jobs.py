@@ -2,7 +2,14 @@
 
 from types import SimpleNamespace
 
-from snakemake_executor_plugin_awsbatch_mpi.snakemake_jobs import written_resources
+import pytest
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.real import RealExecutor
+from snakemake_interface_executor_plugins.utils import TargetSpec, format_cli_arg
+
+from snakemake_executor_plugin_awsbatch_mpi.snakemake_jobs import job_command, written_resources
+
+from .core.test_command import HOSTILE, bash_words
 
 
 def test_written_resources_come_from_the_rule_as_declared():
@@ -15,3 +22,71 @@ def test_written_resources_come_from_the_rule_as_declared():
     rule.workflow = SimpleNamespace(resource_settings=SimpleNamespace(
         overwrite_resources={"r": {"gpu": 2, "mem_mib": 500}}))
     assert written_resources(rule) == {}
+
+
+class FakeJob:
+    """The attributes of a Snakemake job that Snakemake's get_job_args and the plugin read."""
+
+    def __init__(self, wildcards: dict[str, str], group: bool = False) -> None:
+        self.wildcards = wildcards
+        self.group = group
+        self.rules = ["r"]
+        self.attempt = 1
+        self.jobid = "gid"
+        self.is_updated = False
+
+    def get_target_spec(self):
+        return [TargetSpec("r", self.wildcards)]
+
+    def is_group(self):
+        return self.group
+
+
+class FakeExecutor:
+    """Builds its command the way RealExecutor.format_job_exec does around get_job_args,
+    with Snakemake's own rendering of `--config` items."""
+
+    cores = "all"
+
+    def __init__(self, config_args=()):
+        self.workflow = SimpleNamespace(
+            dag=SimpleNamespace(get_unneeded_temp_files=lambda job: []),
+            config_settings=SimpleNamespace(config_args=list(config_args)),
+        )
+
+    def format_job_exec(self, job):
+        config = format_cli_arg("--config", self.workflow.config_settings.config_args)
+        return (
+            "python -m snakemake --deploy-sources s3://b/x.tar.xz 1 && python -m snakemake "
+            f"--snakefile Snakefile {config} --latency-wait 5 "
+            f"{RealExecutor.get_job_args(self, job)} --mode remote"
+        )
+
+
+def test_job_command_keeps_snakemakes_command_around_safe_arguments(tmp_path):
+    value = "a'$(touch pwned)"
+    command = job_command(FakeExecutor(), FakeJob({"x": value}), cores=2)
+    assert command[:2] == ("/bin/bash", "-c")
+    assert command[2].startswith("python -m snakemake --deploy-sources s3://b/x.tar.xz 1 && ")
+    assert command[2].endswith(" --mode remote")
+    words = bash_words(command[2].split("&& ", 1)[1], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert words[words.index("--target-jobs") + 1] == f"r:x={value}"
+    assert words[words.index("--cores") + 1] == "2"
+
+
+def test_job_command_refuses_a_value_snakemake_cannot_carry():
+    with pytest.raises(WorkflowError, match="contains a comma.*Rename the files"):
+        job_command(FakeExecutor(), FakeJob({"x": "a,b"}), cores=1)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_config_values_are_data_in_the_job_command(value, tmp_path):
+    """`--config k=v` items get Snakemake's repr() quoting too: `x'$(touch y)` ran in jobs."""
+    items = [f"kk={value}", "other=1"]
+    command = job_command(FakeExecutor(items), FakeJob({"x": "1"}), cores=1)
+    words = bash_words(command[2].split("&& ", 1)[1], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    start = words.index("--config") + 1
+    assert words[start : start + 2] == items
+    assert words[start + 2] == "--latency-wait"

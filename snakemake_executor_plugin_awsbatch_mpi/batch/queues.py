@@ -48,7 +48,7 @@ def environments_of(
 def queue_info_from(
     name: str, queue: Mapping[str, Any], envs: Sequence[Mapping[str, Any]]
 ) -> QueueInfo:
-    """The `QueueInfo` of a queue: the executor's (batch.py) and the doctor's."""
+    """The `QueueInfo` of a queue: the executor's (batch/client.py) and the doctor's."""
     types = [capacity_type(e) for e in envs]
     platform = (
         Platform.FARGATE

@@ -3,7 +3,7 @@
 - `outcomes.py`: what a check says (`CheckResult`, PASS/WARN/FAIL) and how a list is printed.
 - `checks.py`, `instance_fit.py`, `gpu_mpi_checks.py`: pure checks over describe_* answers
   (credentials, queues, role, S3; what a queue's instances can place; GPU and MPI queues).
-- `aws.py`: the only AWS caller of this package part (doctor reads, setup's CloudFormation
+- `aws_shell.py`: the only AWS caller of this package part (doctor reads, setup's CloudFormation
   calls, the executor's `preflight`).
 - `stack.py` + `template.yaml`: the CloudFormation stack of `setup` (pure).
 - `workflow.py`: a Snakefile's jobs through Snakemake's API (no AWS).

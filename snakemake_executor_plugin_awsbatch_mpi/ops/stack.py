@@ -4,7 +4,7 @@ The template (`template.yaml`, shipped in the package) creates a CPU queue (Spot
 a GPU queue and a multi-node MPI queue with their compute environments, the job role, the
 instance role, a log group and optionally a VPC and an EFS file system. This module turns
 command-line options into the stack's parameters and the stack's events and outputs into
-messages; `aws.py` makes the calls.
+messages; `aws_shell.py` makes the calls.
 """
 
 from __future__ import annotations

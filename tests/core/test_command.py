@@ -1,19 +1,12 @@
-"""The job command: job arguments quoted for bash, cores from the job's request."""
+"""The job command's arguments quoted for bash, and cores from the job's request (core)."""
 
 from __future__ import annotations
 
 import subprocess
-from types import SimpleNamespace
 
 import pytest
 from snakemake.target_jobs import parse_target_jobs_cli_args
-from snakemake_interface_common.exceptions import WorkflowError
-from snakemake_interface_executor_plugins.executors.real import RealExecutor
-from snakemake_interface_executor_plugins.utils import (
-    TargetSpec,
-    format_cli_arg,
-    format_cli_value,
-)
+from snakemake_interface_executor_plugins.utils import format_cli_value
 
 from snakemake_executor_plugin_awsbatch_mpi.core.command import (
     JobArgs,
@@ -25,7 +18,6 @@ from snakemake_executor_plugin_awsbatch_mpi.core.command import (
     wildcard_problem,
 )
 from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest
-from snakemake_executor_plugin_awsbatch_mpi.snakemake_jobs import job_command
 
 HOSTILE = [
     "a'$(touch pwned)",
@@ -152,71 +144,3 @@ def test_values_that_survive_the_parser_are_accepted(value):
 def test_cores_are_the_vcpus_the_job_asked_for(threads, resources, is_group, cores):
     request = JobRequest(rule="r", threads=threads, resources=resources, is_group=is_group)
     assert job_cores(request) == cores
-
-
-class FakeJob:
-    """The attributes of a Snakemake job that Snakemake's get_job_args and the plugin read."""
-
-    def __init__(self, wildcards: dict[str, str], group: bool = False) -> None:
-        self.wildcards = wildcards
-        self.group = group
-        self.rules = ["r"]
-        self.attempt = 1
-        self.jobid = "gid"
-        self.is_updated = False
-
-    def get_target_spec(self):
-        return [TargetSpec("r", self.wildcards)]
-
-    def is_group(self):
-        return self.group
-
-
-class FakeExecutor:
-    """Builds its command the way RealExecutor.format_job_exec does around get_job_args,
-    with Snakemake's own rendering of `--config` items."""
-
-    cores = "all"
-
-    def __init__(self, config_args=()):
-        self.workflow = SimpleNamespace(
-            dag=SimpleNamespace(get_unneeded_temp_files=lambda job: []),
-            config_settings=SimpleNamespace(config_args=list(config_args)),
-        )
-
-    def format_job_exec(self, job):
-        config = format_cli_arg("--config", self.workflow.config_settings.config_args)
-        return (
-            "python -m snakemake --deploy-sources s3://b/x.tar.xz 1 && python -m snakemake "
-            f"--snakefile Snakefile {config} --latency-wait 5 "
-            f"{RealExecutor.get_job_args(self, job)} --mode remote"
-        )
-
-
-def test_job_command_keeps_snakemakes_command_around_safe_arguments(tmp_path):
-    value = "a'$(touch pwned)"
-    command = job_command(FakeExecutor(), FakeJob({"x": value}), cores=2)
-    assert command[:2] == ("/bin/bash", "-c")
-    assert command[2].startswith("python -m snakemake --deploy-sources s3://b/x.tar.xz 1 && ")
-    assert command[2].endswith(" --mode remote")
-    words = bash_words(command[2].split("&& ", 1)[1], tmp_path)
-    assert list(tmp_path.iterdir()) == []
-    assert words[words.index("--target-jobs") + 1] == f"r:x={value}"
-    assert words[words.index("--cores") + 1] == "2"
-
-
-def test_job_command_refuses_a_value_snakemake_cannot_carry():
-    with pytest.raises(WorkflowError, match="contains a comma.*Rename the files"):
-        job_command(FakeExecutor(), FakeJob({"x": "a,b"}), cores=1)
-
-
-@pytest.mark.parametrize("value", HOSTILE)
-def test_config_values_are_data_in_the_job_command(value, tmp_path):
-    """`--config k=v` items get Snakemake's repr() quoting too: `x'$(touch y)` ran in jobs."""
-    items = [f"kk={value}", "other=1"]
-    command = job_command(FakeExecutor(items), FakeJob({"x": "1"}), cores=1)
-    words = bash_words(command[2].split("&& ", 1)[1], tmp_path)
-    assert list(tmp_path.iterdir()) == []
-    start = words.index("--config") + 1
-    assert words[start : start + 2] == items
-    assert words[start + 2] == "--latency-wait"
