@@ -522,6 +522,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
 def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
     from .ops import plan
+    from .ops.placeholders import placeholder_warnings, setting_values
     from .ops.workflow import WorkflowLoadError, translation_settings
 
     try:
@@ -540,6 +541,7 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
         translation,
         fargate_queues=args.fargate_queue,
         array_rules=settings.array_jobs or (),
+        setting_warnings=placeholder_warnings(setting_values(settings, parsed)),
     )
     text = plan.render_json(result)
     if args.out:

@@ -278,7 +278,7 @@ class Executor(RemoteExecutor):
             raise WorkflowError(f"Rule '{request.rule}': {err}{after}") from None
         for warning in plan.warnings:
             self._warn_once(warning, warning)
-        if runs_in_snakemake_image(plan.spec):
+        if runs_in_snakemake_image(plan.spec) and not job.is_local:  # local: no image
             self._image_rules.add(request.rule)
         if needs_disk_warning(plan, request):
             self._disk_rules.add(request.rule)

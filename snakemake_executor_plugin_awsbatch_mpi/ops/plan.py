@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.dependencies import MAX_DEPENDS_ON, reduce_dependencies
+from ..core.images import image_warning, runs_in_snakemake_image
 from ..core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from ..core.planner import (
     PlanError,
@@ -149,11 +150,15 @@ def build_plan(
     settings: TranslationSettings,
     fargate_queues: Iterable[str] = (),
     array_rules: Iterable[str] = (),
+    setting_warnings: Iterable[str] = (),
 ) -> Plan:
-    """Translate, render and validate every job; collect problems instead of stopping."""
+    """Translate, render and validate every job; collect problems instead of stopping.
+
+    `setting_warnings` (e.g. template placeholders left in the profile) come first.
+    """
     fargate_queues = sorted(set(fargate_queues))
     plan_problems: list[str] = list(workflow.refusals)
-    plan_warnings: list[str] = []
+    plan_warnings: list[str] = list(setting_warnings)
     environment = split_environment(
         {name: ENV_VALUE for name in workflow.envvars}, workflow.envvars
     )
@@ -166,6 +171,7 @@ def build_plan(
     barriers_out: list[dict[str, Any]] = []
     local_out: list[dict[str, Any]] = []
     disk_on_ec2: list[str] = []
+    in_snakemake_image: list[str] = []
     deferred_rules: dict[str, set[str]] = {}
 
     for job in workflow.jobs:
@@ -214,6 +220,8 @@ def build_plan(
             entry["warnings"] = list(spec.warnings)
         if needs_disk_warning(job_plan, request):
             disk_on_ec2.append(job.rule)
+        if runs_in_snakemake_image(spec):
+            in_snakemake_image.append(job.rule)
 
         register = job_plan.register
         definition = job_plan.definition
@@ -251,6 +259,9 @@ def build_plan(
     disk = disk_warning(disk_on_ec2)
     if disk:
         plan_warnings.append(disk)
+    image = image_warning(settings.default_image, in_snakemake_image)
+    if image:
+        plan_warnings.append(image)
     checkpoints = sorted({job.rule for job in workflow.jobs if job.checkpoint})
     if checkpoints:
         plan_warnings.append(
