@@ -371,3 +371,25 @@ def test_terminal_lists_stay_short_for_large_runs():
     retried = sum(r.retries for r in report.rows)
     assert retried > 20 and f"... and {retried - 20} more (all in --html and --json)." in text
     assert len(text.splitlines()) < 70
+
+
+def test_a_rules_colour_comes_from_its_name_alone():
+    """Issue 21 item 7: the same rule has the same colour in every report."""
+    from snakemake_executor_plugin_awsbatch_mpi.report.timeline import PALETTE, preferred_colour
+
+    example = ["split", "count_kmers", "embed", "report", "gc_mpi"]
+    together = rule_colours(example)
+    assert len(set(together.values())) == len(example)
+    for rule in example:  # each rule alone, or with any other set, keeps its colour
+        assert rule_colours([rule])[rule] == together[rule] == PALETTE[preferred_colour(rule)]
+    assert rule_colours(["report", "gc_mpi"]) == {k: together[k] for k in ("gc_mpi", "report")}
+    assert preferred_colour("align") == preferred_colour("align")
+    # Two rules whose names hash to the same colour still differ within one report.
+    a, b = next(
+        (x, y) for x in map(str, range(100)) for y in map(str, range(100))
+        if x < y and preferred_colour(x) == preferred_colour(y)
+    )
+    pair = rule_colours([a, b])
+    assert pair[a] == PALETTE[preferred_colour(a)] and pair[b] != pair[a]
+    many = rule_colours([f"r{i}" for i in range(25)])  # more rules than colours: no failure
+    assert len(many) == 25
