@@ -28,9 +28,11 @@ from .batch.runs import describe_all, queue_job_ids
 PREFIX = "demo"
 STATE_DIR = ".emulated-s3"
 MPI_RULE = "gc_mpi"
-# Snakemake's lines echoed while it runs. Error lines are not: out of context they were
-# fragments ("WorkflowError:" and nothing after it); `failure_summary` shows the failure whole.
-PROGRESS = re.compile(r"(\d+ of \d+ steps|Nothing to be done|rule \w+:|Submitted|Exiting because)")
+# Snakemake's own progress lines, echoed while it runs: top-level lines only (indented ones
+# belong to a job's log inside an error message). Error lines are not echoed: out of context
+# they were fragments ("WorkflowError:" and nothing after it); `failure_summary` shows the
+# failure whole at the end.
+PROGRESS = re.compile(r"^(\d+ of \d+ steps|Nothing to be done|rule \w+:|Submitted|Exiting because)")
 # The executor's last line names the run's HTML report (relative to the workflow directory).
 REPORT_LINE = re.compile(r"\bReport: (\S+\.html)")
 # The executor's failure message (batch/status.py, batch/rule_logs.py).
@@ -223,7 +225,7 @@ def run_snakemake(
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
-            if PROGRESS.search(line):
+            if PROGRESS.match(line):
                 _say("  " + line.rstrip())
         return proc.wait()
 

@@ -97,3 +97,4 @@ def test_a_failed_demo_shows_the_rules_own_log_and_the_report(tmp_path):
     assert "no_such_source.c: No such file or directory" in lines[start + 3]
     assert "HTML report of the run: " in out
     assert "WorkflowError" not in out  # no fragments
+    assert out.count("Error in rule gc_mpi:") == 1  # the summary's, not the job log's lines

@@ -44,3 +44,12 @@ def test_report_path_is_read_from_the_executors_last_line(tmp_path: Path):
         tmp_path / ".snakemake/awsbatch-mpi/report-55ca5d4f12e34ae9.html"
     )
     assert report_of(["Nothing to be done (all requested files are present)."], tmp_path) is None
+
+
+def test_only_snakemakes_top_level_progress_is_echoed():
+    from snakemake_executor_plugin_awsbatch_mpi.demo import PROGRESS
+
+    echoed = [line for line in FAILED_RUN if PROGRESS.match(line)]
+    assert echoed == ["rule gc_mpi:"]  # not the job log's "Error in rule" or "WorkflowError:"
+    assert PROGRESS.match("5 of 10 steps (50%) done")
+    assert PROGRESS.match("Exiting because a job execution failed. Look above for error messages")
