@@ -530,7 +530,8 @@ class Executor(RemoteExecutor):
         self._attempts_seen[info.external_jobid] = len(done)
 
     def _report_failure(self, info: SubmittedJobInfo, description: dict[str, Any]) -> None:
-        """Report a failed job with Batch's reasons and the tail of its log(s).
+        """Report a failed job with Batch's reasons, the end of the rule's own `log:` files
+        (read back from storage: they usually hold the cause) and the tail of its log(s).
 
         A multi-node job has one log stream per node; every node's tail is kept, and the
         message names the nodes that failed.
