@@ -95,3 +95,20 @@ def test_accessors_go_through_the_listed_internals():
     assert internals.source_archive_query(SimpleNamespace(_source_archive=None)) == ""
     internals.keep_source_archive(workflow)
     workflow.cleanup_source_archive()  # replaced: no longer raises
+
+
+def test_storage_urls_reads_storage_queries_and_skips_local_files():
+    """A failed job's `log:` files: only those in storage have a URL to read back."""
+    from snakemake_executor_plugin_awsbatch_mpi.snakemake_internals import storage_urls
+
+    stored = SimpleNamespace(is_storage=True,
+                             storage_object=SimpleNamespace(query="s3://b/run/logs/a.log"))
+    local = SimpleNamespace(is_storage=False)
+    assert storage_urls([stored, local, "plain/path.log"]) == ["s3://b/run/logs/a.log"]
+
+
+def test_storage_urls_of_a_real_snakemake_storage_file():
+    """Snakemake's own _IOFile with a storage object answers as the accessor expects."""
+    from snakemake.io import _IOFile
+
+    assert hasattr(_IOFile, "is_storage") and hasattr(_IOFile, "storage_object")

@@ -32,6 +32,7 @@ from ..core.planner import (
     split_environment,
 )
 from ..core.request import JobRequest, TranslationSettings
+from ..core.resources import resource_typo_warning
 from ..core.routing import resolve_queue
 from ..core.spec import JobSpec, Platform, QueueInfo, ResourceError
 from ..core.validation import MAX_SUBMIT_BYTES, validate_request
@@ -172,6 +173,7 @@ def build_plan(
     local_out: list[dict[str, Any]] = []
     disk_on_ec2: list[str] = []
     in_snakemake_image: list[str] = []
+    typo_warnings: dict[str, None] = {}  # one per rule, in DAG order
     deferred_rules: dict[str, set[str]] = {}
 
     for job in workflow.jobs:
@@ -222,6 +224,9 @@ def build_plan(
             disk_on_ec2.append(job.rule)
         if runs_in_snakemake_image(spec):
             in_snakemake_image.append(job.rule)
+        typo = resource_typo_warning(request)
+        if typo:
+            typo_warnings[typo] = None
 
         register = job_plan.register
         definition = job_plan.definition
@@ -256,6 +261,7 @@ def build_plan(
             "that do not exist yet; they are evaluated when the job is submitted, and the plan "
             "shows the job without them (defaults apply)."
         )
+    plan_warnings += list(typo_warnings)
     disk = disk_warning(disk_on_ec2)
     if disk:
         plan_warnings.append(disk)

@@ -560,3 +560,29 @@ def test_snakemakes_image_is_named_unless_every_rule_names_its_own(tmp_path, no_
     code, _, document, report = plan(tmp_path, capsys, *argv, "--container-image", "ours:1")
     assert code == 0 and len(document["jobs"]) == 2, report
     assert "Snakemake's own image" not in report
+
+
+def test_a_resource_typo_is_one_warning_per_rule(tmp_path, no_network, capsys):
+    """Issue 21 item 3 in `plan`: mem_mbb on a rule with two jobs, one warning."""
+    workdir = tmp_path / "typo"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(textwrap.dedent("""
+        rule all:
+            input: expand("o-{i}.txt", i=[1, 2])
+        rule typo:
+            output: "o-{i}.txt"
+            resources: mem_mbb=1000
+            shell: "touch {output}"
+    """))
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir),
+        "--job-queue", "q",
+    )
+    assert code == 0, report
+    warning = (
+        "Warning: Rule 'typo': resource mem_mbb (did you mean mem_mb?) is not read by Snakemake "
+        "or this plugin, so it changes nothing in the Batch job. Fix the name, or ignore this "
+        "warning if mem_mbb is a custom resource of your own."
+    )
+    assert report.splitlines().count(warning) == 1, report
+    assert len(document["jobs"]) == 2
