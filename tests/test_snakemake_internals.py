@@ -34,6 +34,7 @@ class FakeDag:
 def test_the_running_snakemake_has_every_internal_the_plugin_uses():
     import snakemake.api
     import snakemake.dag
+    import snakemake.io
     import snakemake.rules
     import snakemake.workflow
 
@@ -42,6 +43,7 @@ def test_the_running_snakemake_has_every_internal_the_plugin_uses():
         "rule": snakemake.rules.Rule,
         "workflow": snakemake.workflow.Workflow,
         "workflow_api": snakemake.api.WorkflowApi,
+        "iofile": snakemake.io._IOFile,
     }
     # Instance attributes (set in __init__) are checked on instances in the other tests.
     instance_only = {"ruleinfo", "_source_archive", "_executor_plugin"}
@@ -72,7 +74,7 @@ def test_a_rule_without_ruleinfo_is_refused_and_no_rules_checks_the_class(monkey
     with pytest.raises(SnakemakeInternalsError, match=r"rule\.ruleinfo"):
         internals.check_executor(FakeWorkflow(rules=[BareRule()]), FakeDag())
     internals.check_executor(FakeWorkflow(rules=[]), FakeDag())  # Rule.expand_resources exists
-    monkeypatch.setattr(internals, "_classes", lambda names: {"rule": object})
+    monkeypatch.setattr(internals, "_classes", lambda names: {n: object for n in names})
     with pytest.raises(SnakemakeInternalsError, match=r"rule\.expand_resources"):
         internals.check_executor(FakeWorkflow(rules=[]), FakeDag())
 
@@ -105,10 +107,3 @@ def test_storage_urls_reads_storage_queries_and_skips_local_files():
                              storage_object=SimpleNamespace(query="s3://b/run/logs/a.log"))
     local = SimpleNamespace(is_storage=False)
     assert storage_urls([stored, local, "plain/path.log"]) == ["s3://b/run/logs/a.log"]
-
-
-def test_storage_urls_of_a_real_snakemake_storage_file():
-    """Snakemake's own _IOFile with a storage object answers as the accessor expects."""
-    from snakemake.io import _IOFile
-
-    assert hasattr(_IOFile, "is_storage") and hasattr(_IOFile, "storage_object")
