@@ -4,7 +4,8 @@
 # no engine answers (and stopped at the end by its PID), the base and both images, their sizes,
 # then tests/local/test_docker_runtime.py with AWSBATCH_MPI_REQUIRE_DOCKER=1 (a missing engine
 # fails instead of skipping): jobs in the images, an over-memory job, a timeout, a multi-node
-# job, and the example workflow with its MPI rule's 3 nodes as 3 containers.
+# job, the example workflow with its MPI rule's 3 nodes as 3 containers, and the example
+# application image (containers/example-app, built by `make images`) as a 3-node MPI rule.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

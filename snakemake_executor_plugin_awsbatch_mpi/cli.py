@@ -186,7 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hyper-threading off on the MPI instances (one vCPU per core).",
     )
     setup.add_argument(
-        "--vpc-id", default="", metavar="ID", help="Existing VPC (default: create one)."
+        "--root-volume-gib",
+        type=int,
+        default=100,
+        metavar="N",
+        help="Root volume of every instance, shared by all jobs on it (default 100; the "
+        "ECS-optimized AMI alone gives 30).",
+    )
+    setup.add_argument(
+        "--nat-gateway",
+        action="store_true",
+        help="Put the compute environments in private subnets behind a NAT gateway, for jobs "
+        "that need the internet. Costs money: in us-east-1 about $0.045/h (~$33/month) plus "
+        "$0.045 per GB processed and $0.005/h for its public IPv4 address. Without it the "
+        "created VPC uses public subnets; both get a free S3 gateway endpoint for MPI nodes.",
+    )
+    setup.add_argument(
+        "--vpc-id",
+        default="",
+        metavar="ID",
+        help="Existing VPC, never changed (default: create one); `doctor` checks its subnets.",
     )
     setup.add_argument(
         "--subnet-ids", default="", metavar="LIST", help="Its subnets, comma-separated."
@@ -249,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="QUEUE",
         help="Treat this queue as Fargate (others are taken as EC2); may be repeated.",
+    )
+    plan.add_argument(
+        "--root-volume-gib",
+        type=int,
+        metavar="N",
+        help="Root volume of the EC2 queues' instances, which all their jobs share; rules "
+        "whose disk_mb exceeds it get a warning (default: 30, the ECS-optimized AMI's; "
+        "`awsbatch-mpi setup` makes 100).",
     )
     plan.add_argument(
         "--out", "-o", metavar="FILE", help="Write the plan here (default: standard output)."
@@ -431,6 +458,8 @@ def run_setup(args: argparse.Namespace) -> int:
         efs=args.efs,
         mpi_efa=args.mpi_efa,
         mpi_one_thread_per_core=args.mpi_one_thread_per_core,
+        root_volume_gib=args.root_volume_gib,
+        nat_gateway=args.nat_gateway,
         vpc_id=args.vpc_id,
         subnet_ids=stack.split_list(args.subnet_ids),
         security_group_id=args.security_group_id,
@@ -541,6 +570,7 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
         translation,
         fargate_queues=args.fargate_queue,
         array_rules=settings.array_jobs or (),
+        root_volume_gib=args.root_volume_gib,
         setting_warnings=placeholder_warnings(setting_values(settings, parsed)),
     )
     text = plan.render_json(result)

@@ -43,9 +43,7 @@ from .core.planner import (
     Environment,
     JobPlan,
     PlanError,
-    disk_warning,
     dropped_warning,
-    needs_disk_warning,
     plan_job,
     split_environment,
 )
@@ -109,7 +107,6 @@ class Executor(RemoteExecutor):
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
         self._environment: Environment | None = None
-        self._disk_rules: set[str] = set()
         self._image_rules: set[str] = set()  # rules whose jobs run in Snakemake's image
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         self._preflight()
@@ -182,8 +179,6 @@ class Executor(RemoteExecutor):
                 seen.add(key)
                 # A fresh key URI, as at submission: nothing is written or sent.
                 self._plan(job, request, self._mpi_key_uri(), before_submission=True)
-        if self._disk_rules:
-            self._warn_once("disk", disk_warning(self._disk_rules) or "")
         image = image_warning(self.translation.default_image, self._image_rules)
         if image:
             self._warn_once("image", image)
@@ -280,10 +275,8 @@ class Executor(RemoteExecutor):
             self._warn_once(warning, warning)
         if runs_in_snakemake_image(plan.spec) and not job.is_local:  # local: no image
             self._image_rules.add(request.rule)
-        if needs_disk_warning(plan, request):
-            self._disk_rules.add(request.rule)
-            if not before_submission:
-                self._warn_once("disk", disk_warning(self._disk_rules) or "")
+        if plan.disk_warning:
+            self._warn_once(f"disk {request.rule}", plan.disk_warning)
         return plan
 
     def build_spec(self, job: JobExecutorInterface) -> JobSpec:

@@ -172,6 +172,17 @@ def storage_urls(files: Iterable[Any]) -> list[str]:
     return urls
 
 
+def declared_resource_names(rule: Any) -> frozenset[str]:
+    """The resources the user gave a rule: in its `resources:` (callables too) or with
+    --set-resources; not the defaults Snakemake gives every job of a cloud run."""
+    names = set(declared_resources(rule) or {})
+    settings = getattr(getattr(rule, "workflow", None), "resource_settings", None)
+    overwritten = (getattr(settings, "overwrite_resources", None) or {}).get(
+        getattr(rule, "name", None)
+    ) or {}
+    return frozenset(names | set(overwritten))
+
+
 def source_archive_query(workflow: Any) -> str:
     """Where Snakemake uploaded the workflow sources ("" when it did not)."""
     archive = getattr(workflow, "_source_archive", None)
@@ -191,6 +202,7 @@ __all__ = [
     "check",
     "check_executor",
     "check_plan",
+    "declared_resource_names",
     "declared_resources",
     "evaluated_resources",
     "keep_source_archive",

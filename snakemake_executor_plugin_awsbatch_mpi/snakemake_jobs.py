@@ -32,7 +32,7 @@ from .core.command import (
 )
 from .core.jobchecks import refusals
 from .core.request import JobRequest
-from .snakemake_internals import declared_resources
+from .snakemake_internals import declared_resource_names, declared_resources
 
 
 def written_resources(rule: Any) -> dict[str, object]:
@@ -74,6 +74,10 @@ def job_request(job: Any, evaluated: Any = None) -> JobRequest:
             threads=int(resources.get("_cores", 1)),
             resources=resources,
             is_group=True,
+            # A group's sizes add up its jobs': a disk counts when every rule gave one.
+            declared=frozenset.intersection(
+                *(declared_resource_names(member.rule) for member in job.jobs)
+            ),
         )
     return JobRequest(
         rule=job.rule.name,
@@ -81,6 +85,7 @@ def job_request(job: Any, evaluated: Any = None) -> JobRequest:
         resources=resources,
         wildcards=dict(job.wildcards.items()) if job.wildcards else {},
         written=written_resources(job.rule),
+        declared=declared_resource_names(job.rule),
     )
 
 

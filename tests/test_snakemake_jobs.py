@@ -7,7 +7,11 @@ from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.real import RealExecutor
 from snakemake_interface_executor_plugins.utils import TargetSpec, format_cli_arg
 
-from snakemake_executor_plugin_awsbatch_mpi.snakemake_jobs import job_command, written_resources
+from snakemake_executor_plugin_awsbatch_mpi.snakemake_jobs import (
+    job_command,
+    job_request,
+    written_resources,
+)
 
 from .core.test_command import HOSTILE, bash_words
 
@@ -22,6 +26,34 @@ def test_written_resources_come_from_the_rule_as_declared():
     rule.workflow = SimpleNamespace(resource_settings=SimpleNamespace(
         overwrite_resources={"r": {"gpu": 2, "mem_mib": 500}}))
     assert written_resources(rule) == {}
+
+
+def _rule(name: str, resources: dict, overwritten: dict | None = None) -> SimpleNamespace:
+    return SimpleNamespace(
+        name=name,
+        ruleinfo=SimpleNamespace(resources=((), resources)),
+        workflow=SimpleNamespace(resource_settings=SimpleNamespace(
+            overwrite_resources={name: overwritten} if overwritten else {})),
+    )
+
+
+def test_declared_resources_are_the_users_not_snakemakes_defaults():
+    """Issue 19 §2: only a disk the user gave is checked (rule, callable, --set-resources)."""
+    defaults = {"disk_mb": 50000, "disk_mib": 47684, "mem_mb": 1000, "_cores": 1}
+
+    def single(rule):
+        return SimpleNamespace(is_group=lambda: False, rule=rule, threads=1, wildcards={},
+                               resources=defaults)
+
+    assert job_request(single(_rule("a", {}))).declared == frozenset()
+    assert job_request(single(_rule("b", {"disk_mb": lambda wc: 1}))).declared == {"disk_mb"}
+    assert job_request(single(_rule("c", {}, {"disk_mb": 9}))).declared == {"disk_mb"}
+    # A group's disk adds up its jobs': it counts only when every rule gave one.
+    members = [single(_rule("d", {"disk_mb": 5, "mem_mb": 1})), single(_rule("e", {"disk_mb": 7}))]
+    group = SimpleNamespace(is_group=lambda: True, name="g", jobs=members, resources=defaults)
+    assert job_request(group).declared == {"disk_mb"}
+    members.append(single(_rule("f", {})))
+    assert job_request(group).declared == frozenset()
 
 
 class FakeJob:

@@ -17,11 +17,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from ..core.root_volume import LaunchTemplateRef
 from ..core.spec import QueueInfo
 from . import clients
-from .queues import environments_of, queue_environment_arns, queue_info_from
+from .queues import environments_of, launch_template_refs, queue_environment_arns, queue_info_from
 
 # Paced by Snakemake's status limiter instead of the token bucket (see the module docstring).
 UNBUDGETED = frozenset({"describe_jobs"})
@@ -64,11 +65,13 @@ class BatchClient:
         client: Any | None = None,
         logs_client: Any | None = None,
         s3_client: Any | None = None,
+        ec2_client: Any | None = None,
     ) -> None:
         session = clients.session(region) if client is None else None
         self.client = client or clients.client("batch", from_session=session)
         self._logs_client = logs_client
         self._s3_client = s3_client
+        self._ec2_client = ec2_client
         self._session = session
         self.region: str = self.client.meta.region_name
         self.bucket = TokenBucket(calls_per_second, burst=max(1, int(calls_per_second)))
@@ -77,6 +80,9 @@ class BatchClient:
         # Raw describe answers, shared by the preflight and the planner (one call each).
         self._queue_answers: dict[str, dict[str, Any] | None] = {}
         self._environment_answers: dict[str, dict[str, Any]] = {}
+        # Launch template versions by reference; unreadable ones are left out (see queue_info).
+        self._templates: dict[LaunchTemplateRef, dict[str, Any] | None] = {}
+        self._templates_tried: set[LaunchTemplateRef] = set()
         self._job_definitions: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -101,6 +107,14 @@ class BatchClient:
                 "s3", self.region, clients.Purpose.SIDE, from_session=self._session
             )
         return self._s3_client
+
+    @property
+    def ec2_client(self) -> Any:
+        if self._ec2_client is None:
+            self._ec2_client = clients.client(
+                "ec2", self.region, clients.Purpose.SIDE, from_session=self._session
+            )
+        return self._ec2_client
 
     # Queues -------------------------------------------------------------------------------
 
@@ -155,10 +169,32 @@ class BatchClient:
             )
         refs = queue_environment_arns(queue)
         envs = environments_of(queue, self.compute_environments(refs)) if refs else []
-        info = queue_info_from(name, queue, envs)
+        info = queue_info_from(name, queue, envs, self.launch_templates(launch_template_refs(envs)))
         with self._lock:
             self._queues[name] = info
         return info
+
+    def launch_templates(
+        self, refs: Iterable[LaunchTemplateRef]
+    ) -> dict[LaunchTemplateRef, dict[str, Any] | None]:
+        """The launch template versions the compute environments use (their root volume),
+        each read once per run; one that cannot be read (no ec2:DescribeLaunchTemplateVersions
+        permission, say) is left out, so its volume is unknown and not checked."""
+        for ref in refs:
+            with self._lock:
+                if ref in self._templates_tried:
+                    continue
+                self._templates_tried.add(ref)
+            try:
+                version = clients.launch_template_version(self.ec2_client, ref.request())
+            except (ClientError, BotoCoreError):
+                continue  # `doctor` names the template and the permission
+            finally:
+                self.calls["describe_launch_template_versions"] += 1
+            with self._lock:
+                self._templates[ref] = version
+        with self._lock:
+            return dict(self._templates)
 
     # Job definitions ---------------------------------------------------------------------
 

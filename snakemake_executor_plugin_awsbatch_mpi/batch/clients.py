@@ -111,6 +111,12 @@ def describe_environments(
     return {env["computeEnvironmentArn"]: env for env in envs}
 
 
+def launch_template_version(ec2: Any, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The one DescribeLaunchTemplateVersions item `params` names (None when there is none)."""
+    versions = ec2.describe_launch_template_versions(**params).get("LaunchTemplateVersions", [])
+    return versions[0] if versions else None
+
+
 __all__ = [
     "DESCRIBE_CHUNK",
     "Purpose",
@@ -120,5 +126,6 @@ __all__ = [
     "describe_environments",
     "describe_in_chunks",
     "describe_queues",
+    "launch_template_version",
     "session",
 ]

@@ -12,6 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.capacity import limits_of
+from ..core.root_volume import (
+    LaunchTemplateRef,
+    RootVolume,
+    launch_template_ref,
+    root_volume_of,
+)
 from ..core.spec import Platform, QueueInfo
 
 
@@ -45,10 +51,33 @@ def environments_of(
     return found
 
 
+def launch_template_refs(envs: Sequence[Mapping[str, Any]]) -> list[LaunchTemplateRef]:
+    """The launch templates (versions) the EC2 compute environments launch instances with."""
+    refs = [launch_template_ref(env) for env in envs if capacity_type(env) in ("EC2", "SPOT")]
+    return list(dict.fromkeys(ref for ref in refs if ref is not None))
+
+
+def root_volumes_of(
+    envs: Sequence[Mapping[str, Any]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None] | None = None,
+) -> tuple[RootVolume, ...]:
+    """The root volume of each EC2 environment's instances whose size is known."""
+    volumes = (root_volume_of(env, templates or {}) for env in envs)
+    return tuple(volume for volume in volumes if volume is not None)
+
+
 def queue_info_from(
-    name: str, queue: Mapping[str, Any], envs: Sequence[Mapping[str, Any]]
+    name: str,
+    queue: Mapping[str, Any],
+    envs: Sequence[Mapping[str, Any]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None] | None = None,
 ) -> QueueInfo:
-    """The `QueueInfo` of a queue: the executor's (batch/client.py) and the doctor's."""
+    """The `QueueInfo` of a queue: the executor's (batch/client.py) and the doctor's.
+
+    `templates`: the DescribeLaunchTemplateVersions item of each launch template that could
+    be read (None: it no longer exists); the root volume of an environment whose template is
+    missing here is unknown and left out of `disks`.
+    """
     types = [capacity_type(e) for e in envs]
     platform = (
         Platform.FARGATE
@@ -63,4 +92,5 @@ def queue_info_from(
         status=queue.get("status", "VALID"),
         fair_share=bool(queue.get("schedulingPolicyArn")),
         limits=limits_of(envs),
+        disks=root_volumes_of(envs, templates),
     )

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .disk import declared_disk, disk_warning
+from .disk_guard import guarded_command
 from .environment import filter_environment
 from .jobdef import register_payload, submit_payload
 from .naming import job_name
@@ -71,19 +73,13 @@ def dropped_warning(env: Environment) -> str | None:
     )
 
 
-def disk_warning(rules: Iterable[str]) -> str | None:
-    names = sorted(set(rules))
-    if not names:
-        return None
-    return (
-        f"Rule(s) {', '.join(names)} declare disk_mb, but on EC2 queues a job's disk comes from "
-        "the compute environment's launch template (and Docker's storage), not from the job; "
-        "size the launch template's volume for your largest job."
-    )
-
-
-def declares_disk(request: JobRequest) -> bool:
-    return bool(request.resources.get("disk_mb") or request.resources.get("disk_mib"))
+def rule_disk_warning(request: JobRequest, queue: QueueInfo) -> str | None:
+    """The warning for a job on EC2 whose disk (as the user gave it) exceeds the root volume
+    of its queue's instances; the caller gives it once per rule."""
+    if queue.platform is not Platform.EC2:
+        return None  # Fargate sizes ephemeralStorage from disk_mb
+    disk = declared_disk(request)
+    return None if disk is None else disk_warning(request.rule, disk, queue.name, queue.disks)
 
 
 @dataclass(frozen=True)
@@ -93,6 +89,8 @@ class JobPlan:
     spec: JobSpec
     register: dict[str, Any] | None  # None: the rule names its own job definition
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # Given once per rule, not per job (see rule_disk_warning).
+    disk_warning: str | None = field(default=None, compare=False)
 
     @property
     def definition(self) -> str:
@@ -116,7 +114,12 @@ def plan_job(
     mpi_key_uri: str = "",
     depends_on_room: int = 0,
 ) -> JobPlan:
-    """Plan one job; raises `ResourceError` (a resource) or `PlanError` (a Batch limit)."""
+    """Plan one job; raises `ResourceError` (a resource) or `PlanError` (a Batch limit).
+
+    On EC2 a job whose rule gives a disk checks its free space before the rule runs.
+    """
+    if queue.platform is Platform.EC2:
+        command = guarded_command(command, request)
     spec = translate(
         request,
         settings,
@@ -145,7 +148,12 @@ def plan_job(
         kept = tuple((k, v) for k, v in spec.environment if k not in secret_names)
         spec = replace(spec, environment=kept)
     register = None if spec.job_definition else register_payload(spec.shape)
-    plan = JobPlan(spec=spec, register=register, warnings=spec.warnings)
+    plan = JobPlan(
+        spec=spec,
+        register=register,
+        warnings=spec.warnings,
+        disk_warning=rule_disk_warning(request, queue),
+    )
     check_payloads(plan, depends_on_room)
     return plan
 
@@ -174,7 +182,3 @@ def check_payloads(plan: JobPlan, depends_on_room: int = 0) -> None:
         raise PlanError(
             f"Rule '{spec.rule}': AWS Batch would refuse its request: {'; '.join(problems)}."
         )
-
-
-def needs_disk_warning(plan: JobPlan, request: JobRequest) -> bool:
-    return declares_disk(request) and plan.spec.shape.platform is Platform.EC2

@@ -32,6 +32,10 @@ class JobRequest:
     # The rule's resources as written in the Snakefile (plain values only), before Snakemake
     # rounds floats and derives mem_mib/disk_mib: errors name what the user wrote.
     written: Mapping[str, object] = field(default_factory=dict)
+    # The names of the resources the user gave (in the rule, callables included, or with
+    # --set-resources), unlike the defaults Snakemake gives every job of a cloud run
+    # (disk_mb=50000, say): only a disk the user gave is checked against the instances' disk.
+    declared: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .capacity import ComputeLimit
+from .root_volume import RootVolume
 
 
 class Platform(StrEnum):
@@ -48,6 +49,9 @@ class QueueInfo:
     fair_share: bool | None = None
     # What each compute environment can ever place; empty when not known (no check).
     limits: tuple[ComputeLimit, ...] = ()
+    # The root volume of each EC2 compute environment's instances (all jobs of an instance
+    # share it); empty when not known (no check).
+    disks: tuple[RootVolume, ...] = ()
 
 
 class VolumeKind(StrEnum):

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from ._common import EmulationError
+from .network import RefusedPort, node_environment
 from .runner import (
     JobContext,
     LogLine,
@@ -167,6 +168,8 @@ class _Network:
     subnet: str
     gateway: str
     forwarder: TcpForwarder
+    # AWS APIs a node of this network may not reach point here (see local/network.py).
+    refused: RefusedPort
     containers: set[str] = field(default_factory=set)
     main_address: str = ""
 
@@ -350,6 +353,7 @@ class DockerRunner:
                 gateway=config["Gateway"],
                 # The emulation's current address: it changes when a shared one stops.
                 forwarder=TcpForwarder(config["Gateway"], lambda: _host_port(self.endpoint_url)),
+                refused=RefusedPort(config["Gateway"]),
             )
             self._networks[key] = network
             return network
@@ -361,6 +365,7 @@ class DockerRunner:
                 return
             del self._networks[key]
         network.forwarder.close()
+        network.refused.close()
         self.cli(["network", "rm", network.name])
 
     # -- the Runner surface --------------------------------------------------------------------
@@ -376,6 +381,8 @@ class DockerRunner:
         env = container_environment(
             {}, request.environment, context, network.main_address, self.region, endpoint
         )
+        if request.network is not None and not request.network.unrestricted:
+            env = node_environment(env, request.network, endpoint, network.refused.url)
         named = dataclasses.replace(request, environment=env)
         container_name = f"{request.name}-{uuid.uuid4().hex[:6]}"[:120]
         volumes = docker_volume_args(request.mounts, self.volumes_root) if request.mounts else []
@@ -433,6 +440,7 @@ class DockerRunner:
             self._networks.clear()
         for network in networks:
             network.forwarder.close()
+            network.refused.close()
             self.cli(["network", "rm", network.name])
         shutil.rmtree(self.volumes_root, ignore_errors=True)
 

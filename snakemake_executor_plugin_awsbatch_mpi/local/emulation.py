@@ -81,6 +81,9 @@ _COMPUTE: dict[str, tuple[str, list[str] | None]] = {
     LOCAL_FARGATE_QUEUE: ("local-fargate-ce", None),
 }
 assert tuple(_COMPUTE) == ALL_LOCAL_QUEUES
+# The root volume of the emulated EC2 instances, from a launch template as `awsbatch-mpi setup`
+# makes it, so that runs read it the way they do on AWS (jobs still see this machine's disk).
+LOCAL_ROOT_VOLUME_GIB = 100
 
 
 def _trust_policy(service: str) -> str:
@@ -178,11 +181,46 @@ def _make_server(host: str, port: int) -> Any:
     return _BoundMotoServer()
 
 
+def build_setup_network(
+    ec2: Any, vpc_id: str, region: str, cidr: str = "10.0.1.0/24", s3_endpoint: bool = True
+) -> str:
+    """A subnet built as `awsbatch-mpi setup` builds its VPC; returns the subnet's id.
+
+    Public IPs on launch, a route to the VPC's internet gateway (created when it has none)
+    and a free S3 gateway endpoint on its own route table: instances reach ECS, and the
+    containers of multi-node jobs, which get no public IP, reach S3 (see local/network.py,
+    which the emulation's MPI nodes go through). ``s3_endpoint=False`` builds what setup
+    built before it added the endpoint: MPI nodes there reach nothing.
+    """
+    subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr)["Subnet"]["SubnetId"]
+    ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
+    attached = ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}]
+    )["InternetGateways"]
+    if attached:
+        gateway = attached[0]["InternetGatewayId"]
+    else:
+        gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc_id)
+    table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    if s3_endpoint:
+        ec2.create_vpc_endpoint(
+            VpcId=vpc_id,
+            ServiceName=f"com.amazonaws.{region}.s3",
+            VpcEndpointType="Gateway",
+            RouteTableIds=[table],
+        )
+    return subnet
+
+
 class LocalEmulation:
     """AWS Batch + S3 + CloudWatch Logs on loopback, with jobs as local processes.
 
     ``start()`` creates what a plugin user would otherwise set up in AWS: IAM roles and an
-    instance profile, a VPC with a subnet and security group, one compute environment per
+    instance profile, a VPC with a subnet built as `awsbatch-mpi setup` builds one (internet
+    gateway and S3 gateway endpoint) and a security group, one compute environment per
     queue (managed EC2 for ``local-cpu``/``local-gpu``/``local-mpi``, Fargate for
     ``local-fargate``), the ENABLED queues, the ``snakemake-local`` bucket and the
     ``/aws/batch/job`` log group.
@@ -415,6 +453,39 @@ class LocalEmulation:
             region_name=self.region,
         ).client(service, endpoint_url=self.endpoint_url)
 
+    def add_queue(
+        self, name: str, subnet_ids: list[str], instance_types: tuple[str, ...] = ("c5n",)
+    ) -> str:
+        """A queue on a new managed EC2 compute environment (``<name>-ce``) in these subnets,
+        e.g. one built by :func:`build_setup_network`; returns the queue's ARN."""
+        batch = self.boto3_client("batch")
+        env = batch.create_compute_environment(
+            computeEnvironmentName=f"{name}-ce",
+            type="MANAGED",
+            state="ENABLED",
+            computeResources={
+                "type": "EC2",
+                "minvCpus": 0,
+                "maxvCpus": 256,
+                "instanceTypes": list(instance_types),
+                "instanceRole": self.instance_profile_arn,
+                "subnets": subnet_ids,
+                "securityGroupIds": [self.security_group_id],
+            },
+            serviceRole=self.service_role_arn,
+        )["computeEnvironmentArn"]
+        return batch.create_job_queue(
+            jobQueueName=name,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+        )["jobQueueArn"]
+
+    @property
+    def vpc_id(self) -> str:
+        ec2 = self.boto3_client("ec2")
+        return str(ec2.describe_subnets(SubnetIds=[self.subnet_id])["Subnets"][0]["VpcId"])
+
     # -- internals ---------------------------------------------------------------------------
 
     def _moto_api(self, action: str, payload: dict[str, Any]) -> None:
@@ -457,13 +528,22 @@ class LocalEmulation:
         )["Role"]["Arn"]
 
         vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        self.subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24")["Subnet"][
-            "SubnetId"
-        ]
+        self.subnet_id = build_setup_network(ec2, vpc_id, self.region)
         self.security_group_id = ec2.create_security_group(
             GroupName="local-batch", Description="local AWS Batch emulation", VpcId=vpc_id
         )["GroupId"]
 
+        root_volume = ec2.create_launch_template(
+            LaunchTemplateName="local-root-volume",
+            LaunchTemplateData={
+                "BlockDeviceMappings": [
+                    {
+                        "DeviceName": "/dev/xvda",
+                        "Ebs": {"VolumeSize": LOCAL_ROOT_VOLUME_GIB, "VolumeType": "gp3"},
+                    }
+                ]
+            },
+        )["LaunchTemplate"]["LaunchTemplateId"]
         for queue, (ce_name, instance_types) in _COMPUTE.items():
             resources: dict[str, Any] = {
                 "maxvCpus": 256,
@@ -478,6 +558,7 @@ class LocalEmulation:
                     minvCpus=0,
                     instanceTypes=instance_types,
                     instanceRole=self.instance_profile_arn,
+                    launchTemplate={"launchTemplateId": root_volume},
                 )
             ce_arn = batch.create_compute_environment(
                 computeEnvironmentName=ce_name,

@@ -84,6 +84,7 @@ from ._common import (
     NONZERO_EXIT_REASON,
     TIMEOUT_REASON,
 )
+from .network import node_network
 from .retry import SPOT_RECLAIM_REASON, should_retry
 from .runner import (
     NODE_OVERRIDES_ATTR,
@@ -490,6 +491,10 @@ def _run_job(job: Job) -> None:
 
 def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: int) -> bool:
     """Start the containers of one attempt and watch it; True when it succeeded."""
+    is_node = job.job_definition.type == "multinode"
+    # awsvpc: what a node reaches outside its VPC depends on its subnets (local/network.py);
+    # read before the attempt starts, as AWS has the network ready before the containers.
+    network = node_network(job, runtime.endpoint_url, runtime.region) if is_node else None
     setattr(job, NODES_ATTR, nodes)
     main = next(node for node in nodes if node.is_main)
     job.log_stream_name = main.log_stream
@@ -502,7 +507,12 @@ def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: in
     # Main node first, as on Batch; the runtime gives the others the main node's address.
     for node in [main] + [n for n in nodes if not n.is_main]:
         silent = any(job.job_name.startswith(p) and node.index == i for p, i in SILENT_NODES)
-        is_node = job.job_definition.type == "multinode"
+        if network is not None and network.note:
+            job._log_backend.put_log_events(
+                job._log_group,
+                node.log_stream,
+                [{"timestamp": int(time.time() * 1000), "message": network.note}],
+            )
         node.container = runtime.start(
             StartRequest(
                 name=node.name,
@@ -515,6 +525,7 @@ def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: in
                 memory_mib=node.memory_mib,
                 mounts=node.mounts,
                 gpus=node.gpus,
+                network=network,
             )
         )
         node.started_at = datetime.now()

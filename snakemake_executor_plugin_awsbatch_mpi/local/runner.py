@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from ..core.environment import AWS_CREDENTIAL_VARS
 from ._common import JOB_ROLE_ACCESS_KEY_ID, JOB_ROLE_SECRET_ACCESS_KEY, TIMEOUT_REASON
+from .network import NodeNetwork
 from .volumes import Mount
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,8 @@ class StartRequest:
     mounts: tuple[Mount, ...] = ()
     # GPUs Batch assigned; the process runtime fakes them (NVIDIA_VISIBLE_DEVICES).
     gpus: int = 0
+    # What a multi-node node may reach outside its VPC (see local/network.py); None: all.
+    network: NodeNetwork | None = None
 
 
 class Container(Protocol):
@@ -150,6 +153,7 @@ class Runner(Protocol):
     """Starts, watches, stops and collects the output of containers (see the module doc)."""
 
     endpoint_url: str
+    region: str
     stop_grace_seconds: float
 
     def start(self, request: StartRequest) -> Container: ...

@@ -36,6 +36,7 @@ from typing import IO
 
 from ..mpi.server import exit_code as shell_exit_code
 from ._common import NODE_ADDRESS_ENV
+from .network import RefusedPort, node_environment
 from .runner import (
     LogLine,
     StartRequest,
@@ -347,6 +348,7 @@ class LocalContainerRuntime:
         self._containers: dict[str, LocalContainer] = {}
         self._pgids: set[int] = set()
         self._warned_images: set[str] = set()
+        self._refused_port: RefusedPort | None = None
         self._closed = False
 
     def all_containers(self) -> list[LocalContainer]:
@@ -400,6 +402,8 @@ class LocalContainerRuntime:
         if context is not None and context.is_node:
             # On loopback every node sees 127.0.0.1 as its own address: tell it which it is.
             env[NODE_ADDRESS_ENV] = address
+        if request.network is not None and not request.network.unrestricted:
+            env = node_environment(env, request.network, self.endpoint_url, self._refused().url)
         if request.gpus:
             # What the ECS agent tells a container about its GPUs (there are none here).
             env.setdefault(GPU_DEVICES_ENV, ",".join(str(i) for i in range(request.gpus)))
@@ -421,6 +425,13 @@ class LocalContainerRuntime:
             shlex.join(container.command),
         )
         return container
+
+    def _refused(self) -> RefusedPort:
+        """The endpoint of AWS APIs a node may not reach: every connection is refused."""
+        with self._lock:
+            if self._refused_port is None:
+                self._refused_port = RefusedPort("127.0.0.1")
+            return self._refused_port
 
     def host_environment(self, root: Path) -> dict[str, str]:
         """The clean base of a local process: the host's Python first on PATH, private dirs."""
@@ -475,5 +486,8 @@ class LocalContainerRuntime:
                 container._signal_group(signal.SIGKILL)
         for container in containers:
             container.remove()
+        if self._refused_port is not None:
+            self._refused_port.close()
+            self._refused_port = None
 
 

@@ -18,8 +18,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from ..batch import clients
 from ..batch.clients import describe_environments, describe_queues
 from ..batch.queues import environments_of, queue_environment_arns
-from . import checks, instance_fit, outcomes, stack
+from ..core.root_volume import LaunchTemplateRef, template_ref
+from . import checks, instance_fit, network, outcomes, stack
 from .instance_fit import InstanceShape
+from .network import SubnetNetwork
 from .outcomes import CheckResult
 
 
@@ -100,15 +102,19 @@ class AwsShell:
 
     def launch_template_version(self, template: Mapping[str, Any]) -> dict[str, Any] | None:
         """The version of a compute environment's `launchTemplate` it would launch with."""
-        version = str(template.get("version") or "$Default")
-        kwargs: dict[str, Any] = {"Versions": [version]}
-        if template.get("launchTemplateId"):
-            kwargs["LaunchTemplateId"] = template["launchTemplateId"]
-        else:
-            kwargs["LaunchTemplateName"] = template.get("launchTemplateName")
-        found = self._call("ec2", "describe_launch_template_versions", **kwargs)
-        versions = found.get("LaunchTemplateVersions", [])
-        return versions[0] if versions else None
+        ref = template_ref(template)
+        return None if ref is None else self.launch_template(ref)
+
+    def launch_template(self, ref: LaunchTemplateRef) -> dict[str, Any] | None:
+        """The DescribeLaunchTemplateVersions item of one launch template version."""
+        try:
+            return clients.launch_template_version(self.client("ec2"), ref.request())
+        except (ClientError, BotoCoreError) as err:
+            raise AwsError(error_text(err)) from err
+
+    def subnet_networks(self, subnet_ids: Iterable[str]) -> dict[str, SubnetNetwork]:
+        """Each subnet's ways out (route table, internet/NAT gateway, VPC endpoints)."""
+        return network.read_subnets(lambda op, **kw: self._call("ec2", op, **kw), subnet_ids)
 
     # IAM and S3 -------------------------------------------------------------------------
 

@@ -12,12 +12,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..batch.queues import environments_of, queue_environment_arns, queue_info_from
-from ..core.request import TranslationSettings
+from ..batch.queues import (
+    capacity_type,
+    environments_of,
+    launch_template_refs,
+    queue_environment_arns,
+    queue_info_from,
+    root_volumes_of,
+)
+from ..core.disk import declared_disk
+from ..core.planner import rule_disk_warning
+from ..core.request import JobRequest, TranslationSettings
 from ..core.resources import translate, validate_request
+from ..core.root_volume import LaunchTemplateRef
 from ..core.routing import resolve_queue
-from ..core.spec import ResourceError
-from . import checks, gpu_mpi_checks, instance_fit, outcomes
+from ..core.spec import Platform, QueueInfo, ResourceError
+from . import checks, gpu_mpi_checks, instance_fit, network, outcomes
 from .aws_shell import AwsError, AwsShell
 from .instance_fit import Demand
 from .outcomes import CheckResult, Status
@@ -95,6 +105,16 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
             if env["computeEnvironmentArn"] not in shown:
                 shown.add(env["computeEnvironmentArn"])
                 results += checks.check_compute_environment(env)
+    templates = _launch_templates(queue_envs, shell, results)
+    results += _root_volumes(queue_envs, templates)
+
+    mpi_names = set()
+    if request.multinode_job_queue and request.multinode_job_queue in queues:
+        mpi_names = {
+            str(e.get("computeEnvironmentName")) for e in queue_envs[request.multinode_job_queue]
+        }
+    shown_envs = [e for name in names if name in queues for e in queue_envs[name]]
+    results += _network_checks(shown_envs, mpi_names, shell)
 
     if request.gpu_job_queue and request.gpu_job_queue in queues:
         results.append(
@@ -127,7 +147,9 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
         results.append(checks.check_s3_prefix(request.s3_prefix, error))
 
     if request.workflow is not None and request.settings is not None:
-        results += _workflow_checks(request.workflow, request.settings, queues, queue_envs, shell)
+        results += _workflow_checks(
+            request.workflow, request.settings, queues, queue_envs, templates, shell
+        )
     return results
 
 
@@ -140,6 +162,52 @@ def _queue_names(request: DoctorRequest) -> list[str]:
             if queue not in (None, "") and not job.local:
                 names.append(str(queue))
     return [n for n in dict.fromkeys(names) if n]
+
+
+def _network_checks(
+    envs: Sequence[Mapping[str, Any]], mpi_names: set[str], shell: AwsShell
+) -> list[CheckResult]:
+    """Each EC2 compute environment's subnets: a way to ECS/ECR/CloudWatch for its
+    instances and, for the multinode queue's, a way to S3 for node containers."""
+    unique = list({str(e.get("computeEnvironmentArn")): e for e in envs}.values())
+    ec2_envs = [
+        e
+        for e in unique
+        if network.subnets_of(e) and not capacity_type(e).startswith("FARGATE")
+    ]
+    if not ec2_envs:
+        return []
+    subnet_ids = sorted({s for e in ec2_envs for s in network.subnets_of(e)})
+    try:
+        nets = shell.subnet_networks(subnet_ids)
+    except AwsError as err:
+        if "NotFound" in str(err):
+            nets = {}
+            for subnet in subnet_ids:  # find the missing one(s); the rest are judged
+                try:
+                    nets.update(shell.subnet_networks([subnet]))
+                except AwsError:
+                    pass
+        else:
+            return [
+                outcomes.warned(
+                    "network",
+                    f"Could not read the compute environments' subnets ({err}), so their "
+                    "ways to ECS and S3 are unchecked. Allow ec2:DescribeSubnets, "
+                    "ec2:DescribeRouteTables and ec2:DescribeVpcEndpoints.",
+                )
+            ]
+    results = []
+    for env in ec2_envs:
+        name = str(env.get("computeEnvironmentName", "?"))
+        ids = network.subnets_of(env)
+        found = [nets.get(s) for s in ids]
+        results.append(network.check_instance_network(name, found, ids))
+        if name in mpi_names and all(found):
+            results.append(
+                network.check_mpi_network(name, [n for n in found if n], shell.region or "")
+            )
+    return results
 
 
 def _placement_group(env: Mapping[str, Any], shell: AwsShell) -> str | None:
@@ -186,9 +254,11 @@ def _workflow_checks(
     settings: TranslationSettings,
     queues: Mapping[str, dict[str, Any]],
     queue_envs: Mapping[str, list[Mapping[str, Any]]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None],
     shell: AwsShell,
 ) -> list[CheckResult]:
-    """Every Batch job of the workflow: valid resources, and a compute environment that fits."""
+    """Every Batch job of the workflow: valid resources, a compute environment that fits, and
+    (rules that give a disk) a root volume that holds it."""
     results: list[CheckResult] = []
     patterns = sorted(
         {
@@ -215,6 +285,7 @@ def _workflow_checks(
         name: [instance_fit.capacity_of(env, catalog, known) for env in envs]
         for name, envs in queue_envs.items()
     }
+    disks: dict[str, CheckResult] = {}
 
     per_rule: dict[str, list[tuple[CheckResult, int]]] = {}
     demands: dict[tuple[str, Demand], int] = {}
@@ -239,7 +310,9 @@ def _workflow_checks(
             )
             continue
         # Placement is checked below with the region's real instance types (check_demand).
-        info = replace(queue_info_from(queue_name, queue, queue_envs[queue_name]), limits=())
+        info = replace(
+            queue_info_from(queue_name, queue, queue_envs[queue_name], templates), limits=()
+        )
         try:
             spec = translate(
                 request,
@@ -256,6 +329,9 @@ def _workflow_checks(
             continue
         if spec.shape.efa_devices:
             efa_rules[job.rule] = queue_name
+        disk = _disk_check(request, info)
+        if disk is not None and _worse(disk, disks.get(job.rule)):
+            disks[job.rule] = disk  # one line per rule: its first job that does not fit
         demand = Demand(
             rule=job.rule,
             queue=queue_name,
@@ -273,7 +349,79 @@ def _workflow_checks(
         results.append(_worst(per_rule[rule]))
     for rule, queue_name in sorted(efa_rules.items()):
         results.append(gpu_mpi_checks.check_efa(rule, queue_name, capacities.get(queue_name, [])))
+    results += [disks[rule] for rule in sorted(disks)]
     return results
+
+
+def _launch_templates(
+    queue_envs: Mapping[str, list[Mapping[str, Any]]], shell: AwsShell, results: list[CheckResult]
+) -> dict[LaunchTemplateRef, dict[str, Any] | None]:
+    """The launch templates of the queues' EC2 compute environments (their root volumes);
+    one WARN line for those that cannot be read."""
+    refs = launch_template_refs([env for envs in queue_envs.values() for env in envs])
+    found: dict[LaunchTemplateRef, dict[str, Any] | None] = {}
+    unread = []
+    for ref in refs:
+        try:
+            found[ref] = shell.launch_template(ref)
+        except AwsError as err:
+            unread.append(f"{ref} ({err})")
+    if unread:
+        results.append(
+            outcomes.warned(
+                "launch templates",
+                f"Could not read the launch template(s) {'; '.join(unread)}, so the root "
+                "volume of their instances is unknown and rules' disk_mb is not checked "
+                "against it. Check that the compute environment names an existing launch "
+                "template, and allow ec2:DescribeLaunchTemplateVersions.",
+            )
+        )
+    return found
+
+
+def _root_volumes(
+    queue_envs: Mapping[str, list[Mapping[str, Any]]],
+    templates: Mapping[LaunchTemplateRef, Mapping[str, Any] | None],
+) -> list[CheckResult]:
+    """One line per EC2 compute environment: the root volume all jobs of an instance share."""
+    results, seen = [], set()
+    for envs in queue_envs.values():
+        for volume in root_volumes_of(envs, templates):
+            if volume.environment in seen:
+                continue
+            seen.add(volume.environment)
+            results.append(
+                outcomes.passed(
+                    f"root volume {volume.environment}",
+                    f"Instances of '{volume.environment}' have a {volume.gib} GiB root volume "
+                    f"({volume.source}); all jobs on an instance share it. `doctor --snakefile` "
+                    "checks each rule's disk_mb against it; `awsbatch-mpi setup "
+                    "--root-volume-gib N` sizes it.",
+                )
+            )
+    return results
+
+
+def _worse(result: CheckResult, than: CheckResult | None) -> bool:
+    return than is None or _ORDER[result.status] < _ORDER[than.status]
+
+
+def _disk_check(request: JobRequest, queue: QueueInfo) -> CheckResult | None:
+    """A rule that gives a disk, on EC2: does it fit the root volume its jobs share?"""
+    disk = declared_disk(request)
+    if disk is None or queue.platform is not Platform.EC2 or not queue.disks:
+        return None
+    check = f"rule {request.rule} disk"
+    warning = rule_disk_warning(request, queue)
+    if warning:
+        return outcomes.warned(check, warning)
+    name, value, _ = disk
+    smallest = min(volume.gib for volume in queue.disks)
+    return outcomes.passed(
+        check,
+        f"Its {name}={value} fits the root volume of the instances of queue '{queue.name}' "
+        f"({smallest} GiB), which all jobs on an instance share.",
+    )
 
 
 def _add_failure(

@@ -25,14 +25,13 @@ from ..core.images import image_warning, runs_in_snakemake_image
 from ..core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from ..core.planner import (
     PlanError,
-    disk_warning,
     dropped_warning,
-    needs_disk_warning,
     plan_job,
     split_environment,
 )
 from ..core.request import JobRequest, TranslationSettings
 from ..core.resources import resource_typo_warning
+from ..core.root_volume import AMI_DEFAULT_ROOT_GIB, RootVolume
 from ..core.routing import resolve_queue
 from ..core.spec import JobSpec, Platform, QueueInfo, ResourceError
 from ..core.validation import MAX_SUBMIT_BYTES, validate_request
@@ -78,9 +77,24 @@ class Plan:
         return not self.problems
 
 
-def _queue_info(name: str, fargate_queues: Iterable[str]) -> QueueInfo:
-    platform = Platform.FARGATE if name in set(fargate_queues) else Platform.EC2
-    return QueueInfo(name=name, platform=platform)
+def root_volume(gib: int | None) -> RootVolume:
+    """The root volume `plan` assumes for the instances of every EC2 queue, and whence."""
+    if gib is not None:
+        return RootVolume("", gib, "given with --root-volume-gib")
+    return RootVolume(
+        "",
+        AMI_DEFAULT_ROOT_GIB,
+        "assumed by plan: the ECS-optimized AMI's default; pass --root-volume-gib N with the "
+        "size your compute environments' launch template gives (`awsbatch-mpi setup` gives "
+        "100 GiB unless told otherwise), or check the real queues with `awsbatch-mpi doctor "
+        "--snakefile`",
+    )
+
+
+def _queue_info(name: str, fargate_queues: Iterable[str], volume: RootVolume) -> QueueInfo:
+    if name in set(fargate_queues):
+        return QueueInfo(name=name, platform=Platform.FARGATE)
+    return QueueInfo(name=name, platform=Platform.EC2, disks=(volume,))
 
 
 def request_of(job: WorkflowJob) -> JobRequest:
@@ -93,6 +107,7 @@ def request_of(job: WorkflowJob) -> JobRequest:
         wildcards=dict(job.wildcards),
         is_group=job.is_group,
         written=job.written,
+        declared=job.declared,
     )
 
 
@@ -151,13 +166,16 @@ def build_plan(
     settings: TranslationSettings,
     fargate_queues: Iterable[str] = (),
     array_rules: Iterable[str] = (),
+    root_volume_gib: int | None = None,
     setting_warnings: Iterable[str] = (),
 ) -> Plan:
     """Translate, render and validate every job; collect problems instead of stopping.
 
+    `root_volume_gib`: the root volume of the EC2 queues' instances (None: the AMI default).
     `setting_warnings` (e.g. template placeholders left in the profile) come first.
     """
     fargate_queues = sorted(set(fargate_queues))
+    volume = root_volume(root_volume_gib)
     plan_problems: list[str] = list(workflow.refusals)
     plan_warnings: list[str] = list(setting_warnings)
     environment = split_environment(
@@ -171,7 +189,7 @@ def build_plan(
     jobs_out: list[dict[str, Any]] = []
     barriers_out: list[dict[str, Any]] = []
     local_out: list[dict[str, Any]] = []
-    disk_on_ec2: list[str] = []
+    disk_warnings: dict[str, str] = {}  # one per rule
     in_snakemake_image: list[str] = []
     typo_warnings: dict[str, None] = {}  # one per rule, in DAG order
     deferred_rules: dict[str, set[str]] = {}
@@ -194,7 +212,7 @@ def build_plan(
             entry["resources_at_run_time"] = deferred
             deferred_rules.setdefault(job.rule, set()).update(deferred)
         try:
-            queue = _queue_info(resolve_queue(request, settings), fargate_queues)
+            queue = _queue_info(resolve_queue(request, settings), fargate_queues, volume)
             job_plan = plan_job(
                 request,
                 settings,
@@ -220,8 +238,8 @@ def build_plan(
             entry["efa_devices"] = spec.shape.efa_devices
         if spec.warnings:
             entry["warnings"] = list(spec.warnings)
-        if needs_disk_warning(job_plan, request):
-            disk_on_ec2.append(job.rule)
+        if job_plan.disk_warning:
+            disk_warnings.setdefault(job.rule, job_plan.disk_warning)
         if runs_in_snakemake_image(spec):
             in_snakemake_image.append(job.rule)
         typo = resource_typo_warning(request)
@@ -262,9 +280,7 @@ def build_plan(
             "shows the job without them (defaults apply)."
         )
     plan_warnings += list(typo_warnings)
-    disk = disk_warning(disk_on_ec2)
-    if disk:
-        plan_warnings.append(disk)
+    plan_warnings += [disk_warnings[rule] for rule in sorted(disk_warnings)]
     image = image_warning(settings.default_image, in_snakemake_image)
     if image:
         plan_warnings.append(image)

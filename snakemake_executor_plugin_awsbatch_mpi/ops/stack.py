@@ -23,6 +23,10 @@ PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
 MAX_STACK_NAME = 120
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 CAPABILITIES = ["CAPABILITY_IAM"]
+# An instance's root volume cannot be smaller than its AMI's snapshot (30 GiB for the
+# ECS-optimized AMIs); gp3 volumes hold at most 16 TiB.
+MIN_ROOT_VOLUME_GIB = 30
+MAX_ROOT_VOLUME_GIB = 16384
 
 
 def template_body() -> str:
@@ -49,6 +53,10 @@ class StackOptions:
     # MPI instances with an Elastic Fabric Adapter, and with hyper-threading off.
     mpi_efa: bool = False
     mpi_one_thread_per_core: bool = False
+    # The root volume every job of an instance shares (the AMI alone gives 30 GiB).
+    root_volume_gib: int = 100
+    # Private subnets behind a NAT gateway (only in the VPC setup creates; costs money).
+    nat_gateway: bool = False
     vpc_id: str = ""
     subnet_ids: tuple[str, ...] = ()
     security_group_id: str = ""
@@ -109,6 +117,12 @@ def validate_options(options: StackOptions) -> list[str]:
         problems.append("--vpc-id needs --subnet-ids: name the subnets the instances use.")
     if options.subnet_ids and not options.vpc_id:
         problems.append("--subnet-ids needs --vpc-id: name the VPC the subnets belong to.")
+    if options.nat_gateway and options.vpc_id:
+        problems.append(
+            "--nat-gateway builds private subnets in the VPC that setup creates; setup never "
+            "changes a VPC given with --vpc-id. Add a NAT gateway or an S3 gateway endpoint to "
+            "your subnets' route tables yourself, then run `awsbatch-mpi doctor` to check them."
+        )
     if options.security_group_id and not options.vpc_id:
         problems.append("--security-group-id needs --vpc-id: a security group belongs to one VPC.")
     for label, types in (
@@ -134,6 +148,12 @@ def validate_options(options: StackOptions) -> list[str]:
             "--runnable-timeout must be between 600 and 86400 seconds (Batch's limits for "
             "cancelling jobs stuck RUNNABLE)."
         )
+    if not MIN_ROOT_VOLUME_GIB <= options.root_volume_gib <= MAX_ROOT_VOLUME_GIB:
+        problems.append(
+            f"--root-volume-gib must be between {MIN_ROOT_VOLUME_GIB} (the size of the "
+            f"ECS-optimized AMI's own root volume) and {MAX_ROOT_VOLUME_GIB} (gp3's largest) "
+            f"(it is {options.root_volume_gib})."
+        )
     if options.log_retention_days not in LOG_RETENTION_DAYS:
         allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
         problems.append(f"--log-retention-days must be one of {allowed}.")
@@ -156,6 +176,8 @@ def parameters(options: StackOptions) -> dict[str, str]:
         "EnableEfs": "true" if options.efs else "false",
         "MpiEfa": "true" if options.mpi_efa else "false",
         "MpiOneThreadPerCore": "true" if options.mpi_one_thread_per_core else "false",
+        "RootVolumeGib": str(options.root_volume_gib),
+        "NatGateway": "true" if options.nat_gateway else "false",
         "VpcId": options.vpc_id,
         "SubnetIds": ",".join(options.subnet_ids),
         "SecurityGroupId": options.security_group_id,

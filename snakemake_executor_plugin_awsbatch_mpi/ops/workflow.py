@@ -55,6 +55,8 @@ class WorkflowJob:
     checkpoint: bool = False
     # The rule's resources as written in the Snakefile (see snakemake_jobs.written_resources).
     written: Mapping[str, Any] = field(default_factory=dict)
+    # The names of the resources the user gave (JobRequest.declared).
+    declared: frozenset[str] = frozenset()
 
 
 def split_resources(job: WorkflowJob) -> tuple[dict[str, Any], list[str]]:
@@ -265,6 +267,7 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
 
 def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
     """Jobs (group jobs as one) in topological levels, each level sorted by name."""
+    from ..snakemake_internals import declared_resource_names
     from ..snakemake_jobs import written_resources
 
     keys: dict[Any, str] = {}
@@ -329,6 +332,10 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
                 is_group=is_group,
                 checkpoint=any(m.is_checkpoint for m in members),
                 written={} if is_group else written_resources(members[0].rule),
+                # A group's sizes add up its jobs': a disk counts when every rule gave one.
+                declared=frozenset.intersection(
+                    *(declared_resource_names(m.rule) for m in members)
+                ),
             )
         )
     return jobs

@@ -103,3 +103,60 @@ def test_status_checks_are_not_budgeted_submissions_are(moto_batch):
     assert set(client.describe(ids * 80)) == set(ids)
     assert CountingBucket.taken == taken
     assert client.calls["describe_jobs"] == 1
+
+
+class _Stub:
+    """Answers Batch's and EC2's describe calls from fixed data (no AWS)."""
+
+    def __init__(self, region: str = "us-east-1"):
+        from types import SimpleNamespace
+
+        self.meta = SimpleNamespace(region_name=region)
+        self.asked: list[dict] = []
+
+    def describe_job_queues(self, jobQueues):
+        return {"jobQueues": [{
+            "jobQueueName": "q", "jobQueueArn": "arn:q", "state": "ENABLED", "status": "VALID",
+            "computeEnvironmentOrder": [
+                {"order": i, "computeEnvironment": f"arn:{name}"}
+                for i, name in enumerate(("sized", "denied", "plain", "sized-too"))
+            ],
+        }]}
+
+    def describe_compute_environments(self, computeEnvironments):
+        def env(name, **template):
+            resources = {"type": "EC2", "maxvCpus": 8, "instanceTypes": ["c5"]}
+            if template:
+                resources["launchTemplate"] = template
+            return {"computeEnvironmentName": name, "computeEnvironmentArn": f"arn:{name}",
+                    "type": "MANAGED", "computeResources": resources}
+
+        return {"computeEnvironments": [
+            env("sized", launchTemplateId="lt-1"), env("denied", launchTemplateName="secret"),
+            env("plain"), env("sized-too", launchTemplateId="lt-1"),
+        ]}
+
+    def describe_launch_template_versions(self, **params):
+        from botocore.exceptions import ClientError
+
+        self.asked.append(params)
+        if params.get("LaunchTemplateName") == "secret":
+            raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}},
+                              "DescribeLaunchTemplateVersions")
+        return {"LaunchTemplateVersions": [{"LaunchTemplateData": {"BlockDeviceMappings": [
+            {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 250}}]}}]}
+
+
+def test_queue_info_reads_each_launch_template_once_and_skips_unreadable_ones():
+    """Issue 19 §2: the root volume of each compute environment's instances."""
+    stub = _Stub()
+    client = BatchClient(client=stub, ec2_client=stub)
+    info = client.queue_info("q")
+    assert [(v.environment, v.gib) for v in info.disks] == [
+        ("sized", 250), ("plain", 30), ("sized-too", 250),
+    ]  # 'denied': unknown, not guessed
+    assert stub.asked == [
+        {"Versions": ["$Default"], "LaunchTemplateId": "lt-1"},
+        {"Versions": ["$Default"], "LaunchTemplateName": "secret"},
+    ]
+    assert client.calls["describe_launch_template_versions"] == 2

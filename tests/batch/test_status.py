@@ -188,6 +188,27 @@ def test_mpirun_report_names_the_node_when_the_log_has_no_node_label():
     assert "mpirun on  " not in msg
 
 
+def test_nodes_that_could_not_connect_to_s3_are_named_with_the_network_fix():
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail
+
+    timeout = (  # botocore's ConnectTimeoutError, what a node without a way to S3 meets on AWS
+        "[awsbatch-mpi node 1] 10:00:05.000 cannot read the rendezvous key s3://b/p/k: Connect "
+        'timeout on endpoint URL: "https://b.s3.us-east-1.amazonaws.com/p/k"'
+    )
+    tails = [LogTail("node0", "s0", ("fine",)), LogTail("node1", "s1", (timeout,))]
+    msg = failure_message("m", _failed(exit_code=78), "us-east-1", "/g", tails)
+    assert (
+        "node1 could not connect to S3: the containers of multi-node jobs get no public IP "
+        "(awsvpc mode)" in msg
+    )
+    assert "S3 gateway endpoint" in msg and "awsbatch-mpi doctor" in msg
+    assert "node0 could not" not in msg
+    # A single-container job (no node label) uses the instance's network: not this advice.
+    single = failure_message("r", _failed(exit_code=1), "us-east-1", "/g",
+                             [LogTail("", "s", (timeout,))])
+    assert "could not connect to S3" not in single
+
+
 def test_console_links_follow_the_regions_partition():
     from snakemake_executor_plugin_awsbatch_mpi.batch.status import logs_url, partition
 
@@ -205,3 +226,21 @@ def test_console_links_follow_the_regions_partition():
     assert console_url("us-iso-east-1", "j") is None
     msg = failure_message("r", _failed(exit_code=2), "us-iso-east-1", "/g")
     assert "Console:" not in msg and "Logs:" not in msg
+
+
+def test_headline_of_a_job_the_disk_check_stopped_is_the_checks_message():
+    """Issue 19 §2: the in-job disk check's message leads, not Batch's bare exit code 28."""
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import LogTail
+    from snakemake_executor_plugin_awsbatch_mpi.core.disk_guard import DISK_GUARD_MARK
+
+    fail = _failed("Essential container in task exited", exit_code=28)
+    line = (f"{DISK_GUARD_MARK} rule 'r' asks for disk_mb=50000 (50,000 MB), but its working "
+            "directory /w has only 1,234 MB free, so the job stops before the rule runs.")
+    tail = LogTail("", "s", (line,), saved="logs/r-j9.log")
+    headline, *rest = failure_message("r", fail, "us-east-1", "/g", [tail]).splitlines()
+    assert headline == (
+        "AWS Batch job j9 of rule 'r' stopped at its start: rule 'r' asks for disk_mb=50000 "
+        "(50,000 MB), but its working directory /w has only 1,234 MB free, so the job stops "
+        "before the rule runs. The log is saved in logs/r-j9.log (last lines below)."
+    )
+    assert any("exit code 28" in line for line in rest)

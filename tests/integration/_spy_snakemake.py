@@ -1,9 +1,9 @@
 """``python _spy_snakemake.py ARGS``: Snakemake's command line, with what the plugin sends recorded.
 
 Every Batch request and answer (through ``BatchClient._call``, the one place the plugin
-calls Batch) and every S3 object it writes or deletes are appended as JSON lines to the
-file named by ``AWSBATCH_TEST_SPY_FILE``, so a test can search them for what must not be
-there (a rendezvous key) although Snakemake runs in its own process.
+calls Batch), each read of a launch template and every S3 object it writes or deletes are
+appended as JSON lines to the file named by ``AWSBATCH_TEST_SPY_FILE``, so a test can search
+them for what must not be there (a rendezvous key) although Snakemake runs in its own process.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import runpy
 import sys
 from typing import Any
 
+from snakemake_executor_plugin_awsbatch_mpi.batch import clients
 from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
 
 SPY_FILE = os.environ["AWSBATCH_TEST_SPY_FILE"]
@@ -27,6 +28,7 @@ def record(kind: str, **data: Any) -> None:
 original_call = BatchClient._call
 original_put = BatchClient.put_object
 original_delete = BatchClient.delete_object
+original_template = clients.launch_template_version
 
 
 def spy_call(self: BatchClient, operation: str, **kwargs: Any) -> Any:
@@ -46,6 +48,13 @@ def spy_delete(self: BatchClient, url: str) -> None:
     original_delete(self, url)
 
 
+def spy_template(ec2: Any, params: dict[str, Any]) -> Any:
+    """The EC2 call of a run: the launch templates' root volumes (issue 19 §2)."""
+    record("request", operation="describe_launch_template_versions", request=params)
+    return original_template(ec2, params)
+
+
+clients.launch_template_version = spy_template
 BatchClient._call = spy_call  # type: ignore[method-assign]
 BatchClient.put_object = spy_put  # type: ignore[method-assign]
 BatchClient.delete_object = spy_delete  # type: ignore[method-assign]

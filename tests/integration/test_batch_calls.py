@@ -61,4 +61,6 @@ def test_small_run_describes_each_queue_and_environment_once(emulated_env, tmp_p
         "describe_job_definitions": 2,  # the lookup, then the check that the new one is visible
         "register_job_definition": 1,
         "submit_job": JOBS,
+        # The root volume of the queue's instances, from its one launch template (EC2).
+        "describe_launch_template_versions": 1,
     }, calls

@@ -195,6 +195,36 @@ def test_an_image_the_engine_lacks_fails_like_an_image_batch_cannot_pull(aws: Aw
     assert job["container"]["reason"].startswith("CannotPullContainerError")
 
 
+def test_the_disk_check_works_in_the_job_image(aws: Aws) -> None:
+    """Issue 19 §2: the check before the rule runs needs only the image's `python`."""
+    from snakemake_executor_plugin_awsbatch_mpi.core.disk_guard import (
+        DISK_GUARD_EXIT_CODE,
+        DISK_GUARD_MARK,
+        guarded_command,
+    )
+    from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest
+
+    definition = _register(aws, "docker-disk", DEFAULT_JOB_IMAGE)
+    results = {}
+    for name, disk_mb in (("huge", 10**9), ("tiny", 1)):
+        request = JobRequest(name, 1, {"disk_mb": disk_mb}, declared=frozenset({"disk_mb"}))
+        [_, _, script] = guarded_command(("/bin/bash", "-c", "echo the rule ran"), request)
+        job_id = aws.submit_shell(f"docker-disk-{name}", definition, script)
+        results[name] = aws.wait(job_id, timeout=120)
+    huge, tiny = results["huge"], results["tiny"]
+    messages = aws.log_messages(huge["container"]["logStreamName"])
+    assert huge["status"] == "FAILED", messages
+    assert huge["attempts"][-1]["container"]["exitCode"] == DISK_GUARD_EXIT_CODE
+    assert any(
+        m.startswith(f"{DISK_GUARD_MARK} rule 'huge' asks for disk_mb=1000000000")
+        and "its working directory /work has only" in m
+        for m in messages
+    ), messages
+    assert "the rule ran" not in messages
+    assert tiny["status"] == "SUCCEEDED"
+    assert "the rule ran" in aws.log_messages(tiny["container"]["logStreamName"])
+
+
 NODE_SCRIPT = """
 import json, os, socket, time
 index = int(os.environ["AWS_BATCH_JOB_NODE_INDEX"])
@@ -288,6 +318,148 @@ def test_the_example_workflow_runs_in_containers_with_mpi_ranks_on_three_hosts(
         rows = [row for row in csv.DictReader(handle, delimiter="\t") if row["rank"] != "total"]
     assert len({row["host"] for row in rows}) == 3, rows  # 3 containers, a host name each
     assert "Jobs run in Docker containers" in proc.stdout
+
+
+S3_PROBE = """
+import sys, boto3
+from botocore.config import Config
+quick = Config(retries={"max_attempts": 1}, connect_timeout=3)
+try:
+    boto3.client("s3", config=quick).head_bucket(Bucket="snakemake-local")
+    print("S3 OK", flush=True)
+except Exception as err:
+    print(f"S3 FAILED {type(err).__name__}", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_mpi_containers_without_a_way_to_s3_are_refused_until_the_endpoint_is_added(
+    server: str, aws: Aws
+) -> None:
+    """The docker runner withholds S3 from node containers exactly like the process one."""
+    import boto3
+
+    from snakemake_executor_plugin_awsbatch_mpi.local.emulation import build_setup_network
+    from snakemake_executor_plugin_awsbatch_mpi.local.network import NOTE_PREFIX
+
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    ec2 = session.client("ec2", endpoint_url=server)
+    [mpi_env] = aws.batch.describe_compute_environments(
+        computeEnvironments=["local-mpi-ce"]
+    )["computeEnvironments"]
+    [own] = mpi_env["computeResources"]["subnets"]
+    vpc = ec2.describe_subnets(SubnetIds=[own])["Subnets"][0]["VpcId"]
+    subnet = build_setup_network(ec2, vpc, "us-east-1", "10.0.210.0/24", s3_endpoint=False)
+    resources = {
+        k: v
+        for k, v in mpi_env["computeResources"].items()
+        if k in ("type", "minvCpus", "maxvCpus", "instanceTypes", "instanceRole",
+                 "securityGroupIds")
+    }
+    env = aws.batch.create_compute_environment(
+        computeEnvironmentName="docker-public-only-ce", type="MANAGED", state="ENABLED",
+        computeResources={**resources, "subnets": [subnet]},
+        serviceRole=mpi_env["serviceRole"],
+    )["computeEnvironmentArn"]
+    aws.batch.create_job_queue(
+        jobQueueName="docker-public-only", state="ENABLED", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+    )
+    container = {
+        "image": DEFAULT_MPI_IMAGE,
+        "command": ["python", "-c", S3_PROBE],
+        "resourceRequirements": [
+            {"type": "VCPU", "value": "1"},
+            {"type": "MEMORY", "value": "256"},
+        ],
+    }
+    definition = aws.batch.register_job_definition(
+        jobDefinitionName="docker-s3-probe",
+        type="multinode",
+        nodeProperties={
+            "numNodes": 2,
+            "mainNode": 0,
+            "nodeRangeProperties": [{"targetNodes": "0:", "container": container}],
+        },
+    )["jobDefinitionArn"]
+
+    job = aws.wait(aws.submit("docker-refused", definition, queue="docker-public-only"),
+                   timeout=120)
+    messages = aws.log_messages(job["container"]["logStreamName"])
+    assert job["status"] == "FAILED", messages
+    assert messages[0].startswith(f"{NOTE_PREFIX} This node cannot reach S3"), messages
+    assert "S3 FAILED EndpointConnectionError" in messages
+
+    [table] = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
+    )["RouteTables"]
+    ec2.create_vpc_endpoint(
+        VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
+        RouteTableIds=[table["RouteTableId"]],
+    )
+    job = aws.wait(aws.submit("docker-fixed", definition, queue="docker-public-only"),
+                   timeout=120)
+    messages = aws.log_messages(job["container"]["logStreamName"])
+    assert job["status"] == "SUCCEEDED", messages
+    assert "S3 OK" in messages
+
+
+EXAMPLE_APP_IMAGE = "snakemake-awsbatch-mpi-example:0.1.0"  # containers/example-app
+PI_SNAKEFILE = f"""
+rule pi:
+    output: "pi.txt"
+    resources: mpi="mpirun", tasks=3, nodes=3, awsbatch_image="{EXAMPLE_APP_IMAGE}"
+    shell: "{{resources.mpi}} -n {{resources.tasks}} mpi-pi {{output}} 3000000"
+"""
+
+
+def test_an_application_image_built_on_ours_runs_a_three_node_mpi_rule(
+    server: str, aws: Aws, tmp_path: Path
+) -> None:
+    """containers/example-app (mpi-pi compiled on the MPI image) as a 3-node rule, through
+    Snakemake and the plugin: one rank per container, the result stored in S3."""
+    if not image_present(EXAMPLE_APP_IMAGE):
+        reason = f"The image {EXAMPLE_APP_IMAGE} is missing: build it with `make images`."
+        if REQUIRE:
+            pytest.fail(f"AWSBATCH_MPI_REQUIRE_DOCKER=1 but {reason}")
+        pytest.skip(reason)
+    work = tmp_path / "apppi"
+    work.mkdir()
+    (work / "Snakefile").write_text(PI_SNAKEFILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNAKEMAKE_"))}
+    env.update(
+        AWS_ENDPOINT_URL=server,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "snakemake",
+            "--executor", "awsbatch-mpi",
+            "--awsbatch-mpi-job-queue", "local-cpu",
+            "--awsbatch-mpi-multinode-job-queue", "local-mpi",
+            "--default-storage-provider", "s3",
+            "--default-storage-prefix", "s3://snakemake-local/apppi",
+            "--jobs", "1",
+            "--seconds-between-status-checks", "1",
+            "--latency-wait", "5",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    text = aws.s3.get_object(Bucket="snakemake-local", Key="apppi/pi.txt")["Body"].read()
+    rows = [line.split("\t") for line in text.decode().splitlines()]
+    hosts = [row[2] for row in rows if row[0] == "rank"]
+    assert len(hosts) == 3 and len(set(hosts)) == 3, rows  # a container (host name) per rank
+    [pi] = [float(row[1]) for row in rows if row[0] == "pi"]
+    assert abs(pi - 3.141592653589793) < 1e-9
 
 
 def test_local_emulation_refuses_an_unknown_runtime() -> None:

@@ -91,6 +91,26 @@ class Aws:
         ]
 
 
+def public_subnet_with_s3(ec2: Any, vpc: str, cidr: str, s3_endpoint: bool = True) -> str:
+    """A subnet as `awsbatch-mpi setup` builds one: public IPs, a route to an internet
+    gateway and (unless told otherwise) an S3 gateway endpoint on its route table."""
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr)["Subnet"]["SubnetId"]
+    ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
+    gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    if s3_endpoint:
+        ec2.create_vpc_endpoint(
+            VpcId=vpc,
+            ServiceName=f"com.amazonaws.{REGION}.s3",
+            VpcEndpointType="Gateway",
+            RouteTableIds=[table],
+        )
+    return subnet
+
+
 @pytest.fixture
 def aws(aws_env) -> Iterator[Aws]:
     """In-process moto (Batch in its simple mode) with a VPC, roles and an instance profile."""
@@ -100,7 +120,7 @@ def aws(aws_env) -> Iterator[Aws]:
         iam = boto3.client("iam", region_name=REGION)
         ec2 = boto3.client("ec2", region_name=REGION)
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+        subnet = public_subnet_with_s3(ec2, vpc, "10.0.0.0/24")
         group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
         service_role = iam.create_role(
             RoleName="batch-service", AssumeRolePolicyDocument=trust("batch.amazonaws.com")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi.core.request import TranslationSettings
@@ -283,6 +285,55 @@ def test_efa_rules_need_efa_instance_types(aws):
     assert not [r for r in results if r.check == "rule plain_mpi EFA"]
 
 
+def test_rules_disk_is_checked_against_the_root_volume_of_their_queue(aws):
+    """Issue 19 §2: one line per rule that gives a disk; the volume comes from the compute
+    environment's launch template, or the AMI's 30 GiB when it has none."""
+    big = aws.ec2.create_launch_template(
+        LaunchTemplateName="big-root",
+        LaunchTemplateData={
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 200}}]
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    aws.queue_on("cpu")
+    aws.queue_on("big", launchTemplate={"launchTemplateId": big, "version": "$Latest"})
+    given = frozenset({"disk_mb"})
+    flow = workflow(
+        replace(job("assemble", disk_mb=50_000, disk_mib=47_684), declared=given),
+        replace(job("assemble_big", disk_mb=50_000, awsbatch_queue="big"), declared=given),
+        replace(job("assemble_huge", disk_mb=300_000, awsbatch_queue="big"), declared=given),
+        job("defaults_only", disk_mb=50_000, disk_mib=47_684),  # Snakemake's default
+    )
+    results = doctor(job_queue="cpu", workflow=flow, settings=SETTINGS)
+    small = line(results, "rule assemble disk")
+    assert small.status is Status.WARN
+    assert small.message.startswith(
+        "Rule 'assemble' asks for disk_mb=50000 (47 GiB), but on EC2 a job gets no disk of its "
+        "own: all jobs on an instance share its root volume, and the instances of queue 'cpu' "
+        "have 30 GiB (the ECS-optimized AMI's default: compute environment 'cpu-ce' has no "
+        "launch template)."
+    )
+    assert "awsbatch-mpi setup --root-volume-gib N" in small.message
+    fits = line(results, "rule assemble_big disk")
+    assert fits.status is Status.PASS and "(200 GiB)" in fits.message
+    huge = line(results, "rule assemble_huge disk")
+    assert huge.status is Status.WARN
+    assert f"have 200 GiB (launch template {big} (version $Latest) of compute environment " in (
+        huge.message
+    )
+    assert not [r for r in results if r.check == "rule defaults_only disk"]
+    assert line(results, "rule assemble").status is Status.PASS  # placement: unchanged
+
+
+def test_an_unreadable_launch_template_leaves_the_disk_unchecked_and_says_why(aws):
+    aws.queue_on("cpu", launchTemplate={"launchTemplateName": "gone"})
+    flow = workflow(replace(job("assemble", disk_mb=50_000), declared=frozenset({"disk_mb"})))
+    results = doctor(job_queue="cpu", workflow=flow, settings=SETTINGS)
+    warning = line(results, "launch templates")
+    assert warning.status is Status.WARN and "gone (version $Default)" in warning.message
+    assert "ec2:DescribeLaunchTemplateVersions" in warning.message
+    assert not [r for r in results if r.check == "rule assemble disk"]
+
+
 # The command ---------------------------------------------------------------------------------
 
 
@@ -330,3 +381,24 @@ def test_doctor_refuses_an_out_of_range_setting_before_any_call(offline, capsys)
     err = capsys.readouterr().err
     assert code == 1
     assert "--awsbatch-mpi-api-calls-per-second is 0; allowed are 0.5 to 50" in err
+
+
+def test_each_ec2_compute_environment_shows_its_root_volume(aws):
+    sized = aws.ec2.create_launch_template(
+        LaunchTemplateName="sized",
+        LaunchTemplateData={
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 120}}]
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    aws.queue_on("cpu")
+    aws.queue_on("big", launchTemplate={"launchTemplateId": sized})
+    results = doctor(job_queue="cpu", gpu_job_queue="big")
+    plain = line(results, "root volume cpu-ce")
+    assert plain.status is Status.PASS and plain.message.startswith(
+        "Instances of 'cpu-ce' have a 30 GiB root volume (the ECS-optimized AMI's default: "
+        "compute environment 'cpu-ce' has no launch template); all jobs on an instance share it."
+    )
+    big = line(results, "root volume big-ce")
+    assert f"have a 120 GiB root volume (launch template {sized} (version $Default)" in (
+        big.message
+    )

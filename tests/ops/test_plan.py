@@ -586,3 +586,63 @@ def test_a_resource_typo_is_one_warning_per_rule(tmp_path, no_network, capsys):
     )
     assert report.splitlines().count(warning) == 1, report
     assert len(document["jobs"]) == 2
+
+
+DISK_SNAKEFILE = """
+rule all:
+    input: "big.txt", "small.txt", "plain.txt", "set.txt"
+
+rule big:
+    output: "big.txt"
+    resources: disk_mb=50000
+    shell: "touch {output}"
+
+rule small:
+    output: "small.txt"
+    resources: disk_mb=1000
+    shell: "touch {output}"
+
+rule plain:
+    output: "plain.txt"
+    shell: "touch {output}"
+
+rule set_later:
+    output: "set.txt"
+    shell: "touch {output}"
+"""
+
+
+def test_plan_warns_once_per_rule_whose_disk_exceeds_the_root_volume(tmp_path, no_network, capsys):
+    """Issue 19 §2: offline, the volume is the AMI's 30 GiB unless --root-volume-gib says
+    otherwise, and the warning says which; Snakemake's default disk_mb (given to every job of
+    a cloud run) is not the rule's."""
+    workdir = tmp_path / "disk"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(DISK_SNAKEFILE)
+    base = ["-s", str(workdir / "Snakefile"), "-d", str(workdir), "--job-queue", "q"]
+    code, _, document, report = plan(
+        tmp_path, capsys, *base, "--set-resources", "set_later:disk_mb=40000"
+    )
+    assert code == 0, report
+    disk = [w for w in document["warnings"] if "root volume" in w]
+    assert [w.split("'")[1] for w in disk] == ["big", "set_later"]
+    assert disk[0].startswith(
+        "Rule 'big' asks for disk_mb=50000 (47 GiB), but on EC2 a job gets no disk of its own: "
+        "all jobs on an instance share its root volume, and the instances of queue 'q' have 30 "
+        "GiB (assumed by plan: the ECS-optimized AMI's default; pass --root-volume-gib N"
+    )
+    assert f"Warning: {disk[0]}" in report
+    jobs = by_job(document)
+    # The in-job check is part of the command of the jobs whose rule gives a disk.
+    for name in ("big", "small", "set_later"):
+        command = jobs[name]["submitJob"]["containerOverrides"]["command"]
+        assert command[2].startswith("python -c "), command
+        assert command[2].endswith(" || exit $?; <snakemake job command of " + name + ">")
+    plain = jobs["plain"]["submitJob"]["containerOverrides"]["command"]
+    assert plain == ["/bin/bash", "-c", "<snakemake job command of plain>"]
+
+    code, _, document, report = plan(tmp_path, capsys, *base, "--root-volume-gib", "45")
+    [warning] = [w for w in document["warnings"] if "root volume" in w]
+    assert "queue 'q' have 45 GiB (given with --root-volume-gib)" in warning
+    code, _, document, report = plan(tmp_path, capsys, *base, "--root-volume-gib", "100")
+    assert not [w for w in document["warnings"] if "root volume" in w]

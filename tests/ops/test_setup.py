@@ -14,7 +14,7 @@ from snakemake_executor_plugin_awsbatch_mpi.ops import outcomes, stack
 from snakemake_executor_plugin_awsbatch_mpi.ops.aws_shell import AwsError, AwsShell
 from snakemake_executor_plugin_awsbatch_mpi.ops.doctor import DoctorRequest, run_doctor
 
-from .conftest import REGION
+from .conftest import REGION, public_subnet_with_s3
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -137,14 +137,53 @@ def moto_account(aws_env):
         yield role
 
 
+def apply_what_moto_skips(stack_name: str, template: dict[str, Any]) -> None:
+    """moto's CloudFormation ignores two network properties of the template; apply them.
+
+    It records AWS::EC2::SubnetRouteTableAssociation without associating the route table
+    (subnets fall back to the VPC's main table) and ignores a subnet's MapPublicIpOnLaunch.
+    This applies exactly what the template says, for the resources the stack created.
+    """
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
+        if r.get("PhysicalResourceId")  # moto lists unsupported types without one
+    }
+    for logical, resource in template["Resources"].items():
+        if logical not in physical:
+            continue  # its condition was false
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::EC2::SubnetRouteTableAssociation":
+            ec2.associate_route_table(
+                RouteTableId=physical[properties["RouteTableId"]["Ref"]],
+                SubnetId=physical[properties["SubnetId"]["Ref"]],
+            )
+        if resource["Type"] == "AWS::EC2::Subnet" and properties.get("MapPublicIpOnLaunch"):
+            ec2.modify_subnet_attribute(
+                SubnetId=physical[logical], MapPublicIpOnLaunch={"Value": True}
+            )
+
+
+def _mpi_environment() -> dict[str, Any]:
+    batch = boto3.client("batch", region_name=REGION)
+    [mpi] = [
+        e for e in batch.describe_compute_environments()["computeEnvironments"]
+        if "Mpi" in e["computeEnvironmentName"]
+    ]
+    return mpi
+
+
 @pytest.mark.filterwarnings("ignore:Tried to parse")
-def test_stack_deploys_on_moto_and_passes_the_doctor(moto_account):
+def test_stack_deploys_on_moto_and_passes_the_doctor(moto_account, template):
     options = stack.StackOptions(
         stack_name="snk", bucket="runs", prefix="team/a", service_role_arn=moto_account
     )
     lines: list[str] = []
     shell = AwsShell(region=REGION)
     outputs = shell.deploy(options, on_line=lines.append, poll_seconds=0)
+    apply_what_moto_skips("snk", template)
     assert lines[0].startswith("Creating stack 'snk' in us-east-1")
     assert outputs["CpuJobQueue"] == "snk-cpu" and outputs["MpiJobQueue"] == "snk-mpi"
     assert 'awsbatch-mpi-job-role-arn: "arn:aws:iam::' in outputs["ProfileSnippet"]
@@ -180,6 +219,13 @@ def test_stack_deploys_on_moto_and_passes_the_doctor(moto_account):
     assert not outcomes.has_failures(results), outcomes.render(results)
     # moto drops the placement group (unsupported), which the doctor notices.
     assert [r.status for r in results if r.check.startswith("placement")] == [outcomes.Status.WARN]
+    # The MPI subnet is public (instances reach ECS) and has the S3 gateway endpoint, which
+    # MPI node containers need: they get no public IP.
+    [mpi_network] = [r for r in results if r.check.startswith("mpi network")]
+    assert "reach S3 through an S3 gateway endpoint" in mpi_network.message
+    [endpoint] = boto3.client("ec2", region_name=REGION).describe_vpc_endpoints()["VpcEndpoints"]
+    assert endpoint["ServiceName"] == f"com.amazonaws.{REGION}.s3"
+    assert endpoint["VpcEndpointType"] == "Gateway"
 
     again = shell.deploy(options, on_line=lines.append, poll_seconds=0)
     assert again["CpuJobQueue"] == "snk-cpu"
@@ -212,6 +258,75 @@ def test_cli_setup_on_demand_with_efs_prints_the_profile(moto_account, capsys):
     assert kinds == {"EC2"}
     mpi = [e for e in envs["computeEnvironments"] if "Mpi" in e["computeEnvironmentName"]][0]
     assert mpi["computeResources"]["launchTemplate"]["launchTemplateId"].startswith("lt-")
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_cli_setup_nat_gateway_puts_compute_in_private_subnets(moto_account, template, capsys):
+    code = cli.main(
+        [
+            "setup", "--stack-name", "priv", "--bucket", "runs", "--nat-gateway",
+            "--service-role-arn", moto_account, "--poll-seconds", "0",
+        ]
+    )
+    assert code == 0, capsys.readouterr().out
+    apply_what_moto_skips("priv", template)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    [subnet] = _mpi_environment()["computeResources"]["subnets"]
+    assert not ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["MapPublicIpOnLaunch"]
+    [table] = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
+    )["RouteTables"]
+    default = [r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+    assert default and default[0]["NatGatewayId"].startswith("nat-")
+    results = run_doctor(
+        DoctorRequest(job_queue="priv-cpu", multinode_job_queue="priv-mpi"),
+        AwsShell(region=REGION),
+    )
+    assert not outcomes.has_failures(results), outcomes.render(results)
+    network_lines = [r.message for r in results if r.check.startswith("network")]
+    assert network_lines and all("(NAT gateway)" in m for m in network_lines)
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_setup_never_changes_a_given_vpc_and_the_doctor_judges_it(moto_account):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = public_subnet_with_s3(ec2, vpc, "10.1.0.0/24", s3_endpoint=False)
+
+    def network_of_the_vpc():
+        in_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
+        return (
+            ec2.describe_route_tables(Filters=in_vpc)["RouteTables"],
+            [e for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["VpcId"] == vpc],
+            ec2.describe_subnets(Filters=in_vpc)["Subnets"],
+            ec2.describe_nat_gateways()["NatGateways"],
+        )
+
+    before = network_of_the_vpc()
+    options = stack.StackOptions(
+        stack_name="own", bucket="runs", vpc_id=vpc, subnet_ids=(subnet,),
+        service_role_arn=moto_account,
+    )
+    AwsShell(region=REGION).deploy(options, poll_seconds=0)
+    assert network_of_the_vpc() == before
+    assert _mpi_environment()["computeResources"]["subnets"] == [subnet]
+    results = run_doctor(
+        DoctorRequest(job_queue="own-cpu", multinode_job_queue="own-mpi"),
+        AwsShell(region=REGION),
+    )
+    [mpi_network] = [r for r in results if r.check.startswith("mpi network")]
+    assert mpi_network.status is outcomes.Status.FAIL
+    assert "the only way out is an internet gateway" in mpi_network.message
+    assert f"--vpc-id {vpc} --service-name com.amazonaws.{REGION}.s3" in mpi_network.message
+
+
+def test_nat_gateway_is_refused_with_a_given_vpc():
+    options = stack.StackOptions(
+        stack_name="s", bucket="b-1", vpc_id="vpc-1", subnet_ids=("subnet-1",), nat_gateway=True
+    )
+    [problem] = stack.validate_options(options)
+    assert problem.startswith("--nat-gateway builds private subnets in the VPC that setup")
+    assert "awsbatch-mpi doctor" in problem
 
 
 def test_cli_setup_print_and_dry_run_call_nothing(offline, capsys):
@@ -354,7 +469,6 @@ def test_efa_and_one_thread_per_core_are_checked_before_calling_aws():
 def test_mpi_launch_template_has_efa_interfaces_and_cpu_options(template):
     resources = template["Resources"]
     data = resources["MpiLaunchTemplate"]["Properties"]["LaunchTemplateData"]
-    assert resources["MpiLaunchTemplate"]["Condition"] == "NeedMpiLaunchTemplate"
     assert data["CpuOptions"]["If"][:2] == ["OneThreadPerCore", {"ThreadsPerCore": 1}]
     [interface] = data["NetworkInterfaces"]["If"][1]
     assert (interface["DeviceIndex"], interface["InterfaceType"]) == (0, "efa")
@@ -362,7 +476,7 @@ def test_mpi_launch_template_has_efa_interfaces_and_cpu_options(template):
     assert egress["IpProtocol"] == "-1" and "DestinationSecurityGroupId" in egress
     mpi = resources["MpiComputeEnvironment"]["Properties"]["ComputeResources"]
     assert mpi["PlacementGroup"] == {"Ref": "MpiPlacementGroup"}
-    assert mpi["LaunchTemplate"]["If"][0] == "NeedMpiLaunchTemplate"
+    assert mpi["LaunchTemplate"]["LaunchTemplateId"] == {"Ref": "MpiLaunchTemplate"}
 
 
 @pytest.mark.filterwarnings("ignore:Tried to parse")
@@ -398,3 +512,55 @@ def test_cli_setup_mpi_efa_one_thread_per_core_deploys_and_the_doctor_sees_it(
     )
     cores = [r for r in results if r.check == "cores per node hpc-mpi"][0]
     assert "(one thread per core): c5n.18xlarge 36 cores x 1 thread(s)" in cores.message
+
+
+def test_every_ec2_compute_environment_sizes_the_root_volume(template):
+    """All jobs of an instance share its root volume: each compute environment's launch
+    template maps /dev/xvda with the size setup is given (issue 19 §2)."""
+    resources = template["Resources"]
+    envs = {k: r for k, r in resources.items() if r["Type"] == "AWS::Batch::ComputeEnvironment"}
+    assert len(envs) == 3
+    for env in envs.values():
+        spec = env["Properties"]["ComputeResources"]["LaunchTemplate"]
+        name = spec["LaunchTemplateId"]["Ref"]
+        assert spec["Version"] == {"GetAtt": f"{name}.LatestVersionNumber"}
+        [root] = resources[name]["Properties"]["LaunchTemplateData"]["BlockDeviceMappings"]
+        assert root["DeviceName"] == "/dev/xvda"
+        assert root["Ebs"]["VolumeSize"] == {"Ref": "RootVolumeGib"}
+        assert root["Ebs"]["VolumeType"] == "gp3" and root["Ebs"]["Encrypted"] is True
+    assert template["Parameters"]["RootVolumeGib"]["Default"] == 100
+    assert stack.parameters(stack.StackOptions(stack_name="s", bucket="b-1"))["RootVolumeGib"] == (
+        "100"
+    )
+
+
+@pytest.mark.parametrize("gib", [29, 16385])
+def test_root_volume_size_is_checked_before_calling_aws(gib):
+    [problem] = stack.validate_options(
+        stack.StackOptions(stack_name="s", bucket="b-1", root_volume_gib=gib)
+    )
+    assert problem == (
+        "--root-volume-gib must be between 30 (the size of the ECS-optimized AMI's own root "
+        f"volume) and 16384 (gp3's largest) (it is {gib})."
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_cli_setup_root_volume_reaches_every_queue_the_plugin_reads(moto_account, capsys):
+    """Deployed on moto: each compute environment launches with the root volume asked for,
+    and the executor's BatchClient reads it back from the launch template."""
+    from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
+
+    code = cli.main(
+        [
+            "setup", "--stack-name", "disk", "--bucket", "runs", "--root-volume-gib", "250",
+            "--service-role-arn", moto_account, "--poll-seconds", "0",
+        ]
+    )
+    assert code == 0, capsys.readouterr().out
+    client = BatchClient(region=REGION)
+    for queue in ("disk-cpu", "disk-gpu", "disk-mpi"):
+        [volume] = client.queue_info(queue).disks
+        assert volume.gib == 250, volume
+        assert volume.source.startswith("launch template lt-")
+    assert client.calls["describe_launch_template_versions"] == 2  # CPU/GPU share one
