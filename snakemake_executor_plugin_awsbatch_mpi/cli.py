@@ -14,7 +14,14 @@ from pathlib import Path
 
 # `plan`/`doctor` take the executor settings without their prefix (--job-queue for
 # --awsbatch-mpi-job-queue); the queues and identity are all that doctor needs without a workflow.
-DOCTOR_SETTINGS = ("job_queue", "gpu_job_queue", "multinode_job_queue", "job_role_arn", "region")
+DOCTOR_SETTINGS = (
+    "job_queue",
+    "gpu_job_queue",
+    "multinode_job_queue",
+    "fallback_job_queue",
+    "job_role_arn",
+    "region",
+)
 SETTINGS_PREFIX = "--awsbatch-mpi-"
 
 
@@ -514,6 +521,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
     job_queue, gpu_queue, mpi_queue = args.job_queue, args.gpu_job_queue, args.multinode_job_queue
     role, region, prefix = args.job_role_arn, args.region, args.s3_prefix
+    fallback = args.fallback_job_queue
     loaded = translation = None
     if args.snakefile or args.profile or extra:
         try:
@@ -527,7 +535,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         # The settings already hold the flags above (snakemake_argv passes them on).
         job_queue, gpu_queue = settings.job_queue, settings.gpu_job_queue
         mpi_queue, role = settings.multinode_job_queue, settings.job_role_arn
-        region = settings.region
+        region, fallback = settings.region, settings.fallback_job_queue
         prefix = prefix or parsed.default_storage_prefix
     if not job_queue:
         return _fail(
@@ -539,6 +547,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         job_queue=job_queue,
         gpu_job_queue=gpu_queue,
         multinode_job_queue=mpi_queue,
+        fallback_job_queue=fallback,
         job_role_arn=role,
         s3_prefix=prefix,
         workflow=loaded,

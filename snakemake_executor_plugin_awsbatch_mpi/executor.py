@@ -24,6 +24,7 @@ from .batch import clients
 from .batch.client import BatchClient, BatchSetupError
 from .batch.logs import fetch_tails
 from .batch.rule_logs import fetch_rule_logs, rule_log_lines
+from .batch.runnable import RunnableMonitor
 from .batch.runs import record_submission
 from .batch.status import (
     Outcome,
@@ -31,11 +32,13 @@ from .batch.status import (
     failure,
     failure_message,
     finished_attempts,
+    lost_to_spot,
     outcome,
 )
 from .core.array_jobs import array_spec, command_map, group_for_arrays
 from .core.command import job_cores
 from .core.dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
+from .core.fallback import PLANNED_JOB_ID, fallback_queue_of
 from .core.images import image_warning, runs_in_snakemake_image
 from .core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .core.planner import (
@@ -108,6 +111,7 @@ class Executor(RemoteExecutor):
         self._attempts_seen: dict[str, int] = {}
         self._environment: Environment | None = None
         self._image_rules: set[str] = set()  # rules whose jobs run in Snakemake's image
+        self._runnable = RunnableMonitor(self.batch, settings.runnable_warning, self.logger.warning)
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         self._preflight()
         self._validate_dag()
@@ -179,6 +183,17 @@ class Executor(RemoteExecutor):
                 seen.add(key)
                 # A fresh key URI, as at submission: nothing is written or sent.
                 self._plan(job, request, self._mpi_key_uri(), before_submission=True)
+                fallback = fallback_queue_of(request, self.translation)
+                if fallback and not self.immediate_submit:
+                    self._plan(
+                        job, request, "", True, queue_name=fallback, fallback_of=PLANNED_JOB_ID
+                    )
+        if self.immediate_submit and self.settings.fallback_job_queue:
+            self.logger.warning(
+                "--awsbatch-mpi-fallback-job-queue is not used with --immediate-submit: Batch "
+                "runs the jobs and their dependents by itself, so a job whose Spot host was "
+                "reclaimed cannot be submitted again. Run without --immediate-submit to use it."
+            )
         image = image_warning(self.translation.default_image, self._image_rules)
         if image:
             self._warn_once("image", image)
@@ -194,7 +209,9 @@ class Executor(RemoteExecutor):
             )
             if q
         ]
-        results = preflight(self.batch, list(dict.fromkeys(queues)))
+        results = preflight(
+            self.batch, list(dict.fromkeys(queues)), self.settings.fallback_job_queue
+        )
         for result in results:
             if result.status is Status.WARN:
                 self.logger.warning(result.line())
@@ -249,11 +266,16 @@ class Executor(RemoteExecutor):
         request: JobRequest,
         mpi_key_uri: str,
         before_submission: bool = False,
+        queue_name: str | None = None,
+        fallback_of: str | None = None,
     ) -> JobPlan:
-        """The planner over one job, its refusals as messages that end the run cleanly."""
+        """The planner over one job, its refusals as messages that end the run cleanly.
+
+        `queue_name` and `fallback_of`: plan the job's resubmission to its fallback queue.
+        """
         after = " Nothing was submitted." if before_submission else " This job was not submitted."
         try:
-            queue = self.batch.queue_info(resolve_queue(request, self.translation))
+            queue = self.batch.queue_info(queue_name or resolve_queue(request, self.translation))
             plan = plan_job(
                 request,
                 self.translation,
@@ -266,6 +288,7 @@ class Executor(RemoteExecutor):
                 # itself never travels in a Batch request; see _store_mpi_key).
                 mpi_key_uri=mpi_key_uri,
                 depends_on_room=DEPENDS_ON_ROOM if self.immediate_submit else 0,
+                fallback_of=fallback_of,
             )
         except (ResourceError, PlanError) as err:
             raise WorkflowError(f"{err}{after}") from None
@@ -478,6 +501,16 @@ class Executor(RemoteExecutor):
             for info in active_jobs:
                 yield info
             return
+        try:
+            self._runnable.check(
+                {
+                    info.external_jobid: (info.aux.get("rule", "?"), description)
+                    for info in active_jobs
+                    if (description := descriptions.get(info.external_jobid)) is not None
+                }
+            )
+        except Exception as err:  # noqa: BLE001 - a warning must never end the run
+            self.logger.debug(f"The check for jobs stuck in RUNNABLE failed: {err}")
 
         for info in active_jobs:
             description = descriptions.get(info.external_jobid)
@@ -506,8 +539,42 @@ class Executor(RemoteExecutor):
             self._forget_mpi_key(info.aux.get("mpi_key"))
             if state is Outcome.SUCCEEDED:
                 self.report_job_success(info)
+            elif (moved := self._resubmit_on_demand(info, description)) is not None:
+                yield moved
             else:
                 self._report_failure(info, description)
+
+    def _resubmit_on_demand(
+        self, info: SubmittedJobInfo, description: dict[str, Any]
+    ) -> SubmittedJobInfo | None:
+        """Submit a job whose Spot host was reclaimed on its last attempt once more, to its
+        on-demand fallback queue; None when it has none (or is itself such a resubmission)."""
+        if info.aux.get("fallback_of") or self.immediate_submit or not lost_to_spot(description):
+            return None
+        request = job_request(info.job)
+        old, rule = info.external_jobid, info.aux.get("rule", request.rule)
+        try:
+            queue = fallback_queue_of(request, self.translation)
+            if not queue:
+                return None
+            spec = self._plan(info.job, request, "", queue_name=queue, fallback_of=old).spec
+            new = self._submit_guarded(spec, lambda definition: submit_payload(spec, definition))
+        except (WorkflowError, ResourceError) as err:
+            self.logger.warning(
+                f"Rule '{rule}': Batch job {old} lost its Spot instance, and submitting it to "
+                f"its fallback queue failed ({err}); it is reported as failed."
+            )
+            return None
+        record_submission(self.run_id, new, spec.rule)
+        self.producers.record(self._paths(info.job.output), new)
+        info.job.register(external_jobid=new)  # a restarted client picks up the new job
+        self.logger.info(
+            f"Rule '{rule}': Batch job {old} lost its Spot instance on its last attempt "
+            f"({failure(description).attempt_reason}); submitted it once more to the on-demand "
+            f"queue '{queue}' as Batch job {new}."
+        )
+        aux = {"rule": rule, "fallback_of": old}
+        return SubmittedJobInfo(info.job, external_jobid=new, aux=aux)
 
     def _report_attempts(self, info: SubmittedJobInfo, description: dict[str, Any]) -> None:
         """Tell the user about attempts Batch retried on its own (e.g. Spot reclaims)."""

@@ -124,6 +124,16 @@ class ExecutorSettings(ExecutorSettingsBase):
             "env_var": True,
         },
     )
+    fallback_job_queue: Optional[str] = field(
+        default=None,
+        metadata={
+            "metavar": "QUEUE",
+            "help": "On-demand job queue for a job whose last Batch attempt lost its Spot "
+            "instance: such a job is submitted once more there (a rule's "
+            "awsbatch_fallback_queue overrides it). Other failures are not resubmitted.",
+            "env_var": True,
+        },
+    )
     gpu_queues: Optional[dict] = field(
         default=None,
         metadata={
@@ -242,6 +252,17 @@ class ExecutorSettings(ExecutorSettingsBase):
             "unparse_func": lambda volumes: " ".join(str(v) for v in volumes or []),
         },
     )
+    runnable_warning: float = field(
+        default=10.0,
+        metadata={
+            "metavar": "MINUTES",
+            "help": "Warn (once per queue, again only when Batch's reason changes) when a job "
+            "has been RUNNABLE this many minutes, with what Batch says about the queue's "
+            "compute environments; jobs are never cancelled. 0 turns the warning off.",
+            "type": float,
+            "env_var": True,
+        },
+    )
     assign_public_ip: bool = field(
         default=False,
         metadata={
@@ -276,6 +297,7 @@ RANGES: tuple[tuple[str, float, float, str], ...] = (
     ("default_memory_mib", 4, 24 * 1024 * 1024, "Batch's minimum is 4 MiB"),
     ("log_tail_lines", 1, 10_000, "CloudWatch returns at most 10,000 lines per call"),
     ("mpi_join_timeout", 1, 86_400, "seconds, at most a day"),
+    ("runnable_warning", 0, 10_080, "minutes, at most a week; 0 turns the warning off"),
 )
 
 
@@ -307,11 +329,13 @@ def check_settings(settings: Any) -> None:
                 "Nothing was submitted."
             )
     tags = getattr(settings, "tags", None) or {}
-    if len(tags) > MAX_TAGS - RUN_TAG_COUNT:
+    # A job resubmitted to the fallback queue carries one more tag (snakemake-fallback-of).
+    run_tags = RUN_TAG_COUNT + (1 if getattr(settings, "fallback_job_queue", None) else 0)
+    if len(tags) > MAX_TAGS - run_tags:
         raise SettingsError(
             f"--awsbatch-mpi-tags sets {len(tags)} tags; allowed are at most "
-            f"{MAX_TAGS - RUN_TAG_COUNT} (Batch allows {MAX_TAGS} per job and the plugin adds "
-            f"{RUN_TAG_COUNT} run tags). Nothing was submitted."
+            f"{MAX_TAGS - run_tags} (Batch allows {MAX_TAGS} per job and the plugin adds "
+            f"{run_tags} run tags). Nothing was submitted."
         )
     for key, value in tags.items():
         problem = tag_problem(str(key), str(value))

@@ -53,6 +53,8 @@ VALUES = {
     "array_jobs": ("a,b", ["a", "b"]),
     "batch_attempts": ("2", 2),
     "mpi_join_timeout": ("30", 30),
+    "runnable_warning": ("2.5", 2.5),
+    "fallback_job_queue": ("q-ondemand", "q-ondemand"),
     "secrets": (
         "TOKEN=arn:aws:ssm:eu-west-1:123456789012:parameter/t",
         {"TOKEN": "arn:aws:ssm:eu-west-1:123456789012:parameter/t"},

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from botocore.exceptions import ClientError
 
 from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
+from snakemake_executor_plugin_awsbatch_mpi.batch.runnable import RunnableMonitor
 from snakemake_executor_plugin_awsbatch_mpi.executor import (
     MAX_DESCRIBE_FAILURES,
     MAX_MISSING_CHECKS,
@@ -50,6 +51,8 @@ def make_executor(answer):
     from collections import Counter
 
     executor._missing = Counter()
+    executor._runnable = RunnableMonitor(executor.batch, 0, warnings.append)  # off
+    executor._resubmit_on_demand = lambda i, d: None  # no fallback queue
     executor._report_attempts = lambda i, d: Executor._report_attempts(executor, i, d)
     executor._report_failure = lambda i, d: Executor._report_failure(executor, i, d)
     executor._forget_mpi_key = lambda uri: Executor._forget_mpi_key(executor, uri)

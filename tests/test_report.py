@@ -393,3 +393,25 @@ def test_a_rules_colour_comes_from_its_name_alone():
     assert pair[a] == PALETTE[preferred_colour(a)] and pair[b] != pair[a]
     many = rule_colours([f"r{i}" for i in range(25)])  # more rules than colours: no failure
     assert len(many) == 25
+
+
+def test_job_resubmitted_to_the_fallback_queue_is_marked_and_not_counted_as_failed():
+    """A Spot-reclaimed job that the executor sent to the on-demand queue: one job, marked."""
+    lost = desc("s1", "sort", status="FAILED", created=0,
+                attempts=[(2, 10, RECLAIM, None), (12, 20, RECLAIM, None)],
+                statusReason=RECLAIM)
+    again = desc("s2", "sort", created=21, attempts=[(25, 40, None, 0)],
+                 jobQueue="arn:aws:batch:eu-west-1:123456789012:job-queue/q-ondemand",
+                 tags={"snakemake-rule": "sort", "snakemake-run-id": "r1",
+                       "snakemake-fallback-of": "s1"})
+    report = build_report("r1", [lost, again])
+    rows = {r.job_id: r for r in report.rows}
+    assert rows["s1"].replaced_by == "s2" and rows["s2"].fallback_of == "s1"
+    assert report.totals.failed == 0 and report.totals.fallbacks == 1
+    assert "1 resubmitted to the on-demand fallback queue" in summary_line(report)
+    line = "sort: s1 (Spot reclaimed) -> s2 on queue 'q-ondemand', SUCCEEDED"
+    assert line in format_text(report)
+    assert line.replace("'", "&#x27;").replace(">", "&gt;") in render_html(report)
+    jobs = {j["job_id"]: j for j in to_dict(report)["jobs"]}
+    assert jobs["s2"]["fallback_of"] == "s1" and jobs["s1"]["replaced_by"] == "s2"
+    assert to_dict(report)["totals"]["fallbacks"] == 1

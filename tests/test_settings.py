@@ -35,6 +35,9 @@ def test_defaults_are_in_range():
         ("default_memory_mib", 0),
         ("batch_attempts", 0),
         ("batch_attempts", 11),
+        ("runnable_warning", -1),
+        ("runnable_warning", 10_081),
+        ("runnable_warning", math.nan),
     ],
 )
 def test_out_of_range_is_one_sentence_with_flag_value_and_range(name, value):
@@ -59,6 +62,10 @@ def test_tags_setting():
         check_settings(SimpleNamespace(tags={"aws:x": "1"}))
     with pytest.raises(SettingsError, match="48 tags; allowed are at most 47"):
         check_settings(SimpleNamespace(tags={f"k{i}": "v" for i in range(48)}))
+    many = {f"k{i}": "v" for i in range(47)}
+    check_settings(SimpleNamespace(tags=many))
+    with pytest.raises(SettingsError, match="47 tags; allowed are at most 46 .* 4 run tags"):
+        check_settings(SimpleNamespace(tags=many, fallback_job_queue="od"))
 
 
 def test_secrets_setting_names_a_secret_arn():

@@ -83,6 +83,8 @@ class BatchClient:
         # Launch template versions by reference; unreadable ones are left out (see queue_info).
         self._templates: dict[LaunchTemplateRef, dict[str, Any] | None] = {}
         self._templates_tried: set[LaunchTemplateRef] = set()
+        # When each queue's environments were last described for a stuck-queue warning.
+        self._environments_read: dict[str, float] = {}
         self._job_definitions: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -154,6 +156,31 @@ class BatchClient:
                     self._environment_answers[env["computeEnvironmentArn"]] = env
         with self._lock:
             return dict(self._environment_answers)
+
+    def current_environments(self, queue_ref: str, max_age_seconds: float) -> list[dict[str, Any]]:
+        """A queue's compute environments as Batch describes them now, in the queue's order.
+
+        For the stuck-queue warning: their state and status change while a run goes on, so
+        they are described again, but at most once per `max_age_seconds` per queue (and the
+        queue itself once per run). Raises `BatchSetupError` when the queue is gone.
+        """
+        queue = self.job_queues([queue_ref]).get(queue_ref)
+        if queue is None:
+            raise BatchSetupError(f"Job queue '{queue_ref}' does not exist any more.")
+        refs = queue_environment_arns(queue)
+        now = time.monotonic()
+        with self._lock:
+            read = self._environments_read.get(queue_ref)
+        if refs and (read is None or now - read >= max_age_seconds):
+            found = clients.describe_environments(
+                lambda **kw: self._call("describe_compute_environments", **kw), refs
+            )
+            with self._lock:
+                self._environment_answers.update(found)
+                self._environments_read[queue_ref] = now
+        with self._lock:
+            known = dict(self._environment_answers)
+        return list(environments_of(queue, known))
 
     def queue_info(self, name: str) -> QueueInfo:
         """Describe a queue and its compute environments once per run."""

@@ -88,6 +88,7 @@ def queue_info_from(
         name=name,
         platform=platform,
         spot_only=bool(types) and all(t in ("SPOT", "FARGATE_SPOT") for t in types),
+        has_spot=any(t in ("SPOT", "FARGATE_SPOT") for t in types),
         state=queue.get("state", "ENABLED"),
         status=queue.get("status", "VALID"),
         fair_share=bool(queue.get("schedulingPolicyArn")),

@@ -81,6 +81,14 @@ class Failure:
         return None
 
 
+def lost_to_spot(description: dict[str, Any]) -> bool:
+    """The job's last attempt ended because its Spot host was reclaimed: its statusReason
+    starts with "Host EC2" and it has no exit code (the container never got to exit)."""
+    fail = failure(description)
+    reason = fail.attempt_reason or fail.status_reason or ""
+    return reason.startswith(SPOT_RECLAIM_PREFIX) and fail.exit_code is None
+
+
 def outcome(description: dict[str, Any]) -> Outcome:
     status = description.get("status")
     if status == DONE_OK:
@@ -290,8 +298,9 @@ def _advice(fail: Failure) -> str | None:
     if cause is Cause.SPOT_RECLAIM:
         return (
             "Next: run the workflow again, allow Batch more attempts of its own "
-            "(--awsbatch-mpi-batch-attempts), or send this rule to an on-demand queue "
-            "(resources: awsbatch_queue=...)."
+            "(--awsbatch-mpi-batch-attempts), let such jobs run once more on an on-demand "
+            "queue (--awsbatch-mpi-fallback-job-queue; `awsbatch-mpi setup` creates one), or "
+            "send this rule to an on-demand queue (resources: awsbatch_queue=...)."
         )
     if cause is Cause.KILLED:
         return (

@@ -19,6 +19,7 @@ from typing import Any
 from .disk import declared_disk, disk_warning
 from .disk_guard import guarded_command
 from .environment import filter_environment
+from .fallback import FALLBACK_TAG, check_fallback_queue
 from .jobdef import register_payload, submit_payload
 from .naming import job_name
 from .request import JobRequest, TranslationSettings
@@ -113,13 +114,20 @@ def plan_job(
     run_id: str,
     mpi_key_uri: str = "",
     depends_on_room: int = 0,
+    fallback_of: str | None = None,
 ) -> JobPlan:
     """Plan one job; raises `ResourceError` (a resource) or `PlanError` (a Batch limit).
 
-    On EC2 a job whose rule gives a disk checks its free space before the rule runs.
+    `fallback_of`: the job is the resubmission of that Spot-reclaimed Batch job to its
+    fallback queue (`queue`), tagged so that the run report can mark it. On EC2 a job whose
+    rule gives a disk checks its free space before the rule runs.
     """
     if queue.platform is Platform.EC2:
         command = guarded_command(command, request)
+    tags = run_tags(run_id, request.rule, workflow)
+    if fallback_of is not None:
+        check_fallback_queue(request, queue)
+        tags[FALLBACK_TAG] = fallback_of
     spec = translate(
         request,
         settings,
@@ -127,7 +135,7 @@ def plan_job(
         command=command,
         environment=environment.passed,
         name=job_name(request.rule, request.wildcards),
-        run_tags=run_tags(run_id, request.rule, workflow),
+        run_tags=tags,
         mpi_key_uri=mpi_key_uri,
     )
     secret_names = {name for name, _ in spec.shape.secrets}

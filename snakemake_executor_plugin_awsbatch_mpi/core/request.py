@@ -46,6 +46,8 @@ class TranslationSettings:
     default_image: str
     gpu_job_queue: str | None = None
     multinode_job_queue: str | None = None
+    # On-demand queue for jobs whose Spot host was reclaimed (--awsbatch-mpi-fallback-job-queue).
+    fallback_job_queue: str | None = None
     gpu_queues: Mapping[str, str] = field(default_factory=dict)
     job_role_arn: str | None = None
     execution_role_arn: str | None = None

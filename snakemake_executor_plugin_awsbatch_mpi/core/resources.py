@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 
 from .capacity import instance_size, placement_problem
+from .fallback import fallback_queue_of
 from .mounts import in_shared_workdir, shared_workdir_of, volumes_of
 from .multinode import (
     MPI_AGENT_COMMAND,
@@ -54,6 +55,7 @@ WHOLE_NUMBERS = (
 AWSBATCH_RESOURCES = frozenset(
     {
         "awsbatch_efa",
+        "awsbatch_fallback_queue",
         "awsbatch_image",
         "awsbatch_instance_type",
         "awsbatch_job_definition",
@@ -222,6 +224,7 @@ def translate(
     rule = request.rule
     res = request.resources
     check_written(request)
+    fallback_queue_of(request, settings)
     layout = mpi_layout_of(request)
     warnings: list[str] = []
     typo = resource_typo_warning(request)
@@ -486,6 +489,7 @@ def validate_request(request: JobRequest, settings: TranslationSettings) -> None
     gpus_of(request)
     timeout_of(request)
     resolve_queue(request, settings)
+    fallback_queue_of(request, settings)
     _container_options(request)
     shared_workdir_of(request, volumes_of(request, settings, QueueInfo(name="")))
     efa_devices_of(request, mpi_layout_of(request))

@@ -42,6 +42,8 @@ class QueueInfo:
     platform: Platform = Platform.EC2
     # True when every compute environment of the queue uses Spot capacity.
     spot_only: bool = False
+    # True when any compute environment of the queue uses Spot capacity.
+    has_spot: bool = False
     state: str = "ENABLED"
     status: str = "VALID"
     # The queue has a fair-share scheduling policy (every job needs a share identifier);

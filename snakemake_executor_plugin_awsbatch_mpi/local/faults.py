@@ -64,6 +64,61 @@ def reclaim_first_attempt(job_name_prefix: str) -> Iterator[None]:
 
 
 @contextmanager
+def reclaim_every_attempt(job_name_prefix: str) -> Iterator[None]:
+    """Every attempt of matching jobs on a Spot queue loses its host, like a Spot reclaim.
+
+    Only queues whose compute environments are all Spot are affected (on-demand hosts are not
+    reclaimed), so the same job resubmitted to an on-demand queue runs. This is Spot capacity
+    that is gone: Batch's own retries in the Spot queue fail again.
+    """
+    from .patches import SPOT_RECLAIMS_EVERY
+
+    SPOT_RECLAIMS_EVERY.add(job_name_prefix)
+    try:
+        yield
+    finally:
+        SPOT_RECLAIMS_EVERY.discard(job_name_prefix)
+
+
+# A reason Batch gives a compute environment it cannot use (here: a deleted instance profile).
+INVALID_CE_STATUS_REASON = (
+    "CLIENT_ERROR - Instance profile arn:aws:iam::123456789012:instance-profile/gone "
+    "does not exist"
+)
+
+
+@contextmanager
+def invalid_compute_environment(
+    name: str, reason: str = INVALID_CE_STATUS_REASON
+) -> Iterator[None]:
+    """The compute environment `name` is INVALID (with `reason`) until the block ends.
+
+    DescribeComputeEnvironments reports it, and a queue with no other usable environment holds
+    its jobs in RUNNABLE with Batch's statusReason "ACTION_REQUIRED - CE(s) associated with the
+    job queue are invalid.", as on AWS; they run once the environment is VALID again.
+    """
+    from moto.batch.models import batch_backends
+
+    from .placement import set_status
+
+    found = [
+        env
+        for accounts in batch_backends.values()
+        for backend in accounts.values()
+        if (env := backend.get_compute_environment(name)) is not None
+    ]
+    if not found:
+        raise ValueError(f"no compute environment named {name!r} in the emulation")
+    for env in found:
+        set_status(env, "INVALID", reason)
+    try:
+        yield
+    finally:
+        for env in found:
+            set_status(env, None, None)
+
+
+@contextmanager
 def silence_node(job_name_prefix: str, node_index: int) -> Iterator[None]:
     """That node of matching multi-node jobs starts but never runs its command (never joins)."""
     from .patches import SILENT_NODES

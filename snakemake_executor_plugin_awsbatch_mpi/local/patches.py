@@ -38,6 +38,10 @@ gap between moto and AWS Batch that a client of the plugin would trip over:
 ``BatchResponse.submitjob`` / ``BatchBackend.submit_job`` / ``Job.__init__``
     read ``nodeOverrides`` from SubmitJob (moto dropped it), validate it, and attach it to
     the job.
+``BatchBackend.describe_compute_environments``
+    reports the status and reason the emulation gave a compute environment (moto always says
+    VALID); a job whose queue has no ENABLED and VALID compute environment stays RUNNABLE, with
+    Batch's reason when one is INVALID (see :mod:`.placement`).
 ``BatchBackend.describe_jobs``
     answers ``<job id>#<node index>`` with that node's status, exit code, address and stream.
 ``JobDefinition.describe``
@@ -78,6 +82,7 @@ from moto.batch.models import BatchBackend, Job, JobDefinition, datetime2int_mil
 from moto.batch.utils import JobStatus
 from moto.moto_api._internal.managed_state_model import ManagedState
 
+from . import placement
 from ._common import (
     DEPENDENCY_FAILED_REASON,
     MAIN_NODE_EXITED_REASON,
@@ -110,6 +115,8 @@ NODES_ATTR = "_local_nodes"
 RETRY_ATTR = "_local_retry_strategy"
 # Job-name prefixes whose first attempt is "reclaimed" like a Spot instance (tests only).
 SPOT_RECLAIMS: set[str] = set()
+# Job-name prefixes whose every attempt on a Spot queue is reclaimed (tests only).
+SPOT_RECLAIMS_EVERY: set[str] = set()
 # (job-name prefix, node index) pairs whose node never runs its command (tests only).
 SILENT_NODES: set[tuple[str, int]] = set()
 CONTAINER_REASON_ATTR = "_local_container_reason"
@@ -145,6 +152,7 @@ def install(runtime: Runner) -> None:
             (BatchBackend, "describe_jobs", _describe_jobs),
             (BatchBackend, "terminate_job", _terminate_job),
             (BatchBackend, "cancel_job", _cancel_job),
+            (BatchBackend, "describe_compute_environments", _describe_compute_environments),
             (batch_responses.BatchResponse, "submitjob", _submitjob_response),
             (JobDefinition, "describe", _job_definition_describe),
         ]
@@ -445,6 +453,9 @@ def _run_job(job: Job) -> None:
         if job.depends_on and not _wait_for_dependencies(job):
             return
         _advance_past(job, JobStatus.PENDING)
+        if not placement.hold_while_unplaceable(job):
+            job._mark_stopped(success=False)
+            return
         _advance_past(job, JobStatus.RUNNABLE)
         _advance_past(job, JobStatus.STARTING)
         attempt = 0
@@ -531,7 +542,7 @@ def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: in
         node.started_at = datetime.now()
         node.status = JobStatus.RUNNING.value
 
-    reclaimed = attempt == 1 and any(job.job_name.startswith(p) for p in SPOT_RECLAIMS)
+    reclaimed = _reclaimed(job, attempt)
     if reclaimed:
         # Like a Spot interruption: the instance goes away, the container has no exit code.
         job.job_stopped_reason = SPOT_RECLAIM_REASON
@@ -546,6 +557,15 @@ def _run_attempt(job: Job, nodes: list[NodeRecord], runtime: Runner, attempt: in
             job.latest_attempt["container"].pop("exitCode", None)
             job.latest_attempt["statusReason"] = SPOT_RECLAIM_REASON
     return succeeded and not reclaimed
+
+
+def _reclaimed(job: Job, attempt: int) -> bool:
+    """Whether this attempt loses its host like a Spot reclaim (the faults of tests)."""
+    if attempt == 1 and any(job.job_name.startswith(p) for p in SPOT_RECLAIMS):
+        return True
+    return any(job.job_name.startswith(p) for p in SPOT_RECLAIMS_EVERY) and placement.on_spot(
+        job
+    )
 
 
 def _watch(job: Job, nodes: list[NodeRecord], main: NodeRecord, rt: Runner) -> bool:
@@ -748,6 +768,13 @@ def _describe_node(job: Job, node: NodeRecord) -> dict[str, Any]:
     if node.status_reason and status == JobStatus.FAILED.value:
         result["statusReason"] = node.status_reason
     return result
+
+
+def _describe_compute_environments(
+    self: BatchBackend, environments: list[str] | None = None
+) -> list[dict[str, Any]]:
+    answers = _original(BatchBackend, "describe_compute_environments")(self, environments)
+    return placement.with_status(self, answers)
 
 
 def _describe_jobs(self: BatchBackend, jobs: list[str] | None) -> list[dict[str, Any]]:

@@ -226,15 +226,18 @@ def _readers(batch: Any) -> tuple[Callable[[list[str]], Any], Callable[[list[str
     )
 
 
-def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
+def preflight(
+    batch: Any, queue_names: Iterable[str], fallback_queue: str | None = None
+) -> list[CheckResult]:
     """The cheap start-up checks of the executor: each queue and its compute environments.
 
     `batch` is a boto3 Batch client or the plugin's `BatchClient`; two Batch calls in all
     (DescribeJobQueues, DescribeComputeEnvironments) for up to 100 queues. Returns one
     `CheckResult` per queue and per compute environment (a FAIL means jobs sent there would
-    be refused or never start); a failed AWS call becomes a FAIL naming the call.
+    be refused or never start); a failed AWS call becomes a FAIL naming the call. The
+    `fallback_queue` (--awsbatch-mpi-fallback-job-queue) must also be on-demand.
     """
-    names = [n for n in dict.fromkeys(queue_names) if n]
+    names = [n for n in dict.fromkeys([*queue_names, fallback_queue]) if n]
     if not names:
         return []
     try:
@@ -276,4 +279,7 @@ def preflight(batch: Any, queue_names: Iterable[str]) -> list[CheckResult]:
                 continue
             seen.add(env["computeEnvironmentArn"])
             results.extend(checks.check_compute_environment(env))
+    if fallback_queue and fallback_queue in queues:
+        fallback_envs = environments_of(queues[fallback_queue], envs)
+        results.append(checks.check_fallback_queue(fallback_queue, fallback_envs))
     return results

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..batch.queues import capacity_type
@@ -90,6 +90,35 @@ def check_queue(name: str, queue: Mapping[str, Any] | None, region: str | None) 
             "one with `aws batch update-job-queue --compute-environment-order ...`.",
         )
     return passed(check, "The queue is ENABLED and VALID.")
+
+
+SPOT_CAPACITY = ("SPOT", "FARGATE_SPOT")
+
+
+def check_fallback_queue(name: str, envs: Sequence[Mapping[str, Any]]) -> CheckResult:
+    """The fallback queue runs on demand: a job moved there after a Spot reclaim must not be
+    reclaimed again (any Spot environment of the queue may take it)."""
+    check = f"fallback queue {name}"
+    spot = [
+        str(env.get("computeEnvironmentName", "?"))
+        for env in envs
+        if capacity_type(env) in SPOT_CAPACITY
+    ]
+    if spot:
+        return failed(
+            check,
+            f"Fallback queue '{name}' has Spot compute environment(s) {', '.join(spot)}, so a "
+            "job resubmitted there after a Spot reclaim can lose its host again. Use a queue "
+            "whose compute environments are all on-demand (EC2 or FARGATE), such as the "
+            "'<stack>-ondemand' queue that `awsbatch-mpi setup` creates.",
+        )
+    if not envs:
+        return failed(check, f"Fallback queue '{name}' has no compute environment.")
+    return passed(
+        check,
+        f"Fallback queue '{name}' is on-demand: a job whose Spot host was reclaimed on its "
+        "last attempt is submitted once more there.",
+    )
 
 
 def check_compute_environment(env: Mapping[str, Any]) -> list[CheckResult]:

@@ -21,6 +21,7 @@ from ..batch.queues import (
     root_volumes_of,
 )
 from ..core.disk import declared_disk
+from ..core.fallback import RESOURCE as FALLBACK_RESOURCE
 from ..core.planner import rule_disk_warning
 from ..core.request import JobRequest, TranslationSettings
 from ..core.resources import translate, validate_request
@@ -42,6 +43,7 @@ class DoctorRequest:
     job_queue: str | None = None
     gpu_job_queue: str | None = None
     multinode_job_queue: str | None = None
+    fallback_job_queue: str | None = None
     job_role_arn: str | None = None
     s3_prefix: str | None = None
     workflow: LoadedWorkflow | None = None
@@ -130,6 +132,10 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
         )
         results.append(_cores_per_node(request.multinode_job_queue, mpi_envs, shell))
 
+    for name in _fallback_queues(request):
+        if name in queues:
+            results.append(checks.check_fallback_queue(name, queue_envs[name]))
+
     if request.job_role_arn:
         role, error = None, None
         try:
@@ -153,8 +159,21 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
     return results
 
 
+def _fallback_queues(request: DoctorRequest) -> list[str]:
+    """--fallback-job-queue and the rules' awsbatch_fallback_queue: each must be on-demand."""
+    names = [request.fallback_job_queue]
+    if request.workflow is not None:
+        names += [str(job.resources.get(FALLBACK_RESOURCE) or "") for job in request.workflow.jobs]
+    return [n for n in dict.fromkeys(names) if n]
+
+
 def _queue_names(request: DoctorRequest) -> list[str]:
-    names = [request.job_queue, request.gpu_job_queue, request.multinode_job_queue]
+    names = [
+        request.job_queue,
+        request.gpu_job_queue,
+        request.multinode_job_queue,
+        *_fallback_queues(request),
+    ]
     if request.workflow is not None and request.settings is not None:
         names += list(request.settings.gpu_queues.values())
         for job in request.workflow.jobs:

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.dependencies import MAX_DEPENDS_ON, reduce_dependencies
+from ..core.fallback import PLANNED_JOB_ID, fallback_queue_of
 from ..core.images import image_warning, runs_in_snakemake_image
 from ..core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from ..core.planner import (
+    Environment,
     PlanError,
     dropped_warning,
     plan_job,
@@ -58,6 +60,10 @@ PLACEHOLDERS = {
         "other (written just before SubmitJob, deleted when the job ends)"
     ),
     ENV_VALUE: "the value of the variable where snakemake runs",
+    PLANNED_JOB_ID: (
+        "in fallbackSubmitJob: the id of the Batch job whose Spot host was reclaimed on its "
+        "last attempt (tag snakemake-fallback-of)"
+    ),
     command_placeholder("<job>"): (
         "Snakemake's command for the job (deploys the workflow sources, then runs the job in "
         "remote mode); payload sizes are checked with "
@@ -147,6 +153,7 @@ def settings_document(
         "job_queue": settings.job_queue,
         "gpu_job_queue": settings.gpu_job_queue,
         "multinode_job_queue": settings.multinode_job_queue,
+        "fallback_job_queue": settings.fallback_job_queue,
         "gpu_queues": dict(settings.gpu_queues),
         "fargate_queues": sorted(set(fargate_queues)),
         "default_image": settings.default_image,
@@ -265,6 +272,16 @@ def build_plan(
         entry["submitJob"] = submit
         checked = _validation_payload(submit)
         problems += [f"SubmitJob: {p}" for p in validate_request("SubmitJob", checked)]
+        problems += _fallback(
+            entry,
+            request,
+            settings,
+            _queue_info(fallback_queue_of(request, settings) or "", fargate_queues, volume),
+            ("/bin/bash", "-c", command_placeholder(job.key)),
+            environment,
+            workflow.name,
+            definitions,
+        )
         size_warning = _size_warning(checked, COMMAND_ALLOWANCE_BYTES)
         if size_warning:
             entry.setdefault("warnings", []).append(size_warning)
@@ -317,6 +334,40 @@ def build_plan(
         "valid": not plan_problems,
     }
     return Plan(document=document, problems=plan_problems, warnings=plan_warnings)
+
+
+def _fallback(
+    entry: dict[str, Any],
+    request: JobRequest,
+    settings: TranslationSettings,
+    queue: QueueInfo,
+    command: tuple[str, ...],
+    environment: Environment,
+    workflow: str,
+    definitions: dict[str, dict[str, Any]],
+) -> list[str]:
+    """The request the executor sends when the job's Spot host is reclaimed on its last
+    attempt: the same job, planned for its fallback queue (`fallbackSubmitJob`)."""
+    if not queue.name:
+        return []
+    try:
+        fallback = plan_job(
+            request,
+            settings,
+            queue,
+            command=command,
+            environment=environment,
+            workflow=workflow,
+            run_id=RUN_ID,
+            fallback_of=PLANNED_JOB_ID,
+        )
+    except (ResourceError, PlanError) as err:
+        return [f"fallback to queue '{queue.name}': {err}"]
+    if fallback.register is not None and fallback.definition not in definitions:
+        definitions[fallback.definition] = fallback.register
+    submit = submit_payload(fallback.spec, fallback.definition)
+    entry["fallbackSubmitJob"] = submit
+    return [f"fallback SubmitJob: {p}" for p in validate_request("SubmitJob", submit)]
 
 
 def _fan_in(
@@ -382,6 +433,9 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         mounts = f"; mounts {' '.join(first['volumes'])}" if first.get("volumes") else ""
         if first.get("efa_devices"):
             mounts += f"; {first['efa_devices']} EFA device(s) per node"
+        fallback = (first.get("fallbackSubmitJob") or {}).get("jobQueue")
+        if fallback:
+            mounts += f"; after a Spot reclaim once more on {fallback}"
         lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes}){mounts}")
     secrets = doc["settings"].get("secrets") or {}
     if secrets:

@@ -1,8 +1,9 @@
 """The CloudFormation stack of `awsbatch-mpi setup`: parameters, failures, outputs (pure).
 
-The template (`template.yaml`, shipped in the package) creates a CPU queue (Spot by default),
-a GPU queue and a multi-node MPI queue with their compute environments, the job role, the
-instance role, a log group and optionally a VPC and an EFS file system. This module turns
+The template (`template.yaml`, shipped in the package) creates a CPU queue (Spot by default,
+with an on-demand fallback queue for Spot reclaims), a GPU queue and a multi-node MPI queue
+with their compute environments, the job role, the instance role, a log group and optionally
+a VPC and an EFS file system. This module turns
 command-line options into the stack's parameters and the stack's events and outputs into
 messages; `aws_shell.py` makes the calls.
 """
@@ -292,6 +293,7 @@ OUTPUT_ORDER = (
     "CpuJobQueue",
     "GpuJobQueue",
     "MpiJobQueue",
+    "FallbackJobQueue",
     "JobRoleArn",
     "LogGroupName",
     "StoragePrefix",

@@ -16,13 +16,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..batch.status import SPOT_RECLAIM_PREFIX, attempt_reason
 
 FAILED = "FAILED"
 SUCCEEDED = "SUCCEEDED"
+# The tag of a job the executor submitted again to the fallback (on-demand) queue after its
+# Spot host was reclaimed: the id of the job it replaces.
+FALLBACK_TAG = "snakemake-fallback-of"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ class JobRow:
     attempts: tuple[Attempt, ...] = ()
     node_rows: tuple[Node, ...] = ()
     exit_code: int | None = None
+    # The Spot-reclaimed job this one replaces in the fallback queue ("" if none), and the job
+    # that replaced this one (set when both are in the run).
+    fallback_of: str = ""
+    replaced_by: str = ""
 
     @property
     def first_start(self) -> float | None:
@@ -98,7 +105,8 @@ class JobRow:
 
     @property
     def failed(self) -> bool:
-        return self.status == FAILED
+        """Failed for good: a job replaced in the fallback queue is counted by its successor."""
+        return self.status == FAILED and not self.replaced_by
 
     @property
     def finished(self) -> bool:
@@ -177,6 +185,8 @@ class Totals:
     vcpu_hours: float
     gpu_hours: float
     cost: float | None = None
+    # Jobs submitted again to the fallback (on-demand) queue after a Spot reclaim.
+    fallbacks: int = 0
 
     @property
     def wall_seconds(self) -> float:
@@ -294,6 +304,7 @@ def job_row(
         attempts=attempts,
         node_rows=tuple(sorted((_node(n) for n in nodes), key=lambda n: n.index)),
         exit_code=exit_code,
+        fallback_of=str(tags.get(FALLBACK_TAG) or ""),
     )
 
 
@@ -321,6 +332,11 @@ def job_rows(
             rows += [job_row(child, parent=desc) for child in extra]
         else:
             rows.append(job_row(desc, nodes=extra))
+    successors = {row.fallback_of: row.job_id for row in rows if row.fallback_of}
+    rows = [
+        replace(row, replaced_by=successors[row.job_id]) if row.job_id in successors else row
+        for row in rows
+    ]
     return sorted(rows, key=lambda r: (r.submitted or 0.0, r.rule, r.wildcards, r.job_id))
 
 
@@ -374,6 +390,7 @@ def totals(rows: Sequence[JobRow], prices: Prices) -> Totals:
         vcpu_hours=vcpu_hours,
         gpu_hours=gpu_hours,
         cost=prices.cost(vcpu_hours, gpu_hours),
+        fallbacks=sum(bool(r.fallback_of) for r in rows),
     )
 
 

@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 from html import escape
 
 from .model import Report
-from .text import cost_note, duration, retry_reasons, rule_table, summary_line
+from .text import (
+    cost_note,
+    duration,
+    fallback_lines,
+    retry_reasons,
+    rule_table,
+    summary_line,
+)
 from .timeline import FAIL_COLOUR, RETRY_COLOUR, rule_colours, timeline_svg
 
 OPEN_JOB_LIST = 200
@@ -138,6 +145,12 @@ def render_html(report: Report) -> str:
         parts.append(f'<p class="note">{escape(cost_note(report.prices))}</p>')
     if retries:
         parts.append(f"<h2>Attempts Batch ended and retried</h2><ul>{retries}</ul>")
+    moved = "".join(f"<li>{escape(line)}</li>" for line in fallback_lines(report.rows))
+    if moved:
+        parts.append(
+            "<h2>Jobs resubmitted to the on-demand fallback queue after a Spot reclaim</h2>"
+            f"<ul>{moved}</ul>"
+        )
     if failures:
         parts.append(f"<h2>Failed jobs</h2><ul>{failures}</ul>")
     parts += ["<h2>Jobs</h2>", _jobs_table(report), "</body></html>"]

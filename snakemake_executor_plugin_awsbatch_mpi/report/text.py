@@ -75,6 +75,8 @@ def summary_line(report: Report) -> str:
         parts.append(f"{t.failed} failed")
     if t.retried:
         parts.append(f"{t.retried} retried by Batch ({t.reclaims} Spot reclaim(s))")
+    if t.fallbacks:
+        parts.append(f"{t.fallbacks} resubmitted to the on-demand fallback queue")
     if t.unfinished:
         parts.append(f"{t.unfinished} not finished yet")
     text = (
@@ -103,6 +105,10 @@ def format_text(report: Report) -> str:
     if reasons:
         out.append("Attempts Batch ended and retried:")
         out += _first(reasons)
+    moved = [f"  {line}" for line in fallback_lines(report.rows)]
+    if moved:
+        out.append("Jobs resubmitted to the on-demand fallback queue after a Spot reclaim:")
+        out += _first(moved)
     failures = [
         f"  {r.label} ({r.job_id}): {r.reason or 'no reason given'}"
         + (f", exit code {r.exit_code}" if r.exit_code is not None else "")
@@ -151,6 +157,16 @@ def retry_reasons(rows: Iterable[JobRow]) -> list[tuple[JobRow, str]]:
     return found
 
 
+def fallback_lines(rows: Iterable[JobRow]) -> list[str]:
+    """One line per job that replaced a Spot-reclaimed job in the fallback queue."""
+    return [
+        f"{row.label}: {row.fallback_of} (Spot reclaimed) -> {row.job_id} on queue "
+        f"'{row.queue}', {row.status}"
+        for row in rows
+        if row.fallback_of
+    ]
+
+
 def to_dict(report: Report) -> dict[str, Any]:
     """A JSON-ready document: every row, the tables and the totals."""
 
@@ -162,6 +178,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             "queue_wait_seconds": r.queue_wait, "run_seconds": r.run_seconds,
             "vcpus": r.vcpus, "memory_mib": r.memory_mib, "gpus": r.gpus, "nodes": r.nodes,
             "vcpu_hours": r.vcpu_hours, "gpu_hours": r.gpu_hours, "node_hours": r.node_hours,
+            "fallback_of": r.fallback_of or None, "replaced_by": r.replaced_by or None,
             "attempts": [
                 {"started": a.started, "stopped": a.stopped, "reason": a.reason,
                  "exit_code": a.exit_code, "spot_reclaim": a.reclaimed}
@@ -180,7 +197,8 @@ def to_dict(report: Report) -> dict[str, Any]:
         "prices": {"vcpu_hour": report.prices.vcpu_hour, "gpu_hour": report.prices.gpu_hour},
         "totals": {
             "jobs": t.jobs, "failed": t.failed, "retried": t.retried, "reclaims": t.reclaims,
-            "unfinished": t.unfinished, "start": t.start, "end": t.end,
+            "unfinished": t.unfinished, "fallbacks": t.fallbacks, "start": t.start,
+            "end": t.end,
             "wall_seconds": t.wall_seconds, "job_seconds": t.job_seconds,
             "vcpu_hours": t.vcpu_hours, "gpu_hours": t.gpu_hours, "estimated_cost": t.cost,
             "node_hours": sum(r.node_hours for r in report.rows),

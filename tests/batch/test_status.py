@@ -3,6 +3,7 @@ from snakemake_executor_plugin_awsbatch_mpi.batch.status import (
     console_url,
     failure,
     failure_message,
+    lost_to_spot,
     outcome,
 )
 
@@ -244,3 +245,27 @@ def test_headline_of_a_job_the_disk_check_stopped_is_the_checks_message():
         "before the rule runs. The log is saved in logs/r-j9.log (last lines below)."
     )
     assert any("exit code 28" in line for line in rest)
+
+
+def test_lost_to_spot_needs_a_host_ec2_reason_on_the_last_attempt_and_no_exit_code():
+    reclaim = "Host EC2 (instance i-0abc) terminated."
+    lost = {"status": "FAILED", "statusReason": reclaim,
+            "attempts": [{"statusReason": reclaim, "container": {}}]}
+    assert lost_to_spot(lost)
+    exited = {"status": "FAILED", "statusReason": reclaim,
+              "attempts": [{"statusReason": reclaim, "container": {"exitCode": 1}}]}
+    assert not lost_to_spot(exited)  # the command got to exit: not a lost host
+    earlier = {"status": "FAILED", "statusReason": "Essential container in task exited",
+               "attempts": [{"statusReason": reclaim, "container": {}},
+                            {"statusReason": "Essential container in task exited",
+                             "container": {"exitCode": 3}}]}
+    assert not lost_to_spot(earlier)  # only the last attempt counts
+
+
+def test_a_job_lost_to_spot_is_pointed_at_the_fallback_queue():
+    reclaim = "Host EC2 (instance i-0abc) terminated."
+    fail = failure({"jobId": "j", "status": "FAILED", "statusReason": reclaim,
+                    "attempts": [{"statusReason": reclaim, "container": {}}]})
+    message = failure_message("sort", fail, "us-east-1", "/g")
+    assert "lost its instance on its last attempt (a Spot reclaim" in message
+    assert "--awsbatch-mpi-fallback-job-queue" in message

@@ -402,3 +402,33 @@ def test_each_ec2_compute_environment_shows_its_root_volume(aws):
     assert f"have a 120 GiB root volume (launch template {sized} (version $Default)" in (
         big.message
     )
+
+
+def test_fallback_queue_must_be_on_demand(aws):
+    aws.queue_on("cpu")
+    aws.queue_on("ondemand")
+    aws.queue("mixed", aws.environment("mixed-spot-ce", kind="SPOT", bidPercentage=60),
+              aws.environment("mixed-ec2-ce"))
+    good = line(doctor(job_queue="cpu", fallback_job_queue="ondemand"), "fallback queue ondemand")
+    assert good.status is Status.PASS and "on-demand" in good.message
+    results = doctor(job_queue="cpu", fallback_job_queue="mixed")
+    bad = line(results, "fallback queue mixed")
+    assert bad.status is Status.FAIL
+    assert "Spot compute environment(s) mixed-spot-ce" in bad.message
+    assert "'<stack>-ondemand' queue" in bad.message
+    assert line(results, "queue mixed").status is Status.PASS  # the queue itself is fine
+    missing = doctor(job_queue="cpu", fallback_job_queue="nope")
+    assert line(missing, "queue nope").status is Status.FAIL
+
+
+def test_cli_doctor_takes_the_fallback_queue_as_a_flag(aws, capsys):
+    from snakemake_executor_plugin_awsbatch_mpi import cli
+
+    aws.queue_on("cpu")
+    aws.queue_on("spotty", kind="SPOT", bidPercentage=60)
+    code = cli.main(["doctor", "--job-queue", "cpu", "--fallback-job-queue", "spotty",
+                     "--region", REGION])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  fallback queue spotty: Fallback queue 'spotty' has Spot compute " \
+           "environment(s) spotty-ce" in out

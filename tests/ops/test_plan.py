@@ -646,3 +646,41 @@ def test_plan_warns_once_per_rule_whose_disk_exceeds_the_root_volume(tmp_path, n
     assert "queue 'q' have 45 GiB (given with --root-volume-gib)" in warning
     code, _, document, report = plan(tmp_path, capsys, *base, "--root-volume-gib", "100")
     assert not [w for w in document["warnings"] if "root volume" in w]
+
+
+def test_plan_shows_the_fallback_request_of_each_job(tmp_path, no_network, capsys):
+    workdir = tmp_path / "fallback"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(textwrap.dedent("""
+        rule all:
+            input: "a.txt", "b.txt", "m.txt"
+        rule a:
+            output: "a.txt"
+            shell: "touch {output}"
+        rule b:
+            output: "b.txt"
+            resources: awsbatch_fallback_queue="od-big"
+            shell: "touch {output}"
+        rule m:
+            output: "m.txt"
+            resources: mpi="mpirun", tasks=2, nodes=2
+            shell: "touch {output}"
+    """))
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir),
+        "--job-queue", "spot", "--multinode-job-queue", "mpi", "--fallback-job-queue", "od",
+    )
+    assert code == 0, report
+    jobs = {job["rule"]: job for job in document["jobs"]}
+    fallback = jobs["a"]["fallbackSubmitJob"]
+    assert fallback["jobQueue"] == "od" and jobs["a"]["submitJob"]["jobQueue"] == "spot"
+    assert fallback["tags"]["snakemake-fallback-of"] == "00000000-0000-0000-0000-000000000000"
+    def rest(payload):
+        return {k: v for k, v in payload.items() if k not in ("jobQueue", "tags")}
+
+    assert rest(fallback) == rest(jobs["a"]["submitJob"])
+    assert validate_request("SubmitJob", fallback) == []
+    assert jobs["b"]["fallbackSubmitJob"]["jobQueue"] == "od-big"
+    assert "fallbackSubmitJob" not in jobs["m"]  # multi-node jobs never run on Spot
+    assert document["settings"]["fallback_job_queue"] == "od"
+    assert "a: 1 job(s) on spot (1 vCPU, 2048 MiB); after a Spot reclaim once more on od" in report

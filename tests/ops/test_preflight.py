@@ -52,3 +52,10 @@ def test_preflight_turns_a_refused_call_into_a_failure(moto_batch):
     assert result.status is Status.FAIL
     assert "AccessDeniedException" in result.message and "DescribeJobQueues" in result.message
     assert preflight(moto_batch, []) == []
+
+
+def test_preflight_refuses_a_spot_fallback_queue(moto_batch):
+    results = {r.check: r for r in preflight(moto_batch, ["cpu-q"], fallback_queue="spot-q")}
+    assert results["fallback queue spot-q"].status is Status.FAIL
+    results = {r.check: r for r in preflight(moto_batch, ["fg-q"], fallback_queue="cpu-q")}
+    assert results["fallback queue cpu-q"].status is Status.PASS

@@ -53,7 +53,7 @@ def test_setup_passes_every_template_parameter(template):
 def test_queues_cancel_jobs_that_can_never_be_placed(template):
     resources = template["Resources"]
     queues = [r for r in resources.values() if r["Type"] == "AWS::Batch::JobQueue"]
-    assert len(queues) == 3
+    assert len(queues) == 4
     for queue in queues:
         actions = queue["Properties"]["JobStateTimeLimitActions"]
         assert {a["Reason"] for a in actions} == {
@@ -198,6 +198,10 @@ def test_stack_deploys_on_moto_and_passes_the_doctor(moto_account, template):
     assert envs["GpuComputeEnvironment"]["instanceTypes"] == ["g4dn", "g5"]
     assert envs["MpiComputeEnvironment"]["type"] == "EC2"
     assert len(envs["MpiComputeEnvironment"]["subnets"]) == 1
+    # Spot CPU queue: an on-demand fallback queue, named in the profile
+    assert envs["FallbackComputeEnvironment"]["type"] == "EC2"
+    assert outputs["FallbackJobQueue"] == "snk-ondemand"
+    assert 'awsbatch-mpi-fallback-job-queue: "snk-ondemand"' in outputs["ProfileSnippet"]
     iam = boto3.client("iam", region_name=REGION)
     role_name = outputs["JobRoleArn"].rsplit("/", 1)[-1]
     policy = iam.get_role_policy(RoleName=role_name, PolicyName="workflow-storage")
@@ -211,6 +215,7 @@ def test_stack_deploys_on_moto_and_passes_the_doctor(moto_account, template):
             job_queue="snk-cpu",
             gpu_job_queue="snk-gpu",
             multinode_job_queue="snk-mpi",
+            fallback_job_queue="snk-ondemand",
             job_role_arn=outputs["JobRoleArn"],
             s3_prefix="s3://runs/team/a",
         ),
@@ -253,6 +258,8 @@ def test_cli_setup_on_demand_with_efs_prints_the_profile(moto_account, capsys):
     assert "Stack 'ondemand' is ready:" in out and "FileSystemId" in out
     assert "Save this as profiles/aws/config.yaml" in out
     assert 'awsbatch-mpi-multinode-job-queue: "ondemand-mpi"' in out
+    assert "awsbatch-mpi-fallback-job-queue" not in out  # nothing to fall back from
+    assert "no fallback queue for Spot reclaims is needed" in out
     envs = boto3.client("batch", region_name=REGION).describe_compute_environments()
     kinds = {e["computeResources"]["type"] for e in envs["computeEnvironments"]}
     assert kinds == {"EC2"}
