@@ -43,14 +43,15 @@ test-unit: lint
 bench: install
 	$(BIN)/python benchmarks/fanout.py
 
-# The job and MPI images of containers/ (the base is pulled, or built from Debian packages
-# when no registry answers: see containers/build-base.sh). Used by --runtime docker. The
-# example application image is built on the MPI image from its own small context (~6 s).
+# The job, MPI and runtime images of containers/ (the base is pulled, or built from Debian
+# packages when no registry answers: see containers/build-base.sh). Used by --runtime docker.
+# The example application image is built on the MPI image from its own small context (~6 s).
 images:
 	containers/build-base.sh
 	DOCKER_BUILDKIT=0 docker build -f containers/Dockerfile -t snakemake-awsbatch-mpi:0.1.0 .
 	DOCKER_BUILDKIT=0 docker build -f containers/Dockerfile.mpi -t snakemake-awsbatch-mpi:0.1.0-mpi .
 	DOCKER_BUILDKIT=0 docker build -t snakemake-awsbatch-mpi-example:0.1.0 containers/example-app
+	DOCKER_BUILDKIT=0 docker build -f containers/Dockerfile.runtime -t snakemake-awsbatch-mpi:0.1.0-runtime .
 
 clean:
 	rm -rf $(VENV) awsbatch-mpi-demo .pytest_cache .ruff_cache

@@ -6,6 +6,9 @@
 # fails instead of skipping): jobs in the images, an over-memory job, a timeout, a multi-node
 # job, the example workflow with its MPI rule's 3 nodes as 3 containers, and the example
 # application image (containers/example-app, built by `make images`) as a 3-node MPI rule.
+# Then rules in any image (issue 22): containers/test-images.sh (Python-less images, ~15 s) and
+# the runtime tests (the runtime image comes from `make images`, ~45 s to build); together
+# 1.5-3 minutes more on 2 cores, depending on the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,4 +57,10 @@ else
 fi
 .venv/bin/python benchmarks/images.py --no-build
 AWSBATCH_MPI_REQUIRE_DOCKER=1 .venv/bin/pytest -q tests/local/test_docker_runtime.py
+# Rules in any image (issue 22): the Python-less test images (seconds), then the runtime in
+# them, through the plugin on the docker emulation (shell, script: and a 2-node MPI rule).
+containers/test-images.sh
+echo "containers: test images ready after $(( $(date +%s) - started )) s"
+AWSBATCH_MPI_REQUIRE_DOCKER=1 .venv/bin/pytest -q tests/local/test_anyimage_runtime.py \
+  tests/local/test_anyimage_workflow.py
 echo "containers: done in $(( $(date +%s) - started )) s"

@@ -2,7 +2,8 @@
 
 `python -m snakemake_executor_plugin_awsbatch_mpi.array s3://bucket/key.json` reads the command
 map written by the executor, picks the entry of `AWS_BATCH_JOB_ARRAY_INDEX` and replaces itself
-with `/bin/bash -c <command>`, so the child's exit code is the command's.
+with `/bin/bash -c <command>` (`/bin/sh` in images without bash), so the child's exit code is
+the command's.
 
 Runs inside the job's container; `array_jobs.py` builds the array job and its command map on
 the submitting side. The module keeps the name `array`: it is spelled in the command of every
@@ -35,7 +36,9 @@ def main(argv: list[str]) -> int:
         return 2
     sys.stdout.write(f"[awsbatch-mpi] array child {index}: running its Snakemake job\n")
     sys.stdout.flush()
-    os.execv("/bin/bash", ["/bin/bash", "-c", commands[index]])
+    # A rule's own image (issue 22) may have no bash; every image has /bin/sh.
+    shell = "/bin/bash" if os.access("/bin/bash", os.X_OK) else "/bin/sh"
+    os.execv(shell, [shell, "-c", commands[index]])
     return 0  # not reached
 
 

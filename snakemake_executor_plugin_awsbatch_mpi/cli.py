@@ -21,6 +21,7 @@ DOCTOR_SETTINGS = (
     "fallback_job_queue",
     "job_role_arn",
     "region",
+    "runtime_volume",
 )
 SETTINGS_PREFIX = "--awsbatch-mpi-"
 
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--workdir", default=None, help="Where to copy the example (default: ./awsbatch-mpi-demo)."
     )
-    from .local.images import DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE
+    from .local.images import DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE, DEFAULT_RUNTIME_IMAGE
 
     for command in (local, demo):
         command.add_argument(
@@ -242,6 +243,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="Print the stack parameters and exit."
     )
     setup.add_argument("--poll-seconds", type=float, default=10.0, help=argparse.SUPPRESS)
+
+    runtime = sub.add_parser(
+        "runtime",
+        help="Install the runtime that runs Snakemake in rules' own images (no Python needed).",
+        description="`install` runs one Batch job in the runtime image "
+        "(containers/Dockerfile.runtime, pushed to your registry) that copies this plugin "
+        "version's self-contained runtime onto the file system, then tags the file system "
+        "so `doctor` finds it. Jobs then mount it read-only: pass the same file system as "
+        "--awsbatch-mpi-runtime-volume. Installing again is a no-op; another plugin version "
+        "goes into its own directory.",
+    )
+    runtime.add_argument("action", choices=["install"], help="What to do.")
+    runtime.add_argument(
+        "--file-system",
+        required=True,
+        metavar="efs:FS_ID[:AP_ID]",
+        help="The EFS file system (optionally through an access point) to install onto.",
+    )
+    runtime.add_argument(
+        "--job-queue", required=True, help="A queue whose instances reach the file system."
+    )
+    runtime.add_argument(
+        "--image",
+        default=DEFAULT_RUNTIME_IMAGE,
+        help=f"The runtime image (default {DEFAULT_RUNTIME_IMAGE}; on AWS its ECR URI).",
+    )
+    runtime.add_argument("--job-role-arn", help="Role of the install job (optional).")
+    runtime.add_argument(
+        "--execution-role-arn", help="Execution role, required when the queue is Fargate."
+    )
+    runtime.add_argument("--log-group", default=None, help="Log group of the install job.")
+    runtime.add_argument("--region", help="AWS region (default: boto3's chain).")
+    runtime.add_argument(
+        "--timeout", type=float, default=1800, help="Seconds to wait for the job (1800)."
+    )
+    runtime.add_argument("--poll-seconds", type=float, default=2.0, help=argparse.SUPPRESS)
 
     doctor = sub.add_parser(
         "doctor",
@@ -498,6 +535,54 @@ def run_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_runtime(args: argparse.Namespace) -> int:
+    from .batch.client import BatchClient
+    from .core.anyimage import parse_runtime_volume
+    from .ops.aws_shell import AwsError, AwsShell
+    from .ops.runtime_install import InstallError, install
+
+    text = args.file_system if ":" in args.file_system else f"efs:{args.file_system}"
+    try:
+        volume = parse_runtime_volume(text)
+    except ValueError as err:
+        return _fail(f"awsbatch-mpi runtime install: --file-system {err}.", 2)
+    if volume.kind.value != "efs":
+        return _fail(
+            "awsbatch-mpi runtime install: --file-system must be an EFS file system "
+            "(efs:FS_ID); a host directory is filled by the instances' launch template "
+            "(see docs/further.md, Rules in any image).",
+            2,
+        )
+    try:
+        shell = AwsShell(region=args.region)
+        batch = BatchClient(region=shell.region)
+        result = install(
+            batch,
+            shell,
+            volume,
+            args.job_queue,
+            args.image,
+            job_role_arn=args.job_role_arn,
+            execution_role_arn=args.execution_role_arn,
+            log_group=args.log_group,
+            timeout_seconds=args.timeout,
+            on_line=lambda line: print(line, flush=True),
+            poll_seconds=args.poll_seconds,
+        )
+    except (AwsError, InstallError) as err:
+        return _fail(f"awsbatch-mpi runtime install: {err}")
+    except Exception as err:  # noqa: BLE001 - botocore and planner errors, one sentence each
+        return _fail(f"awsbatch-mpi runtime install: {err}")
+    for line in result.log[-3:]:
+        print(f"  {line}")
+    print(
+        f"The runtime is on {volume.source}. Run with --awsbatch-mpi-runtime-volume "
+        f"efs:{volume.source}" + (f":{volume.access_point}" if volume.access_point else "")
+        + " (or awsbatch-mpi-runtime-volume in the profile)."
+    )
+    return 0
+
+
 def _load_workflow_settings(args: argparse.Namespace, extra: list[str], need_workflow: bool):
     """(snakemake's parsed arguments, executor settings, loaded workflow or None).
 
@@ -521,6 +606,14 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 
     job_queue, gpu_queue, mpi_queue = args.job_queue, args.gpu_job_queue, args.multinode_job_queue
     role, region, prefix = args.job_role_arn, args.region, args.s3_prefix
+    runtime_volume = None
+    if args.runtime_volume:
+        from .core.anyimage import parse_runtime_volume
+
+        try:
+            runtime_volume = parse_runtime_volume(args.runtime_volume)
+        except ValueError as err:
+            return _fail(f"awsbatch-mpi doctor: --runtime-volume {err}.", 2)
     fallback = args.fallback_job_queue
     loaded = translation = None
     if args.snakefile or args.profile or extra:
@@ -537,6 +630,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         mpi_queue, role = settings.multinode_job_queue, settings.job_role_arn
         region, fallback = settings.region, settings.fallback_job_queue
         prefix = prefix or parsed.default_storage_prefix
+        runtime_volume = settings.runtime_volume
     if not job_queue:
         return _fail(
             "awsbatch-mpi doctor: pass --job-queue QUEUE (or a --profile that sets "
@@ -552,6 +646,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
         s3_prefix=prefix,
         workflow=loaded,
         settings=translation,
+        runtime_volume=runtime_volume,
     )
     results = run_doctor(request, AwsShell(region=region))
     print(outcomes.render(results))
@@ -572,6 +667,9 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
                 2,
             )
         translation = translation_settings(settings, parsed.container_image)
+        translation = dataclasses.replace(
+            translation, snakemake_runs_containers=loaded.snakemake_runs_containers
+        )
     except WorkflowLoadError as err:
         return _fail(f"awsbatch-mpi plan: {err}")
     result = plan.build_plan(
@@ -623,6 +721,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "setup":
         return run_setup(args)
+    if args.command == "runtime":
+        return run_runtime(args)
     if args.command == "doctor":
         return run_doctor(args, extra)
     if args.command == "plan":

@@ -7,6 +7,7 @@ reports to Snakemake and keeps the per-run state (warnings given, jobs Batch has
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -57,7 +58,7 @@ from .mpi import ENV_KEY_URI
 from .mpi.key import key_uri, new_key
 from .ops import Status, has_failures, preflight
 from .settings import SettingsError, check_settings
-from .snakemake_jobs import job_command, job_request, refusals_of
+from .snakemake_jobs import job_command, job_request, mixed_group_images, refusals_of
 
 # A job Batch does not return for this many consecutive checks is reported as failed.
 MAX_MISSING_CHECKS = 5
@@ -100,8 +101,9 @@ class Executor(RemoteExecutor):
         self.batch = BatchClient(
             region=settings.region, calls_per_second=settings.api_calls_per_second
         )
-        self.translation = translation_settings(
-            settings, self.workflow.remote_execution_settings.container_image
+        self.translation = dataclasses.replace(
+            translation_settings(settings, self.workflow.remote_execution_settings.container_image),
+            snakemake_runs_containers=internals.snakemake_runs_containers(self.workflow),
         )
         self.workflow_name = Path(self.workflow.workdir_init).name or "workflow"
         self._warned: set[str] = set()
@@ -170,6 +172,9 @@ class Executor(RemoteExecutor):
         if self.immediate_submit:
             self._check_immediate_submit(jobs)
         seen: set[tuple[str, str]] = set()
+        problems = mixed_group_images(jobs)  # a group job is one container: one image
+        if problems:
+            raise WorkflowError("\n".join(problems) + " Nothing was submitted.")
         for job in jobs:
             for single in job.jobs if job.is_group() else [job]:
                 try:

@@ -15,6 +15,7 @@ from snakemake_interface_executor_plugins.settings import (
     ExecutorSettingsBase,
 )
 
+from .core.anyimage import RUNTIME_VOLUME_FORMS, parse_runtime_volume, runtime_volume_text
 from .core.jobdef import DEFAULT_LOG_GROUP
 from .core.mounts import VOLUME_FORMS, parse_volumes
 from .core.request import (
@@ -64,6 +65,15 @@ def _parse_volumes(text: str) -> list:
         raise WorkflowError(
             f"--awsbatch-mpi-volumes: {err}; write each volume as {VOLUME_FORMS}, separated "
             "by spaces or commas. Nothing was submitted."
+        ) from None
+
+
+def _parse_runtime_volume(text: str):
+    try:
+        return parse_runtime_volume(text)
+    except ValueError as err:
+        raise WorkflowError(
+            f"--awsbatch-mpi-runtime-volume: {err}. Nothing was submitted."
         ) from None
 
 
@@ -267,6 +277,31 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=False,
         metadata={
             "help": "Give Fargate jobs a public IP (needed in public subnets without NAT).",
+            "env_var": True,
+        },
+    )
+    runtime_volume: Optional[object] = field(
+        default=None,
+        metadata={
+            "metavar": "'efs:FS_ID[:AP_ID]' | 'host:/PATH'",
+            "help": "The file system holding the plugin's self-contained runtime (installed by "
+            "`awsbatch-mpi runtime install`), mounted read-only in jobs whose image has no "
+            "Snakemake: rules whose container: directive names a tool image run in that image "
+            f"with Snakemake from the runtime. Write {RUNTIME_VOLUME_FORMS}.",
+            "env_var": True,
+            "parse_func": _parse_runtime_volume,
+            "unparse_func": runtime_volume_text,
+        },
+    )
+    snakemake_images: Optional[list] = field(
+        default=None,
+        metadata={
+            "metavar": "IMAGE[,IMAGE...]",
+            "parse_func": _parse_rule_list,
+            "unparse_func": lambda images: ",".join(images or []),
+            "help": "Images a rule's container: directive may name that already hold Snakemake "
+            "and this plugin (exact references, or prefixes ending in '*'): they run as "
+            "--container-image does, without the runtime. The plugin's own images always do.",
             "env_var": True,
         },
     )

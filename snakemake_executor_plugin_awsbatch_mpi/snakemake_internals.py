@@ -36,6 +36,11 @@ EXECUTOR: tuple[Internal, ...] = (
     Internal("dag", "needrun_jobs", "checking every job before the first submission"),
     Internal("rule", "expand_resources", "evaluating a job's resources in that check"),
     Internal("rule", "ruleinfo", "naming resources as the Snakefile writes them"),
+    Internal("rule", "expand_container_img", "the image a rule's container: directive names"),
+    Internal("rule", "expand_group", "refusing a group whose rules name different images"),
+    Internal(
+        "workflow", "deployment_settings", "whether Snakemake itself runs the rules' containers"
+    ),
     Internal("workflow", "_source_archive", "removing the uploaded sources of a refused run"),
     Internal(
         "workflow", "cleanup_source_archive", "keeping the sources under --immediate-submit"
@@ -172,6 +177,24 @@ def storage_urls(files: Iterable[Any]) -> list[str]:
     return urls
 
 
+def container_image(job: Any) -> str | None:
+    """The image a single job's `container:` directive (or the workflow's) names, or None."""
+    image = job.rule.expand_container_img(job.wildcards_dict)
+    return str(image) if image else None
+
+
+def group_name(job: Any) -> str | None:
+    """The group a single job belongs to (its rule's `group:` or --groups), or None."""
+    group = job.rule.expand_group(job.wildcards_dict)
+    return str(group) if group else None
+
+
+def snakemake_runs_containers(workflow: Any) -> bool:
+    """Whether Snakemake itself runs the rules' containers (apptainer deployment)."""
+    from snakemake.settings.types import DeploymentMethod
+
+    methods = getattr(workflow.deployment_settings, "deployment_method", None) or ()
+    return DeploymentMethod.APPTAINER in methods
 def declared_resource_names(rule: Any) -> frozenset[str]:
     """The resources the user gave a rule: in its `resources:` (callables too) or with
     --set-resources; not the defaults Snakemake gives every job of a cloud run."""
@@ -202,12 +225,15 @@ __all__ = [
     "check",
     "check_executor",
     "check_plan",
+    "container_image",
     "declared_resource_names",
     "declared_resources",
     "evaluated_resources",
+    "group_name",
     "keep_source_archive",
     "missing",
     "needrun_jobs",
+    "snakemake_runs_containers",
     "snakemake_version",
     "source_archive_query",
     "storage_urls",

@@ -21,6 +21,7 @@ from snakemake_interface_executor_plugins.executors.real import RealExecutor
 from snakemake_interface_executor_plugins.settings import SharedFSUsage
 from snakemake_interface_executor_plugins.utils import format_cli_arg
 
+from .core.anyimage import mixed_images_problem
 from .core.command import (
     SHELL,
     JobArgs,
@@ -32,7 +33,12 @@ from .core.command import (
 )
 from .core.jobchecks import refusals
 from .core.request import JobRequest
-from .snakemake_internals import declared_resource_names, declared_resources
+from .snakemake_internals import (
+    container_image,
+    declared_resource_names,
+    declared_resources,
+    group_name,
+)
 
 
 def written_resources(rule: Any) -> dict[str, object]:
@@ -74,6 +80,7 @@ def job_request(job: Any, evaluated: Any = None) -> JobRequest:
             threads=int(resources.get("_cores", 1)),
             resources=resources,
             is_group=True,
+            container=group_container(job),
             # A group's sizes add up its jobs': a disk counts when every rule gave one.
             declared=frozenset.intersection(
                 *(declared_resource_names(member.rule) for member in job.jobs)
@@ -85,8 +92,31 @@ def job_request(job: Any, evaluated: Any = None) -> JobRequest:
         resources=resources,
         wildcards=dict(job.wildcards.items()) if job.wildcards else {},
         written=written_resources(job.rule),
+        container=container_image(job),
         declared=declared_resource_names(job.rule),
     )
+
+
+def group_container(job: Any) -> str | None:
+    """The one image the rules of a group job name: a group runs in one container."""
+    images = {image for single in job.jobs if (image := container_image(single))}
+    if len(images) > 1:
+        raise WorkflowError(mixed_images_problem(job.name, images))
+    return images.pop() if images else None
+
+
+def mixed_group_images(jobs: Iterable[Any]) -> list[str]:
+    """`mixed_images_problem` for every group whose rules name different images, over the
+    single jobs of the DAG (before scheduling, groups are not formed yet)."""
+    by_group: dict[str, set[str]] = {}
+    for job in jobs:
+        for single in job.jobs if job.is_group() else [job]:
+            group = group_name(single)
+            image = container_image(single)
+            if group and image:
+                by_group.setdefault(group, set()).add(image)
+    return [mixed_images_problem(g, images) for g, images in sorted(by_group.items())
+            if len(images) > 1]
 
 
 def targets_of(job: Any) -> tuple[TargetJob, ...]:

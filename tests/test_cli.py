@@ -65,6 +65,11 @@ VALUES = {
         [Volume(VolumeKind.EFS, "fs-0123abcd", "/efs"),
          Volume(VolumeKind.HOST, "/fsx", "/fsx", read_only=True)],
     ),
+    "runtime_volume": (
+        "efs:fs-0123abcd",
+        Volume(VolumeKind.EFS, "fs-0123abcd", "/opt/awsbatch-mpi/runtime", read_only=True),
+    ),
+    "snakemake_images": ("ghcr.io/lab/snk:1,ghcr.io/lab/*", ["ghcr.io/lab/snk:1", "ghcr.io/lab/*"]),
 }
 
 

@@ -26,6 +26,9 @@ DOCKERFILES = sorted(
     for path in CONTAINERS.glob("Dockerfile*")
     if path.is_file() and not path.name.endswith(".dockerignore")
 )
+# Images that install the plugin with pip (Dockerfile.runtime starts FROM the job image and
+# copies its Python out: issue 22).
+PIP_DOCKERFILES = [path for path in DOCKERFILES if path.name != "Dockerfile.runtime"]
 # What the job image must pin exactly, through constraints.txt (the rest comes in through the
 # plugin's own dependency ranges, also constrained).
 REQUIRED_PINS = {"snakemake", "snakemake-interface-common", "snakemake-storage-plugin-s3", "boto3"}
@@ -133,7 +136,7 @@ def constraint_pins() -> dict[str, str]:
     return pins
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+@pytest.mark.parametrize("dockerfile", PIP_DOCKERFILES, ids=lambda path: path.name)
 def test_images_install_with_the_constraints(dockerfile: Path) -> None:
     """Every pip install of the plugin's stack takes its versions from constraints.txt."""
     runs = [r for r in instructions(dockerfile, "RUN") if "pip install" in r and " . " in f"{r} "]
@@ -216,7 +219,7 @@ def test_no_per_dockerfile_ignore_files_shadow_the_root_one() -> None:
     assert not list(CONTAINERS.glob("*.dockerignore"))
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+@pytest.mark.parametrize("dockerfile", PIP_DOCKERFILES, ids=lambda path: path.name)
 def test_the_build_context_holds_everything_pip_needs(dockerfile: Path, pyproject: dict) -> None:
     """pip builds the wheel from the copied sources: the package, pyproject.toml, the readme,
     every force-included path and constraints.txt must be in the context and copied."""
@@ -256,6 +259,13 @@ def test_job_image_runtime_conventions() -> None:
     # No credentials baked in: jobs get them from the Batch job role.
     assert not re.search(r"AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)", text)
     assert not re.search(r"(?i)(password|secret|token)\s*=", text)
+
+
+def test_the_runtime_collector_is_in_the_build_context() -> None:
+    """Dockerfile.runtime copies containers/runtime/collect.py: .dockerignore lets it in."""
+    dockerfile = CONTAINERS / "Dockerfile.runtime"
+    assert "containers/runtime/collect.py" in copied_sources(dockerfile)
+    assert dockerignore_allows("containers/runtime/collect.py", ignore_patterns())
 
 
 # The example application image (containers/example-app): built on the MPI image -----------

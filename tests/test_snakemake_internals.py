@@ -16,11 +16,18 @@ class FakeRule:
     def expand_resources(self, wildcards, input, attempt, skip_evaluation=None):
         return {"attempt": attempt, "skip": skip_evaluation, "wildcards": wildcards}
 
+    def expand_group(self, wildcards):
+        return "g" if wildcards else None
+
+    def expand_container_img(self, wildcards):
+        return f"docker://quay.io/biocontainers/{wildcards['tool']}:1" if wildcards else None
+
 
 class FakeWorkflow:
     def __init__(self, rules=None):
         self.rules = [FakeRule()] if rules is None else list(rules)
         self._source_archive = SimpleNamespace(query="s3://b/sources.tar.xz")
+        self.deployment_settings = SimpleNamespace(deployment_method=frozenset())
 
     def cleanup_source_archive(self):
         raise AssertionError("the archive must be kept")
@@ -107,3 +114,16 @@ def test_storage_urls_reads_storage_queries_and_skips_local_files():
                              storage_object=SimpleNamespace(query="s3://b/run/logs/a.log"))
     local = SimpleNamespace(is_storage=False)
     assert storage_urls([stored, local, "plain/path.log"]) == ["s3://b/run/logs/a.log"]
+
+
+def test_a_jobs_container_directive_and_whether_snakemake_runs_containers():
+    from snakemake.settings.types import DeploymentMethod
+
+    job = SimpleNamespace(rule=FakeRule(), wildcards_dict={"tool": "bwa"})
+    assert internals.container_image(job) == "docker://quay.io/biocontainers/bwa:1"
+    assert internals.container_image(SimpleNamespace(rule=FakeRule(), wildcards_dict={})) is None
+    assert internals.group_name(job) == "g"
+    workflow = FakeWorkflow()
+    assert not internals.snakemake_runs_containers(workflow)
+    workflow.deployment_settings.deployment_method = {DeploymentMethod.APPTAINER}
+    assert internals.snakemake_runs_containers(workflow)

@@ -34,6 +34,8 @@ def _rule(name: str, resources: dict, overwritten: dict | None = None) -> Simple
         ruleinfo=SimpleNamespace(resources=((), resources)),
         workflow=SimpleNamespace(resource_settings=SimpleNamespace(
             overwrite_resources={name: overwritten} if overwritten else {})),
+        # No container: directive (issue 22 reads it for every job).
+        expand_container_img=lambda wildcards: None,
     )
 
 
@@ -43,7 +45,7 @@ def test_declared_resources_are_the_users_not_snakemakes_defaults():
 
     def single(rule):
         return SimpleNamespace(is_group=lambda: False, rule=rule, threads=1, wildcards={},
-                               resources=defaults)
+                               wildcards_dict={}, resources=defaults)
 
     assert job_request(single(_rule("a", {}))).declared == frozenset()
     assert job_request(single(_rule("b", {"disk_mb": lambda wc: 1}))).declared == {"disk_mb"}

@@ -283,7 +283,26 @@ def _what_happened(rule: str, fail: Failure, command_code: int | None) -> str:
     return f"{job} failed without an exit code (the container may never have started)."
 
 
+# A rule's own image (issue 22) without the shell the job command starts with.
+NO_SHELL_ADVICE = (
+    "Next: the job's image has no /bin/sh, which the plugin needs to start Snakemake (from "
+    "its runtime, for an image without Snakemake). Use an image with a POSIX shell (a static "
+    "busybox is enough), or build one FROM the tool's image that adds it."
+)
+
+
+def lacks_shell(fail: Failure) -> bool:
+    """The container could not start because its image has no /bin/sh (or /bin/bash)."""
+    reasons = " ".join(
+        r for r in (fail.status_reason, fail.attempt_reason, fail.container_reason) if r
+    )
+    return any(f'"{shell}"' in reasons or f"stat {shell}" in reasons
+               for shell in ("/bin/sh", "/bin/bash")) and "no such file" in reasons.lower()
+
+
 def _advice(fail: Failure) -> str | None:
+    if lacks_shell(fail):
+        return NO_SHELL_ADVICE
     cause = fail.cause
     if cause is Cause.TIMEOUT:
         return (

@@ -16,6 +16,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
+from .anyimage import runtime_agent_command
 from .command import SHELL
 from .spec import JobSpec
 
@@ -23,7 +24,8 @@ MIN_ARRAY = 2
 MAX_ARRAY = 10_000
 # The child's entry point (array.py). Its module path is part of what a Batch job runs, so it
 # keeps its name: images built from an earlier release run the same command.
-ARRAY_RUNNER = "exec python -m snakemake_executor_plugin_awsbatch_mpi.array"
+ARRAY_MODULE = "snakemake_executor_plugin_awsbatch_mpi.array"
+ARRAY_RUNNER = f"exec python -m {ARRAY_MODULE}"
 
 T = TypeVar("T")
 
@@ -76,5 +78,13 @@ def array_spec(first: JobSpec, map_url: str, size: int) -> JobSpec:
         first,
         name=f"{first.name[:100]}-x{size}" if first.name else f"array-x{size}",
         # The storage prefix is the user's and may hold any character S3 allows in a key.
-        command=(*SHELL, f"{ARRAY_RUNNER} {shlex.quote(map_url)}"),
+        command=_runner(first, map_url),
     )
+
+
+def _runner(first: JobSpec, map_url: str) -> tuple[str, ...]:
+    """The array runner, from the plugin's runtime when the image has no Snakemake."""
+    if first.runtime:
+        *shell, script = runtime_agent_command(ARRAY_MODULE)
+        return (*shell, f"{script} {shlex.quote(map_url)}")
+    return (*SHELL, f"{ARRAY_RUNNER} {shlex.quote(map_url)}")

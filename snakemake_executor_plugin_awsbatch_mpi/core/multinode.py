@@ -21,7 +21,8 @@ from .values import flag, given, positive_int
 MAX_NODES = 1000
 
 # The container entry point of every node of a multi-node job (see mpi/__main__.py).
-MPI_AGENT_COMMAND = ("/bin/bash", "-c", "exec python -m snakemake_executor_plugin_awsbatch_mpi.mpi")
+MPI_AGENT_MODULE = "snakemake_executor_plugin_awsbatch_mpi.mpi"
+MPI_AGENT_COMMAND = ("/bin/bash", "-c", f"exec python -m {MPI_AGENT_MODULE}")
 
 # What Open MPI and libfabric need to use EFA (AWS EFA user guide): the libfabric EFA
 # provider through Open MPI's OFI transport instead of TCP.

@@ -32,6 +32,8 @@ class JobRequest:
     # The rule's resources as written in the Snakefile (plain values only), before Snakemake
     # rounds floats and derives mem_mib/disk_mib: errors name what the user wrote.
     written: Mapping[str, object] = field(default_factory=dict)
+    # The image the rule's (or the workflow's) `container:` directive names, if any.
+    container: str | None = None
     # The names of the resources the user gave (in the rule, callables included, or with
     # --set-resources), unlike the defaults Snakemake gives every job of a cloud run
     # (disk_mb=50000, say): only a disk the user gave is checked against the instances' disk.
@@ -61,6 +63,13 @@ class TranslationSettings:
     secrets: Mapping[str, str] = field(default_factory=dict)
     # Shared file systems mounted in every job (--awsbatch-mpi-volumes).
     volumes: tuple[Volume, ...] = ()
+    # Rules in any image (core/anyimage.py): the file system holding the runtime
+    # (--awsbatch-mpi-runtime-volume), images known to hold Snakemake
+    # (--awsbatch-mpi-snakemake-images), and whether Snakemake itself runs the rules'
+    # containers (--software-deployment-method apptainer: then `container:` is not the image).
+    runtime_volume: Volume | None = None
+    snakemake_images: tuple[str, ...] = ()
+    snakemake_runs_containers: bool = False
 
 
 def translation_settings(settings: object, container_image: str) -> TranslationSettings:
@@ -76,5 +85,7 @@ def translation_settings(settings: object, container_image: str) -> TranslationS
         value = getattr(settings, name)
         if value is None and spec.default_factory is not MISSING:  # unset mappings
             value = spec.default_factory()
+        if value is None and name == "snakemake_images":  # an unset list setting
+            value = ()
         values[name] = value
     return TranslationSettings(**values)  # type: ignore[arg-type]

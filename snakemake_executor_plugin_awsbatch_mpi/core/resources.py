@@ -13,11 +13,19 @@ import difflib
 import math
 from collections.abc import Mapping
 
+from .anyimage import (
+    RUNTIME_SHELL,
+    image_of,
+    in_runtime,
+    runtime_agent_command,
+    with_runtime_volume,
+)
 from .capacity import instance_size, placement_problem
 from .fallback import fallback_queue_of
 from .mounts import in_shared_workdir, shared_workdir_of, volumes_of
 from .multinode import (
     MPI_AGENT_COMMAND,
+    MPI_AGENT_MODULE,
     check_multinode_queue,
     efa_devices_of,
     efa_environment,
@@ -62,6 +70,7 @@ AWSBATCH_RESOURCES = frozenset(
         "awsbatch_priority",
         "awsbatch_privileged",
         "awsbatch_queue",
+        "awsbatch_runtime",
         "awsbatch_secrets",
         "awsbatch_share",
         "awsbatch_shm_mb",
@@ -232,10 +241,15 @@ def translate(
         warnings.append(typo)
 
     vcpus: float = vcpus_of(request)
+    choice = image_of(request, settings)
     volumes = volumes_of(request, settings, queue)
     workdir = shared_workdir_of(request, volumes)
     if workdir is not None:
         command = (*command[:-1], in_shared_workdir(command[-1], workdir))
+    if choice.runtime:
+        # The image has no Snakemake: the job runs it from the plugin's runtime (issue 22).
+        volumes = with_runtime_volume(request, settings, queue, choice, volumes)
+        command = (*RUNTIME_SHELL, in_runtime(command[-1]))
     efa_devices = efa_devices_of(request, layout)
     if layout is not None:
         check_multinode_queue(rule, queue)
@@ -255,7 +269,9 @@ def translate(
             **environment,
             **mpi_environment(layout, command, mpi_key_uri, settings.mpi_join_timeout),
         }
-        command = MPI_AGENT_COMMAND
+        command = (
+            runtime_agent_command(MPI_AGENT_MODULE) if choice.runtime else MPI_AGENT_COMMAND
+        )
     memory = memory_mib_of(request, settings.default_memory_mib)
     gpus = gpus_of(request)
     timeout = timeout_of(request)
@@ -315,10 +331,9 @@ def translate(
     tags = _tags_of(request, settings, run_tags)
     secrets = _secrets_of(request, settings, queue)
 
-    image = str(res.get("awsbatch_image") or settings.default_image)
     job_definition = res.get("awsbatch_job_definition")
     shape = JobShape(
-        image=image,
+        image=choice.image,
         platform=queue.platform,
         privileged=privileged,
         shm_mib=shm,
@@ -351,6 +366,8 @@ def translate(
         tags=tags,
         mpi=layout,
         batch_attempts=settings.batch_attempts,
+        image_source=choice.source,
+        runtime=choice.runtime,
         warnings=tuple(warnings),
     )
 

@@ -155,4 +155,8 @@ class JobSpec:
     # Attempts Batch itself makes for infrastructure failures (Spot reclaims, hosts that
     # fail to start the task); application failures are left to Snakemake's --retries.
     batch_attempts: int = 1
+    # Where the image came from (core/anyimage.ImageSource) and whether the self-contained
+    # runtime is mounted to run Snakemake in it (shown by `plan`).
+    image_source: str = "default"
+    runtime: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 VERSION = "0.1.0"
 DEFAULT_JOB_IMAGE = f"snakemake-awsbatch-mpi:{VERSION}"
 DEFAULT_MPI_IMAGE = f"snakemake-awsbatch-mpi:{VERSION}-mpi"
+# The job image plus the self-contained runtime for rules in any image (issue 22).
+DEFAULT_RUNTIME_IMAGE = f"snakemake-awsbatch-mpi:{VERSION}-runtime"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,16 @@ mounts it sees the same files:
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.anyimage import RUNTIME_MOUNT, RUNTIME_VERSION
 from ..mpi import ENV_LOCAL_FS_ROOT
 
 __all__ = [
@@ -78,11 +83,37 @@ def host_directory(volumes_root: Path, mount: Mount) -> Path:
 
 
 def link_mounts(fs_root: Path, mounts: Iterable[Mount], volumes_root: Path) -> None:
-    """Process runtime: `<fs_root>/<container path>` → the shared directory, per mount."""
+    """Process runtime: `<fs_root>/<container path>` → the shared directory, per mount.
+
+    The plugin's runtime (rules in any image) is the exception: the process runtime runs
+    every "image" with this Python, so the runtime's mount gets a stand-in whose
+    `bin/python` is this Python (`runtime_stand_in`).
+    """
     for mount in mounts:
         link = fs_root / mount.container_path.strip("/")
         link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(host_directory(volumes_root, mount), target_is_directory=True)
+        if mount.container_path == RUNTIME_MOUNT:
+            target = runtime_stand_in(volumes_root)
+        else:
+            target = host_directory(volumes_root, mount)
+        link.symlink_to(target, target_is_directory=True)
+
+
+def runtime_stand_in(volumes_root: Path) -> Path:
+    """A directory shaped like the runtime's file system (`<version>/bin/python`) whose
+    Python is the one the process runtime runs every job with."""
+    root = volumes_root / "process-runtime"
+    python = root / RUNTIME_VERSION / "bin" / "python"
+    if not python.exists():
+        python.parent.mkdir(parents=True, exist_ok=True)
+        # A script, not a symbolic link: a virtual environment's Python finds its packages
+        # from the path it was started by. Written whole, then renamed (containers start
+        # concurrently).
+        partial = python.with_name(f".python.{os.getpid()}.{threading.get_ident()}")
+        partial.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+        partial.chmod(0o755)
+        partial.replace(python)
+    return root
 
 
 def docker_volume_args(mounts: Iterable[Mount], volumes_root: Path) -> list[str]:

@@ -35,6 +35,8 @@ lost when the job ends; only what is written on the main node (e.g. by rank 0) i
 the rule's outputs.
 """
 
+import os
+
 # Set by the plugin on every node (nodeOverrides).
 ENV_KEY_URI = "AWSBATCH_MPI_KEY_URI"
 ENV_COMMAND = "AWSBATCH_MPI_COMMAND"
@@ -83,3 +85,9 @@ DEFAULT_JOIN_TIMEOUT = 600.0
 EXIT_JOIN_TIMEOUT = 124
 # Exit code for a broken configuration (missing or invalid environment).
 EXIT_CONFIG = 78
+
+
+def command_shell() -> str:
+    """The shell that runs commands on a node: bash when the image has it (sshd's choice on
+    the images the plugin builds), else /bin/sh: a rule's own image may have no bash."""
+    return "/bin/bash" if os.access("/bin/bash", os.X_OK) else "/bin/sh"

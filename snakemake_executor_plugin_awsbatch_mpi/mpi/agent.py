@@ -52,6 +52,7 @@ from . import (
     SHIM_NAMES,
     TOOL_MARK,
     _log,
+    command_shell,
 )
 from .hostfile import NodeInfo, ordered, write_hostfiles
 from .key import KeyUnavailable, delete_key, read_key, write_key_file
@@ -491,7 +492,9 @@ def run_main(config: Config) -> int:
             }
         )
         log.info("running the job command %s", _log.stamp())
-        proc = processes.spawn(["/bin/bash", "-c", config.command], env=env, start_new_session=True)
+        proc = processes.spawn(
+            [command_shell(), "-c", config.command], env=env, start_new_session=True
+        )
         signals.command = proc
         command_code = exit_code(proc.wait())
         status = wait_for_launches(status_file, LAUNCH_GRACE if command_code else 0.0)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _log
+from . import _log, command_shell
 from .gate import Gate
 from .protocol import (
     KIND_STDERR,
@@ -205,7 +205,7 @@ class NodeService:
         log.debug("exec from %s in %s: %s", channel.peer, cwd, command)
         try:
             proc = self.processes.spawn(
-                ["/bin/bash", "-c", command],
+                [command_shell(), "-c", command],
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,

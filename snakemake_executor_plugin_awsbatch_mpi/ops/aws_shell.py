@@ -116,6 +116,25 @@ class AwsShell:
         """Each subnet's ways out (route table, internet/NAT gateway, VPC endpoints)."""
         return network.read_subnets(lambda op, **kw: self._call("ec2", op, **kw), subnet_ids)
 
+    # EFS (the runtime's file system, issue 22) ------------------------------------------
+
+    def file_system(self, file_system_id: str) -> dict[str, Any]:
+        """DescribeFileSystems of one file system, with its tags; AwsError when absent."""
+        answer = self._call("efs", "describe_file_systems", FileSystemId=file_system_id)
+        systems = answer.get("FileSystems") or []
+        if not systems:
+            raise AwsError(f"EFS file system {file_system_id} does not exist")
+        return systems[0]
+
+    def mount_targets(self, file_system_id: str) -> list[dict[str, Any]]:
+        answer = self._call("efs", "describe_mount_targets", FileSystemId=file_system_id)
+        return list(answer.get("MountTargets") or [])
+
+    def tag_file_system(self, file_system_id: str, key: str, value: str) -> None:
+        self._call(
+            "efs", "tag_resource", ResourceId=file_system_id, Tags=[{"Key": key, "Value": value}]
+        )
+
     # IAM and S3 -------------------------------------------------------------------------
 
     def role(self, arn: str) -> dict[str, Any]:

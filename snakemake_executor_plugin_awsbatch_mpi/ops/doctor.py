@@ -27,8 +27,8 @@ from ..core.request import JobRequest, TranslationSettings
 from ..core.resources import translate, validate_request
 from ..core.root_volume import LaunchTemplateRef
 from ..core.routing import resolve_queue
-from ..core.spec import Platform, QueueInfo, ResourceError
-from . import checks, gpu_mpi_checks, instance_fit, network, outcomes
+from ..core.spec import Platform, QueueInfo, ResourceError, Volume, VolumeKind
+from . import checks, gpu_mpi_checks, instance_fit, network, outcomes, runtime_checks
 from .aws_shell import AwsError, AwsShell
 from .instance_fit import Demand
 from .outcomes import CheckResult, Status
@@ -48,6 +48,8 @@ class DoctorRequest:
     s3_prefix: str | None = None
     workflow: LoadedWorkflow | None = None
     settings: TranslationSettings | None = None
+    # The runtime's file system (--awsbatch-mpi-runtime-volume), when rules use tool images.
+    runtime_volume: Volume | None = None
 
 
 def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
@@ -152,11 +154,25 @@ def run_doctor(request: DoctorRequest, shell: AwsShell) -> list[CheckResult]:
             error = str(err)
         results.append(checks.check_s3_prefix(request.s3_prefix, error))
 
+    if request.runtime_volume is not None:
+        results.append(_runtime(request.runtime_volume, shell))
+
     if request.workflow is not None and request.settings is not None:
         results += _workflow_checks(
             request.workflow, request.settings, queues, queue_envs, templates, shell
         )
     return results
+
+
+def _runtime(volume: Volume, shell: AwsShell) -> CheckResult:
+    if volume.kind is not VolumeKind.EFS:
+        return runtime_checks.check_runtime(volume, None, None)
+    try:
+        file_system = shell.file_system(volume.source)
+        targets = shell.mount_targets(volume.source)
+    except AwsError as err:
+        return runtime_checks.check_runtime(volume, None, None, str(err))
+    return runtime_checks.check_runtime(volume, file_system, targets)
 
 
 def _fallback_queues(request: DoctorRequest) -> list[str]:

@@ -113,6 +113,7 @@ def request_of(job: WorkflowJob) -> JobRequest:
         wildcards=dict(job.wildcards),
         is_group=job.is_group,
         written=job.written,
+        container=job.container,
         declared=job.declared,
     )
 
@@ -165,6 +166,8 @@ def settings_document(
         "secrets": dict(settings.secrets),
         "assign_public_ip": settings.assign_public_ip,
         "volumes": [str(volume) for volume in settings.volumes or ()],
+        "runtime_volume": str(settings.runtime_volume) if settings.runtime_volume else None,
+        "snakemake_images": list(settings.snakemake_images or ()),
     }
 
 
@@ -237,6 +240,11 @@ def build_plan(
         spec = job_plan.spec
         entry["queue"] = spec.queue
         entry["platform"] = spec.shape.platform.value
+        # Which image the job runs, where it came from, and whether the plugin's runtime is
+        # mounted to bring Snakemake into it (issue 22).
+        entry["image"] = spec.shape.image
+        entry["image_source"] = spec.image_source
+        entry["runtime_mounted"] = spec.runtime
         if spec.mpi is not None:
             entry["nodes"] = spec.mpi.nodes
         if spec.shape.volumes:
@@ -437,6 +445,7 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         if fallback:
             mounts += f"; after a Spot reclaim once more on {fallback}"
         lines.append(f"  {rule}: {len(members)} job(s) on {queue} ({sizes}{nodes}){mounts}")
+        lines.append(f"    image {_image_words(first)}")
     secrets = doc["settings"].get("secrets") or {}
     if secrets:
         lines.append(
@@ -453,6 +462,21 @@ def render_report(plan: Plan, out: str | None = None) -> str:
     if out:
         lines.append(f"Plan written to {out}.")
     return "\n".join(lines)
+
+
+def _image_words(job: Mapping[str, Any]) -> str:
+    """`image X (from ...); runtime mounted` as the report says it."""
+    source = {
+        "container": "the rule's container: directive",
+        "awsbatch_image": "resources: awsbatch_image",
+        "default": "--container-image",
+    }.get(str(job.get("image_source")), str(job.get("image_source")))
+    runtime = (
+        "Snakemake runs from the plugin's runtime, mounted read-only"
+        if job.get("runtime_mounted")
+        else "the image's own Snakemake"
+    )
+    return f"{job.get('image', '?')} (from {source}); {runtime}"
 
 
 def _sizes(submit: Mapping[str, Any]) -> str:

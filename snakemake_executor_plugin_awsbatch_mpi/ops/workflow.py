@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import request
+from ..core.anyimage import mixed_images_problem
 from ..core.naming import job_name
 from ..core.request import TranslationSettings
 
@@ -55,6 +56,13 @@ class WorkflowJob:
     checkpoint: bool = False
     # The rule's resources as written in the Snakefile (see snakemake_jobs.written_resources).
     written: Mapping[str, Any] = field(default_factory=dict)
+    # The images the container: directives of the job's rules name (one, or none).
+    containers: tuple[str, ...] = ()
+
+    @property
+    def container(self) -> str | None:
+        """The image of the job's container: directive (`_load` refuses groups with more)."""
+        return self.containers[0] if len(self.containers) == 1 else None
     # The names of the resources the user gave (JobRequest.declared).
     declared: frozenset[str] = frozenset()
 
@@ -71,6 +79,8 @@ class LoadedWorkflow:
     jobs: tuple[WorkflowJob, ...]
     envvars: tuple[str, ...] = ()
     source_files: tuple[str, ...] = ()
+    # --software-deployment-method apptainer: Snakemake runs the rules' containers itself.
+    snakemake_runs_containers: bool = False
     # Workflow-wide refusals (pipes, wildcard values Snakemake cannot carry): the executor's.
     refusals: tuple[str, ...] = ()
 
@@ -252,7 +262,11 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         workflow._build_dag()
         workflow.dag.update_groups()  # as Workflow.execute() does before scheduling
         jobs = _jobs_of(workflow, workflow.dag)
-        refused = tuple(refusals_of(workflow.dag.jobs))
+        refused = tuple(refusals_of(workflow.dag.jobs)) + tuple(
+            mixed_images_problem(job.rule, job.containers)
+            for job in jobs
+            if len(job.containers) > 1
+        )
         envvars = tuple(sorted(set(workflow.envvars) | set(getattr(args, "envvars", None) or ())))
     produced = {out for job in jobs for out in job.outputs}
     sources = sorted({f for job in jobs for f in job.inputs if f not in produced})
@@ -262,7 +276,16 @@ def _load(args: argparse.Namespace) -> LoadedWorkflow:
         envvars=envvars,
         source_files=tuple(sources),
         refusals=refused,
+        snakemake_runs_containers="apptainer"
+        in {str(m).lower() for m in getattr(args, "software_deployment_method", None) or ()},
     )
+
+
+def _containers_of(members: Sequence[Any]) -> tuple[str, ...]:
+    """The distinct images the members' container: directives name."""
+    from ..snakemake_internals import container_image
+
+    return tuple(sorted({image for m in members if (image := container_image(m))}))
 
 
 def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
@@ -332,6 +355,7 @@ def _jobs_of(workflow: Any, dag: Any) -> list[WorkflowJob]:
                 is_group=is_group,
                 checkpoint=any(m.is_checkpoint for m in members),
                 written={} if is_group else written_resources(members[0].rule),
+                containers=_containers_of(members),
                 # A group's sizes add up its jobs': a disk counts when every rule gave one.
                 declared=frozenset.intersection(
                     *(declared_resource_names(m.rule) for m in members)

@@ -1,4 +1,5 @@
 from snakemake_executor_plugin_awsbatch_mpi.batch.status import (
+    Failure,
     Outcome,
     console_url,
     failure,
@@ -227,6 +228,25 @@ def test_console_links_follow_the_regions_partition():
     assert console_url("us-iso-east-1", "j") is None
     msg = failure_message("r", _failed(exit_code=2), "us-iso-east-1", "/g")
     assert "Console:" not in msg and "Logs:" not in msg
+
+
+def test_an_image_without_a_shell_is_told_apart_with_what_to_do():
+    """Rules in any image (issue 22): the container cannot start without /bin/sh; ECS and
+    the emulation's docker runtime both pass the runtime's own words on."""
+    from snakemake_executor_plugin_awsbatch_mpi.batch.status import NO_SHELL_ADVICE, lacks_shell
+
+    reason = (
+        "CannotStartContainerError: Error response from daemon: failed to create shim task: OCI "
+        'runtime create failed: runc create failed: unable to start container process: exec: '
+        '"/bin/sh": stat /bin/sh: no such file or directory: unknown'
+    )
+    fail = Failure("j1", "Essential container in task exited", reason, None, None)
+    assert lacks_shell(fail)
+    message = failure_message("align", fail, "us-east-1", "/aws/batch/job")
+    assert NO_SHELL_ADVICE in message and "a static busybox is enough" in message
+    other = Failure("j2", None, 'CannotStartContainerError: exec: "/app": no such file', 1, None)
+    assert not lacks_shell(other)
+    assert NO_SHELL_ADVICE not in failure_message("align", other, "us-east-1", "/aws/batch/job")
 
 
 def test_headline_of_a_job_the_disk_check_stopped_is_the_checks_message():

@@ -684,3 +684,96 @@ def test_plan_shows_the_fallback_request_of_each_job(tmp_path, no_network, capsy
     assert "fallbackSubmitJob" not in jobs["m"]  # multi-node jobs never run on Spot
     assert document["settings"]["fallback_job_queue"] == "od"
     assert "a: 1 job(s) on spot (1 vCPU, 2048 MiB); after a Spot reclaim once more on od" in report
+
+
+ANY_IMAGE_SNAKEFILE = """
+rule all:
+    input: "aligned.txt", "plain.txt", "own.txt", "md.txt"
+
+rule align:
+    output: "aligned.txt"
+    container: "docker://quay.io/biocontainers/bwa:0.7.17--h7132678_9"
+    shell: "bwa 2> {output} || true"
+
+rule plain:
+    output: "plain.txt"
+    shell: "touch {output}"
+
+rule own:
+    output: "own.txt"
+    container: "docker://snakemake-awsbatch-mpi:0.1.0"
+    shell: "touch {output}"
+
+rule md:
+    output: "md.txt"
+    container: "docker://ghcr.io/lab/gromacs-openmpi:2024"
+    resources: mpi="mpirun", tasks=4, nodes=2
+    shell: "{resources.mpi} -n {resources.tasks} hostname > {output}"
+"""
+
+
+def test_plan_shows_each_rules_image_and_whether_the_runtime_is_mounted(
+    tmp_path, no_network, capsys
+):
+    workdir = tmp_path / "anyimage"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(ANY_IMAGE_SNAKEFILE)
+    base = ["-s", str(workdir / "Snakefile"), "-d", str(workdir), "--job-queue", "q",
+            "--multinode-job-queue", "mpi-q", "--container-image", "snakemake-awsbatch-mpi:0.1.0"]
+    code, _, document, report = plan(tmp_path, capsys, *base, "--runtime-volume", "efs:fs-0123abcd")
+    assert code == 0, report
+    bwa = "quay.io/biocontainers/bwa:0.7.17--h7132678_9"
+    assert f"    image {bwa} (from the rule's container: directive); Snakemake runs from the " \
+        "plugin's runtime, mounted read-only" in report
+    assert "    image snakemake-awsbatch-mpi:0.1.0 (from --container-image); the image's own " \
+        "Snakemake" in report
+    jobs = by_job(document)
+    assert (jobs["align"]["image"], jobs["align"]["runtime_mounted"]) == (bwa, True)
+    assert (jobs["own"]["image_source"], jobs["own"]["runtime_mounted"]) == ("container", False)
+    assert (jobs["plain"]["image_source"], jobs["plain"]["runtime_mounted"]) == ("default", False)
+    assert jobs["md"]["runtime_mounted"] and jobs["md"]["nodes"] == 2
+    assert document["settings"]["runtime_volume"] == "efs:fs-0123abcd:/opt/awsbatch-mpi/runtime:ro"
+    align = document["job_definitions"][jobs["align"]["registerJobDefinition"]]
+    assert align["containerProperties"]["mountPoints"][0]["readOnly"] is True
+
+    # Without the runtime's file system the tool-image rules are problems, the others fine.
+    code, _, document, report = plan(tmp_path, capsys, *base)
+    assert code == 1
+    problems = " ".join(document["problems"])
+    assert "Rule 'align': resource container=" in problems and "runtime install" in problems
+    assert "Rule 'md'" in problems and "'own'" not in problems and "'plain'" not in problems
+
+    # When Snakemake runs the containers itself (apptainer), container: is not the Batch image.
+    code, _, document, report = plan(
+        tmp_path, capsys, *base, "--software-deployment-method", "apptainer"
+    )
+    assert code == 0, report
+    assert {job["image_source"] for job in document["jobs"]} == {"default"}
+
+
+def test_plan_refuses_a_group_whose_rules_name_different_images(tmp_path, no_network, capsys):
+    workdir = tmp_path / "mixed"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(textwrap.dedent(
+        """
+        rule all:
+            input: "b.txt"
+        rule a:
+            output: "a.txt"
+            group: "g"
+            container: "docker://quay.io/biocontainers/bwa:0.7.17--h7132678_9"
+            shell: "touch {output}"
+        rule b:
+            input: "a.txt"
+            output: "b.txt"
+            group: "g"
+            container: "docker://quay.io/biocontainers/samtools:1.19--h50ea8bc_0"
+            shell: "touch {output}"
+        """
+    ))
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir),
+        "--job-queue", "q", "--runtime-volume", "efs:fs-0123abcd",
+    )
+    assert code == 1
+    assert any("its rules name different container images" in p for p in document["problems"])

@@ -526,7 +526,10 @@ def test_every_ec2_compute_environment_sizes_the_root_volume(template):
     template maps /dev/xvda with the size setup is given (issue 19 §2)."""
     resources = template["Resources"]
     envs = {k: r for k, r in resources.items() if r["Type"] == "AWS::Batch::ComputeEnvironment"}
-    assert len(envs) == 3
+    assert sorted(envs) == [
+        "CpuComputeEnvironment", "FallbackComputeEnvironment", "GpuComputeEnvironment",
+        "MpiComputeEnvironment",
+    ]
     for env in envs.values():
         spec = env["Properties"]["ComputeResources"]["LaunchTemplate"]
         name = spec["LaunchTemplateId"]["Ref"]
