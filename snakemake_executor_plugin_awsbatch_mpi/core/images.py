@@ -31,8 +31,13 @@ def is_snakemake_image(image: str) -> bool:
 
 
 def runs_in_snakemake_image(spec: JobSpec) -> bool:
-    """The job runs in Snakemake's image: the default one, not one its rule names."""
-    return spec.job_definition is None and is_snakemake_image(spec.shape.image)
+    """The job runs in Snakemake's image without the plugin's runtime mounted (issue 22:
+    with the runtime, Snakemake and this plugin come from the runtime, so it can run)."""
+    return (
+        spec.job_definition is None
+        and not spec.runtime
+        and is_snakemake_image(spec.shape.image)
+    )
 
 
 def image_warning(image: str, rules: Iterable[str]) -> str | None:

@@ -51,3 +51,10 @@ def test_one_sentence_names_the_image_what_it_lacks_and_how_to_get_ours():
         "awsbatch_image=...)."
     )
     assert image_warning(DEFAULT, ["a"]).startswith("Jobs of rule a would run in ")
+
+
+def test_with_the_runtime_mounted_snakemakes_image_can_run_the_job():
+    """Issue 22: the runtime brings Snakemake, the S3 plugin and this plugin."""
+    from dataclasses import replace
+
+    assert not runs_in_snakemake_image(replace(spec(), runtime=True))
