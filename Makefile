@@ -10,17 +10,12 @@ BIN = $(VENV)/bin
 
 install: $(VENV)/.installed system-deps
 
-# Open MPI runs the example's multi-node MPI rule on the emulated nodes.
+# Open MPI runs the example's multi-node MPI rule on the emulated nodes. The check compiles
+# and links a two-line MPI program (mpicc and mpirun alone are not enough: Debian's openmpi-bin
+# has them without mpi.h); as root with apt it installs what is missing, otherwise it says in
+# one sentence what to install.
 system-deps:
-	@command -v mpicc >/dev/null && command -v mpirun >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	      apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null; \
-	  else \
-	    echo "Open MPI is missing: install it (Debian/Ubuntu: sudo apt-get install" \
-	         "openmpi-bin libopenmpi-dev; macOS: brew install open-mpi) and run make again."; \
-	    exit 1; \
-	  fi; }
+	@$(PYTHON) snakemake_executor_plugin_awsbatch_mpi/local/host_mpi.py --install
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -665,6 +665,7 @@ def run_doctor(args: argparse.Namespace, extra: list[str]) -> int:
 def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
     from .core.array_jobs import array_rules
     from .ops import plan
+    from .ops.placeholders import placeholder_warnings, setting_values
     from .ops.workflow import WorkflowLoadError, translation_settings
 
     try:
@@ -687,6 +688,7 @@ def run_plan(args: argparse.Namespace, extra: list[str]) -> int:
         fargate_queues=args.fargate_queue,
         array_rules=array_rules(settings.array_jobs),
         root_volume_gib=args.root_volume_gib,
+        setting_warnings=placeholder_warnings(setting_values(settings, parsed)),
     )
     text = plan.render_json(result)
     if args.out:

@@ -28,9 +28,16 @@ from .batch.runs import describe_all, queue_job_ids, run_details
 PREFIX = "demo"
 STATE_DIR = ".emulated-s3"
 MPI_RULE = "gc_mpi"
-PROGRESS = re.compile(
-    r"(\d+ of \d+ steps|Nothing to be done|rule \w+:|Submitted|Error|error|Exiting because)"
-)
+# Snakemake's own progress lines, echoed while it runs: top-level lines only (indented ones
+# belong to a job's log inside an error message). Error lines are not echoed: out of context
+# they were fragments ("WorkflowError:" and nothing after it); `failure_summary` shows the
+# failure whole at the end.
+PROGRESS = re.compile(r"^(\d+ of \d+ steps|Nothing to be done|rule \w+:|Submitted|Exiting because)")
+# The executor's last line names the run's HTML report (relative to the workflow directory).
+REPORT_LINE = re.compile(r"\bReport: (\S+\.html)")
+# The executor's failure message (batch/status.py, batch/rule_logs.py).
+_HEADLINE = re.compile(r"^\s*message: (.*\bof rule '.*)$")
+_RULE_LOG = ("The rule's own log ", "The rule's log ")
 
 
 def example_source() -> Path:
@@ -169,6 +176,39 @@ def upload_inputs(s3: Any, bucket: str, workdir: Path) -> list[str]:
     return uploaded
 
 
+def failure_summary(log_lines: list[str]) -> list[str]:
+    """What a failed run's terminal should show: for each failed job, the executor's headline
+    and the rule's own log as read back from storage (it holds the cause).
+
+    Lines inside the job's own log (indented, "Last lines of the log") are not matched: only
+    the executor's message at the top level is.
+    """
+    found: list[str] = []
+    in_log = False
+    for line in (raw.rstrip("\n") for raw in log_lines):
+        if line.startswith(("Error in rule ", "Error in group ")):
+            found.append(line)
+            in_log = False
+        elif match := _HEADLINE.match(line):
+            found.append("  " + match.group(1))
+        elif line.startswith(_RULE_LOG):
+            found.append("  " + line)
+            in_log = line.endswith(":")
+        elif in_log and line.startswith("    "):
+            found.append("  " + line)
+        else:
+            in_log = False
+    return found
+
+
+def report_of(log_lines: list[str], workdir: Path) -> Path | None:
+    """The run's HTML report, as the executor named it at the end of the run."""
+    for line in reversed(log_lines):
+        if match := REPORT_LINE.search(line):
+            return (workdir / match.group(1)).resolve()
+    return None
+
+
 def _say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
@@ -186,7 +226,7 @@ def image_arguments(job_image: str, mpi_image: str) -> list[str]:
 def run_snakemake(
     workdir: Path, env: dict[str, str], log_path: Path, extra: list[str] | None = None
 ) -> int:
-    """Run Snakemake with the local profile, echoing its progress lines."""
+    """Run Snakemake with the local profile, echoing its progress lines (all go to the log)."""
     cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/local", *(extra or [])]
     with (
         log_path.open("w") as log,
@@ -197,7 +237,7 @@ def run_snakemake(
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
-            if PROGRESS.search(line):
+            if PROGRESS.match(line):
                 _say("  " + line.rstrip())
         return proc.wait()
 
@@ -209,10 +249,17 @@ def run_demo(
     images: tuple[str, str] | None = None,
 ) -> int:
     from .local import LOCAL_BUCKET, LOCAL_QUEUES, EmulationError, LocalEmulation
+    from .local.host_mpi import ensure_mpi
     from .local.images import DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE, ensure_images
 
     started = time.monotonic()
     extra: list[str] = []
+    if runtime == "process":
+        # The example's MPI rule compiles and runs an MPI program on this machine.
+        mpi = ensure_mpi(install=True, say=_say)
+        if not mpi.ok:
+            _say(mpi.problem)
+            return 1
     if runtime == "docker":
         job_image, mpi_image = images or (DEFAULT_JOB_IMAGE, DEFAULT_MPI_IMAGE)
         try:
@@ -263,6 +310,13 @@ def run_demo(
             "Run `awsbatch-mpi demo --fresh` to run every job again."
         )
     elapsed = time.monotonic() - started
+    log_lines = (work / "demo.log").read_text(errors="replace").splitlines()
+    if code != 0:
+        for line in failure_summary(log_lines):
+            _say(line)
+    report_html = report_of(log_lines, work)
+    if report_html is not None:
+        _say(f"HTML report of the run: {report_html}")
     if code == 0:
         _say(
             f"Done in {elapsed:.0f} s. Results are in s3://{LOCAL_BUCKET}/{PREFIX}/results/ "

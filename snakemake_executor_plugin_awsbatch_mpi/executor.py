@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_common.exceptions import ApiError, WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
@@ -26,6 +26,7 @@ from .batch import clients
 from .batch.cadence import StatusCadence, observed, slowest_gap
 from .batch.client import BatchClient, BatchSetupError
 from .batch.logs import fetch_tails
+from .batch.rule_logs import fetch_rule_logs, rule_log_lines
 from .batch.runnable import RunnableMonitor
 from .batch.runs import record_submission
 from .batch.status import (
@@ -41,6 +42,7 @@ from .core.array_jobs import array_spec, command_map, group_for_arrays
 from .core.command import job_cores
 from .core.dependencies import MAX_DEPENDS_ON, ProducerMap, reduce_dependencies
 from .core.fallback import PLANNED_JOB_ID, fallback_queue_of
+from .core.images import image_warning, runs_in_snakemake_image
 from .core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from .core.planner import (
     DEPENDS_ON_ROOM,
@@ -74,6 +76,15 @@ MIN_MISSING_SECONDS = 60.0
 MAX_DESCRIBE_FAILURES = 10
 
 
+class RunRefused(ApiError):
+    """The run cannot start; the message says why and what to do, and stands alone.
+
+    Snakemake prints a WorkflowError with the frames of code outside Snakemake under it (a
+    stray `File ".../executor.py", line N, in __post_init__`), but an ApiError as
+    "Error: <message>" only.
+    """
+
+
 class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         settings = self.workflow.executor_settings
@@ -82,8 +93,7 @@ class Executor(RemoteExecutor):
             self._start(settings)
         except WorkflowError as err:
             self._remove_source_archive()
-            # Snakemake prints a WorkflowError's frames under its message: keep only this one.
-            raise err.with_traceback(None) from None
+            raise RunRefused(str(err)) from None
         self.logger.info(
             f"AWS Batch run {self.run_id} in region {self.batch.region}: jobs go to queue "
             f"'{settings.job_queue}', tagged snakemake-run-id={self.run_id}. Follow it with "
@@ -123,6 +133,7 @@ class Executor(RemoteExecutor):
         self.producers = ProducerMap()
         self._attempts_seen: dict[str, int] = {}
         self._environment: Environment | None = None
+        self._image_rules: set[str] = set()  # rules whose jobs run in Snakemake's image
         self._runnable = RunnableMonitor(self.batch, settings.runnable_warning, self.logger.warning)
         self.immediate_submit = bool(self.workflow.remote_execution_settings.immediate_submit)
         self._preflight()
@@ -211,6 +222,9 @@ class Executor(RemoteExecutor):
                 "runs the jobs and their dependents by itself, so a job whose Spot host was "
                 "reclaimed cannot be submitted again. Run without --immediate-submit to use it."
             )
+        image = image_warning(self.translation.default_image, self._image_rules)
+        if image:
+            self._warn_once("image", image)
 
     def _preflight(self) -> None:
         """Cheap checks of the configured queues: refuse to submit jobs that can never run."""
@@ -310,6 +324,8 @@ class Executor(RemoteExecutor):
             raise WorkflowError(f"Rule '{request.rule}': {err}{after}") from None
         for warning in plan.warnings:
             self._warn_once(warning, warning)
+        if runs_in_snakemake_image(plan.spec) and not job.is_local:  # local: no image
+            self._image_rules.add(request.rule)
         if plan.disk_warning:
             self._warn_once(f"disk {request.rule}", plan.disk_warning)
         return plan
@@ -643,7 +659,8 @@ class Executor(RemoteExecutor):
         self._attempts_seen[info.external_jobid] = len(done)
 
     def _report_failure(self, info: SubmittedJobInfo, description: dict[str, Any]) -> None:
-        """Report a failed job with Batch's reasons and the tail of its log(s).
+        """Report a failed job with Batch's reasons, the end of the rule's own `log:` files
+        (read back from storage: they usually hold the cause) and the tail of its log(s).
 
         A multi-node job has one log stream per node; every node's tail is kept, and the
         message names the nodes that failed.
@@ -671,7 +688,22 @@ class Executor(RemoteExecutor):
         tails = fetch_tails(
             self.batch, log_group, streams, self.settings.log_tail_lines, rule, fail.job_id
         )
-        message = failure_message(rule, fail, self.batch.region, log_group, tails, failed_nodes)
+        rule_logs = fetch_rule_logs(
+            self.batch,
+            internals.storage_urls(info.job.log),
+            rule,
+            fail.job_id,
+            self.settings.log_tail_lines,
+        )
+        message = failure_message(
+            rule,
+            fail,
+            self.batch.region,
+            log_group,
+            tails,
+            failed_nodes,
+            rule_log_lines(rule_logs),
+        )
         aux_logs = [tail.saved for tail in tails if tail.saved]
         self.report_job_error(info, msg=message + "\n", aux_logs=aux_logs)
 

@@ -24,7 +24,7 @@ from typing import Any
 class Internal:
     """One private (or non-interface) attribute of a Snakemake object the plugin uses."""
 
-    owner: str  # which object: "dag", "rule", "workflow", "workflow_api"
+    owner: str  # which object: "dag", "rule", "workflow", "workflow_api", "iofile"
     name: str
     used_for: str
 
@@ -45,6 +45,8 @@ EXECUTOR: tuple[Internal, ...] = (
     Internal(
         "workflow", "cleanup_source_archive", "keeping the sources under --immediate-submit"
     ),
+    Internal("iofile", "is_storage", "finding a failed job's log: files in storage"),
+    Internal("iofile", "storage_object", "reading those log files back"),
 )
 
 PLAN: tuple[Internal, ...] = (
@@ -93,10 +95,17 @@ def _classes(names: Sequence[str]) -> dict[str, Any]:
     """Snakemake's classes for owners whose instance is not at hand (methods only)."""
     from snakemake.api import WorkflowApi
     from snakemake.dag import DAG
+    from snakemake.io import _IOFile
     from snakemake.rules import Rule
     from snakemake.workflow import Workflow
 
-    found = {"dag": DAG, "rule": Rule, "workflow": Workflow, "workflow_api": WorkflowApi}
+    found = {
+        "dag": DAG,
+        "rule": Rule,
+        "workflow": Workflow,
+        "workflow_api": WorkflowApi,
+        "iofile": _IOFile,
+    }
     return {name: found[name] for name in names}
 
 
@@ -104,12 +113,14 @@ def check_executor(workflow: Any, dag: Any) -> None:
     """Once at the executor's start, on the run's own workflow, DAG and first rule.
 
     Without any rule at hand, `expand_resources` is looked up on Snakemake's `Rule` class
-    (`ruleinfo` is set on each instance, so it is then left unchecked).
+    (`ruleinfo` is set on each instance, so it is then left unchecked); a job's files are
+    checked on Snakemake's file class (`_IOFile`, whose properties they are).
     """
     rules = list(getattr(workflow, "rules", ()) or ())
     rule = rules[0] if rules else _classes(["rule"])["rule"]
     internals = [i for i in EXECUTOR if rules or i.name != "ruleinfo"]
-    check(internals, {"workflow": workflow, "dag": dag, "rule": rule}, snakemake_version())
+    objects = {"workflow": workflow, "dag": dag, "rule": rule, **_classes(["iofile"])}
+    check(internals, objects, snakemake_version())
 
 
 def check_plan(workflow: Any | None = None) -> None:
@@ -148,6 +159,22 @@ def declared_resources(rule: Any) -> Mapping[str, Any] | None:
         return None
     _, values = declared
     return values
+
+
+def storage_urls(files: Iterable[Any]) -> list[str]:
+    """The storage queries (`s3://...`) of those files that live in storage.
+
+    A job's `log:` files are Snakemake `_IOFile`s; `is_storage` and `storage_object.query`
+    are Snakemake's own (not the executor interface's): listed in `EXECUTOR`, and read
+    defensively all the same (a plain path yields no URL).
+    """
+    urls = []
+    for item in files:
+        if getattr(item, "is_storage", False):
+            query = getattr(getattr(item, "storage_object", None), "query", None)
+            if query:
+                urls.append(str(query))
+    return urls
 
 
 def container_image(job: Any) -> str | None:
@@ -209,4 +236,5 @@ __all__ = [
     "snakemake_runs_containers",
     "snakemake_version",
     "source_archive_query",
+    "storage_urls",
 ]

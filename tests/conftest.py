@@ -10,6 +10,28 @@ import pytest
 REGION = "us-east-1"
 
 
+def require_mpi(path: str | None = None) -> None:
+    """Skip (or under CI=true, fail) with the one sentence of `check_mpi` unless MPI works."""
+    from snakemake_executor_plugin_awsbatch_mpi.local.host_mpi import check_mpi
+
+    found = check_mpi(path)
+    if found.ok:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and MPI is not usable: {found.problem}", pytrace=False)
+    pytest.skip(found.problem)
+
+
+@pytest.fixture(scope="session")
+def usable_mpi() -> None:
+    """Open MPI that compiles and links an MPI program, checked as `make` and the demo do.
+
+    A test that needs it and cannot run says why; under CI=true (set by .ci/run) it fails
+    instead: CI must not skip the MPI tests.
+    """
+    require_mpi()
+
+
 @pytest.fixture
 def aws_env(monkeypatch):
     """Dummy credentials so nothing can ever reach a real account."""

@@ -45,6 +45,7 @@ def port_for_the_test() -> str:
 
 
 @pytest.mark.skipif(not (REPO / ".venv/bin/awsbatch-mpi").exists(), reason="needs make install")
+@pytest.mark.usefixtures("usable_mpi")  # the example's gc_mpi rule
 def test_the_readme_by_hand_section_works_as_written(tmp_path):
     terminal_1, terminal_2 = by_hand_block()
     assert ".venv/bin/awsbatch-mpi local" in terminal_1

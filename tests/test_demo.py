@@ -11,7 +11,8 @@ import pytest
 
 from .test_example_workflow import config, expected, expected_report  # noqa: F401
 
-pytestmark = pytest.mark.integration
+# The example's gc_mpi rule compiles and runs an MPI program on the host.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("usable_mpi")]
 
 
 def run_demo(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,6 +57,10 @@ def test_demo_runs_the_example_on_the_emulation(tmp_path, expected):  # noqa: F8
     assert all(row[5:] == ["1", "1", "1954", "1"] for row in by_rule["embed"])
     assert by_rule["gc_mpi"][0][5:] == ["3", "2", "977", "0"]  # 3 nodes x 2 vCPU
     assert "s3://snakemake-local/demo/results/" in out
+    # the run's HTML report, by its path (issue 21 item 2)
+    [report_line] = [line for line in out.splitlines() if "HTML report of the run: " in line]
+    assert Path(report_line.split("HTML report of the run: ")[1]).is_file()
+    assert "WorkflowError" not in out
     # every job ran once: no warning about a Batch retry that never happened
     assert "Batch retries it" not in (work / "demo.log").read_text()
     # the results, by content
@@ -66,3 +71,30 @@ def test_demo_runs_the_example_on_the_emulation(tmp_path, expected):  # noqa: F8
     assert second.returncode == 0
     assert "Nothing needed to be done" in second.stdout
     assert "--fresh" in second.stdout
+
+
+def test_a_failed_demo_shows_the_rules_own_log_and_the_report(tmp_path):
+    """The MPI rule fails to compile (as without mpi.h): the terminal shows why, whole."""
+    import shutil
+
+    from snakemake_executor_plugin_awsbatch_mpi.demo import example_source
+
+    work = tmp_path / "demo"
+    shutil.copytree(example_source(), work, ignore=shutil.ignore_patterns(".snakemake"))
+    snakefile = work / "Snakefile"
+    text = snakefile.read_text()
+    assert "scripts/mpi_gc.c &&" in text
+    snakefile.write_text(text.replace("scripts/mpi_gc.c &&", "scripts/no_such_source.c &&"))
+    run = run_demo(work)
+    out = run.stdout
+    assert run.returncode == 1, out[-4000:] + run.stderr[-2000:]
+    lines = out.splitlines()
+    start = lines.index("[demo] Error in rule gc_mpi:")
+    assert lines[start + 1].startswith("[demo]   The command of rule 'gc_mpi' exited with code")
+    assert lines[start + 2] == (
+        "[demo]   The rule's own log s3://snakemake-local/demo/logs/gc_mpi.log (all of it):"
+    )
+    assert "no_such_source.c: No such file or directory" in lines[start + 3]
+    assert "HTML report of the run: " in out
+    assert "WorkflowError" not in out  # no fragments
+    assert out.count("Error in rule gc_mpi:") == 1  # the summary's, not the job log's lines

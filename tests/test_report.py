@@ -433,6 +433,28 @@ def test_the_end_of_run_report_reuses_known_descriptions(tmp_path, monkeypatch):
     assert line and "1 job(s)" in line
 
 
+def test_a_rules_colour_comes_from_its_name_alone():
+    """Issue 21 item 7: the same rule has the same colour in every report."""
+    from snakemake_executor_plugin_awsbatch_mpi.report.timeline import PALETTE, preferred_colour
+
+    example = ["split", "count_kmers", "embed", "report", "gc_mpi"]
+    together = rule_colours(example)
+    assert len(set(together.values())) == len(example)
+    for rule in example:  # each rule alone, or with any other set, keeps its colour
+        assert rule_colours([rule])[rule] == together[rule] == PALETTE[preferred_colour(rule)]
+    assert rule_colours(["report", "gc_mpi"]) == {k: together[k] for k in ("gc_mpi", "report")}
+    assert preferred_colour("align") == preferred_colour("align")
+    # Two rules whose names hash to the same colour still differ within one report.
+    a, b = next(
+        (x, y) for x in map(str, range(100)) for y in map(str, range(100))
+        if x < y and preferred_colour(x) == preferred_colour(y)
+    )
+    pair = rule_colours([a, b])
+    assert pair[a] == PALETTE[preferred_colour(a)] and pair[b] != pair[a]
+    many = rule_colours([f"r{i}" for i in range(25)])  # more rules than colours: no failure
+    assert len(many) == 25
+
+
 def test_job_resubmitted_to_the_fallback_queue_is_marked_and_not_counted_as_failed():
     """A Spot-reclaimed job that the executor sent to the on-demand queue: one job, marked."""
     lost = desc("s1", "sort", status="FAILED", created=0,

@@ -41,6 +41,7 @@ class FakeDag:
 def test_the_running_snakemake_has_every_internal_the_plugin_uses():
     import snakemake.api
     import snakemake.dag
+    import snakemake.io
     import snakemake.rules
     import snakemake.workflow
 
@@ -49,6 +50,7 @@ def test_the_running_snakemake_has_every_internal_the_plugin_uses():
         "rule": snakemake.rules.Rule,
         "workflow": snakemake.workflow.Workflow,
         "workflow_api": snakemake.api.WorkflowApi,
+        "iofile": snakemake.io._IOFile,
     }
     # Instance attributes (set in __init__) are checked on instances in the other tests.
     instance_only = {"ruleinfo", "_source_archive", "_executor_plugin"}
@@ -79,7 +81,7 @@ def test_a_rule_without_ruleinfo_is_refused_and_no_rules_checks_the_class(monkey
     with pytest.raises(SnakemakeInternalsError, match=r"rule\.ruleinfo"):
         internals.check_executor(FakeWorkflow(rules=[BareRule()]), FakeDag())
     internals.check_executor(FakeWorkflow(rules=[]), FakeDag())  # Rule.expand_resources exists
-    monkeypatch.setattr(internals, "_classes", lambda names: {"rule": object})
+    monkeypatch.setattr(internals, "_classes", lambda names: {n: object for n in names})
     with pytest.raises(SnakemakeInternalsError, match=r"rule\.expand_resources"):
         internals.check_executor(FakeWorkflow(rules=[]), FakeDag())
 
@@ -102,6 +104,16 @@ def test_accessors_go_through_the_listed_internals():
     assert internals.source_archive_query(SimpleNamespace(_source_archive=None)) == ""
     internals.keep_source_archive(workflow)
     workflow.cleanup_source_archive()  # replaced: no longer raises
+
+
+def test_storage_urls_reads_storage_queries_and_skips_local_files():
+    """A failed job's `log:` files: only those in storage have a URL to read back."""
+    from snakemake_executor_plugin_awsbatch_mpi.snakemake_internals import storage_urls
+
+    stored = SimpleNamespace(is_storage=True,
+                             storage_object=SimpleNamespace(query="s3://b/run/logs/a.log"))
+    local = SimpleNamespace(is_storage=False)
+    assert storage_urls([stored, local, "plain/path.log"]) == ["s3://b/run/logs/a.log"]
 
 
 def test_a_jobs_container_directive_and_whether_snakemake_runs_containers():

@@ -333,6 +333,25 @@ class BatchClient:
         self.s3_client.delete_object(Bucket=bucket, Key=key)
         self.calls["s3_delete_object"] += 1
 
+    def object_tail(self, url: str, max_bytes: int) -> tuple[bytes, int]:
+        """The last `max_bytes` of an S3 object and its full size (one ranged GET).
+
+        Reads failed jobs' `log:` files: a rule may log gigabytes, so only the end is read.
+        An empty object has no byte range to ask for; S3 answers that with InvalidRange.
+        """
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        self.calls["s3_get_object"] += 1
+        try:
+            answer = self.s3_client.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{max_bytes}")
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b"", 0
+            raise
+        body = answer["Body"].read()
+        # "bytes 12-99/100"; absent when the server ignored the range and sent everything.
+        total = str(answer.get("ContentRange") or "").rpartition("/")[2]
+        return body[-max_bytes:], int(total) if total.isdigit() else len(body)
+
     # Logs --------------------------------------------------------------------------------
 
     def log_tail(self, group: str, stream: str, lines: int) -> list[str]:

@@ -444,11 +444,13 @@ def failure_message(
     log_group: str,
     tails: Sequence[LogTail] = (),
     failed_nodes: Sequence[str] = (),
+    rule_logs: Sequence[str] = (),
 ) -> str:
     """A complete, user-facing explanation of a failed job, with where to look next.
 
     It leads with the rule's own exit code (Batch only knows Snakemake's, 1 for any failure)
-    and the saved log; Batch's codes and reasons follow.
+    and the saved log; then the rule's own `log:` files as read from storage (`rule_logs`,
+    already rendered: they usually hold the cause); Batch's codes and reasons follow.
     """
     command_code = next(
         (code for tail in tails if (code := command_exit_code(tail.lines)) is not None), None
@@ -464,7 +466,7 @@ def failure_message(
         headline += f" The log is saved in {', '.join(saved)} (last lines below)."
     elif fail.log_stream:
         headline += f" Read its log with `awsbatch-mpi logs {fail.job_id}`."
-    lines = [headline]
+    lines = [headline, *rule_logs]
     advice = _advice(fail, lost, launcher)
     if advice:
         lines.append(advice)

@@ -97,6 +97,80 @@ def check_resource_names(request: JobRequest) -> None:
             )
 
 
+# The standard resources Snakemake or this plugin reads. Snakemake allows any other name (a
+# custom resource), so a name one edit away from one of these (mem_mbb=1000, runtme=60) is
+# not refused, but warned about: it would otherwise size nothing without a word.
+READ_RESOURCES = frozenset(
+    {
+        "cpus_per_task",
+        "disk",
+        "disk_mb",
+        "disk_mib",
+        "gpu",
+        "gpu_manufacturer",
+        "gpu_model",
+        "mem",
+        "mem_mb",
+        "mem_mib",
+        "mpi",
+        "nodes",
+        "nvidia_gpu",
+        "runtime",
+        "tasks",
+        "tasks_per_node",
+        "tmpdir",
+    }
+)
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """One insertion, deletion, substitution or swap of neighbours turns `a` into `b`."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+    if len(a) < len(b):
+        return a[start:] == b[start + 1 :]
+    if a[start + 1 :] == b[start + 1 :]:
+        return True
+    return a[start : start + 2] == b[start : start + 2][::-1] and a[start + 2 :] == b[start + 2 :]
+
+
+def resource_typo_warning(request: JobRequest) -> str | None:
+    """One warning for a rule's resources that look like typos of resources that are read.
+
+    Only names the user gave are looked at (Snakemake's own start with "_"); `awsbatch_*`
+    names are refused by `check_resource_names` instead.
+    """
+    typos = []
+    for name in sorted({*request.resources, *request.written}):
+        if name.startswith("_") or name.lower().startswith("awsbatch") or name in READ_RESOURCES:
+            continue
+        close = [
+            known
+            for known in difflib.get_close_matches(name, sorted(READ_RESOURCES), n=3, cutoff=0.6)
+            if one_edit_apart(name, known)
+        ]
+        if close:
+            typos.append((name, close[0]))
+    if not typos:
+        return None
+    found = " and ".join(f"{name} (did you mean {known}?)" for name, known in typos)
+    if len(typos) == 1:
+        name = typos[0][0]
+        return (
+            f"Rule '{request.rule}': resource {found} is not read by Snakemake or this plugin, "
+            f"so it changes nothing in the Batch job. Fix the name, or ignore this warning if "
+            f"{name} is a custom resource of your own."
+        )
+    return (
+        f"Rule '{request.rule}': resources {found} are not read by Snakemake or this plugin, "
+        "so they change nothing in the Batch job. Fix the names, or ignore this warning if "
+        "they are custom resources of your own."
+    )
+
+
 def check_written(request: JobRequest) -> None:
     """Refuse values Snakemake would silently change, or the plugin would silently ignore."""
     check_resource_names(request)
@@ -162,6 +236,9 @@ def translate(
     fallback_queue_of(request, settings)
     layout = mpi_layout_of(request)
     warnings: list[str] = []
+    typo = resource_typo_warning(request)
+    if typo:
+        warnings.append(typo)
 
     vcpus: float = vcpus_of(request)
     choice = image_of(request, settings)

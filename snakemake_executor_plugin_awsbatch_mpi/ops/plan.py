@@ -22,6 +22,7 @@ from typing import Any
 
 from ..core.dependencies import MAX_DEPENDS_ON, reduce_dependencies
 from ..core.fallback import PLANNED_JOB_ID, fallback_queue_of
+from ..core.images import image_warning, runs_in_snakemake_image
 from ..core.jobdef import barrier_payload, barrier_shape, register_payload, submit_payload
 from ..core.planner import (
     Environment,
@@ -31,6 +32,7 @@ from ..core.planner import (
     split_environment,
 )
 from ..core.request import JobRequest, TranslationSettings
+from ..core.resources import resource_typo_warning
 from ..core.root_volume import AMI_DEFAULT_ROOT_GIB, RootVolume
 from ..core.routing import resolve_queue
 from ..core.spec import JobSpec, Platform, QueueInfo, ResourceError
@@ -175,15 +177,17 @@ def build_plan(
     fargate_queues: Iterable[str] = (),
     array_rules: Iterable[str] = (),
     root_volume_gib: int | None = None,
+    setting_warnings: Iterable[str] = (),
 ) -> Plan:
     """Translate, render and validate every job; collect problems instead of stopping.
 
     `root_volume_gib`: the root volume of the EC2 queues' instances (None: the AMI default).
+    `setting_warnings` (e.g. template placeholders left in the profile) come first.
     """
     fargate_queues = sorted(set(fargate_queues))
     volume = root_volume(root_volume_gib)
     plan_problems: list[str] = list(workflow.refusals)
-    plan_warnings: list[str] = []
+    plan_warnings: list[str] = list(setting_warnings)
     environment = split_environment(
         {name: ENV_VALUE for name in workflow.envvars}, workflow.envvars
     )
@@ -196,6 +200,8 @@ def build_plan(
     barriers_out: list[dict[str, Any]] = []
     local_out: list[dict[str, Any]] = []
     disk_warnings: dict[str, str] = {}  # one per rule
+    in_snakemake_image: list[str] = []
+    typo_warnings: dict[str, None] = {}  # one per rule, in DAG order
     deferred_rules: dict[str, set[str]] = {}
 
     for job in workflow.jobs:
@@ -249,6 +255,11 @@ def build_plan(
             entry["warnings"] = list(spec.warnings)
         if job_plan.disk_warning:
             disk_warnings.setdefault(job.rule, job_plan.disk_warning)
+        if runs_in_snakemake_image(spec):
+            in_snakemake_image.append(job.rule)
+        typo = resource_typo_warning(request)
+        if typo:
+            typo_warnings[typo] = None
 
         register = job_plan.register
         definition = job_plan.definition
@@ -293,7 +304,11 @@ def build_plan(
             "that do not exist yet; they are evaluated when the job is submitted, and the plan "
             "shows the job without them (defaults apply)."
         )
+    plan_warnings += list(typo_warnings)
     plan_warnings += [disk_warnings[rule] for rule in sorted(disk_warnings)]
+    image = image_warning(settings.default_image, in_snakemake_image)
+    if image:
+        plan_warnings.append(image)
     checkpoints = sorted({job.rule for job in workflow.jobs if job.checkpoint})
     if checkpoints:
         plan_warnings.append(

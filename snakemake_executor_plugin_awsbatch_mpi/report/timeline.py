@@ -13,6 +13,7 @@ Above `MAX_LANES` lanes, each rule gets one lane showing how many of its jobs we
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -20,10 +21,11 @@ from html import escape
 from .model import JobRow, Report
 from .text import duration
 
-# Tableau 10: distinct, colour-blind-friendlier than most, and known to readers of plots.
+# Tableau 20: ten hues, each dark and light; distinct, and known to readers of plots.
 PALETTE = (
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
-    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+    "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63",
+    "#499894", "#86bcb6", "#e15759", "#ff9d9a", "#79706e", "#bab0ac", "#d37295", "#fabfd2",
+    "#b07aa1", "#d4a6c8", "#9d7660", "#d7b5a6",
 )  # fmt: skip
 FAIL_COLOUR = "#d62728"
 RETRY_COLOUR = "#222222"
@@ -37,8 +39,30 @@ BINS = 240
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
+def preferred_colour(rule: str) -> int:
+    """The rule's place in `PALETTE`, from a stable hash of its name (CRC-32, not hash())."""
+    return zlib.crc32(rule.encode("utf-8")) % len(PALETTE)
+
+
 def rule_colours(rules: Sequence[str]) -> dict[str, str]:
-    return {rule: PALETTE[i % len(PALETTE)] for i, rule in enumerate(sorted(set(rules)))}
+    """Each rule's colour, derived from its name, so that it keeps it from report to report.
+
+    (Assigning colours by a rule's place among the rules of a run changed them whenever
+    another set of rules ran.) Two rules of one report never share a colour: the later one
+    by name takes the next free colour, so only such a pair can differ between reports.
+    """
+    taken: set[int] = set()
+    colours = {}
+    for rule in sorted(set(rules)):
+        index = preferred_colour(rule)
+        for step in range(len(PALETTE)):
+            candidate = (index + step) % len(PALETTE)
+            if candidate not in taken or len(taken) >= len(PALETTE):
+                index = candidate
+                break
+        taken.add(index)
+        colours[rule] = PALETTE[index]
+    return colours
 
 
 @dataclass(frozen=True)

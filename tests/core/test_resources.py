@@ -429,3 +429,41 @@ def test_every_known_awsbatch_resource_passes_the_name_check():
     )
 
     check_resource_names(req(**{name: None for name in AWSBATCH_RESOURCES}))
+
+
+def test_a_resource_one_edit_from_a_read_one_is_warned_about_once_per_rule():
+    """mem_mbb=1000 would run with the default memory without a word (issue 21 item 3)."""
+    spec = spec_of(req(mem_mbb=1000))
+    assert spec.size.memory_mib == 2048  # not refused: custom resources are allowed
+    assert spec.warnings == (
+        "Rule 'r': resource mem_mbb (did you mean mem_mb?) is not read by Snakemake or this "
+        "plugin, so it changes nothing in the Batch job. Fix the name, or ignore this warning "
+        "if mem_mbb is a custom resource of your own.",
+    )
+    two = spec_of(req(runtme=60, gpus=1, nodse=2, mem_mb=1000, _cores=1, my_counter=3))
+    assert two.warnings == (
+        "Rule 'r': resources gpus (did you mean gpu?) and nodse (did you mean nodes?) and "
+        "runtme (did you mean runtime?) are not read by Snakemake or this plugin, so they "
+        "change nothing in the Batch job. Fix the names, or ignore this warning if they are "
+        "custom resources of your own.",
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["mem_mb", "tmpdir", "disk", "gpu_model", "my_counter", "mem_total", "_nodes", "mem_mib"],
+)
+def test_read_and_unrelated_resources_are_not_warned_about(name):
+    assert spec_of(req(**{name: 1})).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "apart"),
+    [("mem_mbb", "mem_mb", True), ("runtme", "runtime", True), ("mme_mb", "mem_mb", True),
+     ("disk_nb", "disk_mb", True), ("mem_mb", "mem_mb", False), ("mem_gb", "disk_mb", False),
+     ("abcd", "badc", False), ("nodes", "node", True)],
+)
+def test_one_edit_apart(a, b, apart):
+    from snakemake_executor_plugin_awsbatch_mpi.core.resources import one_edit_apart
+
+    assert one_edit_apart(a, b) is apart and one_edit_apart(b, a) is apart

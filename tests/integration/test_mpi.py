@@ -31,7 +31,7 @@ OPERATIONS = {
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("mpicc"), reason="Open MPI (mpicc) is not installed"),
+    pytest.mark.usefixtures("usable_mpi"),
 ]
 
 HELLO_C = r"""

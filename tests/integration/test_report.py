@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import boto3
@@ -26,7 +25,7 @@ from .test_executor import snakemake_cmd, write_workflow
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("mpirun"), reason="Open MPI (mpirun) is not installed"),
+    pytest.mark.usefixtures("usable_mpi"),
 ]
 
 SNAKEFILE = """

@@ -48,6 +48,8 @@ def run_refused(tmp_path, name: str, bad_rule: str, *extra: str) -> str:
     leftovers = [o["Key"] for o in listing.get("Contents", [])]
     assert leftovers == [], f"left in S3 after a refused run: {leftovers}"
     assert "Traceback" not in out, out[-3000:]
+    # The refusal stands alone: no stray frame of the plugin under it (issue 21 item 4).
+    assert 'File "' not in out and "__post_init__" not in out, out[-3000:]
     return out
 
 

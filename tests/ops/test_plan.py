@@ -480,6 +480,114 @@ def test_a_malformed_volume_setting_is_one_sentence_naming_flag_value_and_forms(
     assert "Nothing was submitted." not in message  # plan submits nothing in any case
 
 
+def test_template_placeholders_are_warned_about_naming_the_setting(example, no_network,
+                                                                   tmp_path, capsys):
+    """The shipped profiles/aws, untouched (issue 21 item 5): one warning per setting."""
+    code, _, document, report = plan(
+        tmp_path, capsys, "--snakefile", str(example / "Snakefile"), "--directory",
+        str(example), "--profile", str(example / "profiles" / "aws"),
+    )
+    assert code == 0, report
+    warnings = [line for line in report.splitlines() if "template's placeholder" in line]
+    assert (
+        "Warning: The setting awsbatch-mpi-job-queue still holds the template's placeholder "
+        "<cpu-job-queue>: replace it with your own value; until then the requests are valid in "
+        "form only." in warnings
+    )
+    named = {line.split()[3] for line in warnings}
+    assert named == {
+        "awsbatch-mpi-job-queue", "awsbatch-mpi-gpu-job-queue", "awsbatch-mpi-multinode-job-queue",
+        "awsbatch-mpi-region", "awsbatch-mpi-job-role-arn", "container-image",
+        "default-storage-prefix", "storage-s3-region",
+    }
+    assert any("placeholders <account>, <snakemake-batch-job-role>" in w for w in warnings)
+    assert any("placeholders <bucket>, <prefix>" in w for w in warnings)
+    # The local profile has none.
+    _, _, _, local = plan(
+        tmp_path, capsys, "--snakefile", str(example / "Snakefile"), "--directory",
+        str(example), "--profile", str(example / "profiles" / "local"),
+    )
+    assert "template's placeholder" not in local
+
+
+def test_placeholders_in_values_of_every_kind():
+    from snakemake_executor_plugin_awsbatch_mpi.ops.placeholders import (
+        placeholder_warnings,
+        placeholders_in,
+    )
+
+    assert placeholders_in({"project": "<project>", "owner": "<team>"}) == ["<project>", "<team>"]
+    assert placeholders_in(["a", "<b>", "<b>"]) == ["<b>"]
+    assert placeholders_in("s3://bucket/run") == [] and placeholders_in(None) == []
+    assert placeholders_in("a < b > c") == []  # not a placeholder
+    assert placeholder_warnings([("x", "ok"), ("awsbatch-mpi-tags", {"p": "<project>"})]) == [
+        "The setting awsbatch-mpi-tags still holds the template's placeholder <project>: "
+        "replace it with your own value; until then the requests are valid in form only."
+    ]
+
+
+def test_snakemakes_image_is_named_unless_every_rule_names_its_own(tmp_path, no_network,
+                                                                    capsys):
+    """Issue 21 item 6: the same one sentence the executor logs before its first SubmitJob."""
+    workdir = tmp_path / "img"
+    workdir.mkdir()
+    snakefile = workdir / "Snakefile"
+    rules = """
+        rule all:
+            input: "a.txt", "b.txt"
+        rule a:
+            output: "a.txt"
+            resources: awsbatch_image="ours:1"
+            shell: "touch {output}"
+        rule b:
+            output: "b.txt"
+            shell: "touch {output}"
+    """
+    snakefile.write_text(textwrap.dedent(rules))
+    argv = ("-s", str(snakefile), "-d", str(workdir), "--job-queue", "q")
+    code, _, document, report = plan(tmp_path, capsys, *argv)
+    assert code == 0, report
+    [warning] = [line for line in report.splitlines() if "Snakemake's own image" in line]
+    assert warning.startswith("Warning: Jobs of rule b would run in snakemake/snakemake:v")
+    assert "containers/README.md" in warning
+    # Every rule names its image: nothing to say.
+    snakefile.write_text(textwrap.dedent(rules.replace(
+        'output: "b.txt"', 'output: "b.txt"\n            resources: awsbatch_image="ours:1"')))
+    code, _, document, report = plan(tmp_path, capsys, *argv)
+    assert code == 0 and len(document["jobs"]) == 2, report
+    assert "Snakemake's own image" not in report
+    # --container-image names ours: nothing to say either.
+    code, _, document, report = plan(tmp_path, capsys, *argv, "--container-image", "ours:1")
+    assert code == 0 and len(document["jobs"]) == 2, report
+    assert "Snakemake's own image" not in report
+
+
+def test_a_resource_typo_is_one_warning_per_rule(tmp_path, no_network, capsys):
+    """Issue 21 item 3 in `plan`: mem_mbb on a rule with two jobs, one warning."""
+    workdir = tmp_path / "typo"
+    workdir.mkdir()
+    (workdir / "Snakefile").write_text(textwrap.dedent("""
+        rule all:
+            input: expand("o-{i}.txt", i=[1, 2])
+        rule typo:
+            output: "o-{i}.txt"
+            resources: mem_mbb=1000
+            shell: "touch {output}"
+    """))
+    code, _, document, report = plan(
+        tmp_path, capsys, "-s", str(workdir / "Snakefile"), "-d", str(workdir),
+        "--job-queue", "q",
+    )
+    assert code == 0, report
+    warning = (
+        "Warning: Rule 'typo': resource mem_mbb (did you mean mem_mb?) is not read by Snakemake "
+        "or this plugin, so it changes nothing in the Batch job. Fix the name, or ignore this "
+        "warning if mem_mbb is a custom resource of your own."
+    )
+    assert report.splitlines().count(warning) == 1, report
+    assert len(document["jobs"]) == 2
+
+
 DISK_SNAKEFILE = """
 rule all:
     input: "big.txt", "small.txt", "plain.txt", "set.txt"
