@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import time
