@@ -1,7 +1,8 @@
 """The Snakemake `RemoteExecutor`: glue between Snakemake's scheduler and the Batch shell.
 
-Everything that decides *what* to send is in the pure modules (resources, jobdef, status);
-everything that talks to AWS is in `batch.BatchClient`. This module only wires them together,
+Everything that decides *what* to send is in `core/` (the planner and the pure translation);
+reading Snakemake's jobs is `snakemake_jobs`; everything that talks to AWS is in `batch/`
+(`BatchClient`, status parsing, logs, runs). This module only wires them together,
 reports to Snakemake and keeps the per-run state (warnings given, jobs Batch has forgotten).
 """
 
