@@ -315,13 +315,15 @@ def build_plan(
             f"Checkpoint rule(s) {', '.join(checkpoints)}: jobs that depend on their outputs "
             "are known only after they ran, so the plan may list fewer jobs than will run."
         )
+    # Arrays are the default (issue 20): a note in the report, not a warning.
     arrays = sorted(set(array_rules))
-    if arrays:
-        plan_warnings.append(
-            f"Array jobs are enabled for {', '.join(arrays)}: jobs of these rules that become "
-            "ready together are submitted as one array job with the same sizes; the plan "
-            "shows each job's own request."
-        )
+    array_note = (
+        f"Array jobs: on for {', '.join(arrays)} (jobs of a rule that become ready together "
+        "go as one array job with the same sizes; the plan shows each job's own request; "
+        "--awsbatch-mpi-array-jobs none turns them off)."
+        if arrays
+        else "Array jobs: off (one SubmitJob per job)."
+    )
     document = {
         "plan_format": PLAN_FORMAT,
         "workflow": workflow.name,
@@ -337,6 +339,7 @@ def build_plan(
         "job_definitions": definitions,
         "jobs": jobs_out,
         "barriers": barriers_out,
+        "array_jobs_note": array_note,
         "warnings": plan_warnings,
         "problems": plan_problems,
         "valid": not plan_problems,
@@ -451,6 +454,7 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         lines.append(
             f"Secrets injected by ECS when each job starts: {', '.join(sorted(secrets))}."
         )
+    lines.append(doc["array_jobs_note"])
     for warning in plan.warnings:
         lines.append(f"Warning: {warning}")
     if plan.problems:
@@ -458,7 +462,10 @@ def render_report(plan: Plan, out: str | None = None) -> str:
         lines += [f"  {p}" for p in plan.problems]
         lines.append("Fix the rules' resources or the settings named above and plan again.")
     else:
-        lines.append("Every request is valid for AWS Batch.")
+        lines.append(
+            "Every request is valid for AWS Batch"
+            + (" in form (see the warnings above)." if plan.warnings else ".")
+        )
     if out:
         lines.append(f"Plan written to {out}.")
     return "\n".join(lines)

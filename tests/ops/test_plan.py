@@ -58,6 +58,8 @@ def test_example_plan_is_valid_stable_and_offline(example, no_network, tmp_path,
 
     assert document["valid"] and document["problems"] == []
     assert "Every request is valid for AWS Batch." in report
+    assert document["warnings"] == [], document["warnings"]  # a good profile: no false alarm
+    assert "Array jobs: on for all" in report  # the default, said as a note
     assert document["source_files"] == ["data/reads.fasta"]
     assert [j["job"] for j in document["local_jobs"]] == ["all"]  # localrules: all
     jobs = by_job(document)
