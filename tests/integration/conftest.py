@@ -26,6 +26,10 @@ def emulated_env(emulation, monkeypatch):
             monkeypatch.delenv(name)
     for name, value in emulation.client_env().items():
         monkeypatch.setenv(name, value)
+    # The tests' own boto3 clients meet the emulation's 50 calls/s quota as any script does on
+    # AWS: they back off instead of failing (the plugin's clients configure their own retries).
+    monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "10")
     return emulation
 
 

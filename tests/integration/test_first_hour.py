@@ -33,8 +33,9 @@ def test_typo_and_snakemakes_image_are_each_said_once_before_submission(emulated
             resources: mem_mbb=1000
             shell: "echo {resources.mem_mbb} > {output}"
     """)
-    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
-                         timeout=300)
+    # One Batch job per Snakemake job, so that each one's request can be read back below.
+    run = subprocess.run(snakemake_cmd(work, "--awsbatch-mpi-array-jobs", "none"), cwd=work,
+                         capture_output=True, text=True, timeout=300)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
     assert out.count(TYPO) == 1, out[-3000:]  # one warning per rule, not per job

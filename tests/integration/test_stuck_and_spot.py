@@ -42,7 +42,7 @@ def poll(what: str, timeout: float, ready):
     deadline = time.monotonic() + timeout
     while not (found := ready()):
         assert time.monotonic() < deadline, what
-        time.sleep(0.3)
+        time.sleep(1)  # each look lists every queue: ~50 Batch calls, the quota of a second
     return found
 
 

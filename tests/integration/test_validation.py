@@ -192,8 +192,9 @@ def test_plan_and_a_real_run_send_the_same_requests(emulated_env, tmp_path, caps
             resources: mem_mib=3000, awsbatch_tags="team=bio"
             shell: "touch {output}"
     """)
-    run = subprocess.run(snakemake_cmd(work), cwd=work, capture_output=True, text=True,
-                         timeout=300)
+    # Job by job: plan shows each job's own request, which an array job sends for its children.
+    run = subprocess.run(snakemake_cmd(work, "--awsbatch-mpi-array-jobs", "none"), cwd=work,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     out = tmp_path / "plan.json"
     code = cli.main(["plan", "-s", str(work / "Snakefile"), "-d", str(work),
