@@ -166,7 +166,7 @@ def command_exit_code(log_lines: Sequence[str]) -> int | None:
 
 
 # The node agent's last line on the main node when mpirun failed (mpi/agent.py); the agent's
-# log prefix names the node it runs on (mpi/_log.py).
+# log prefix names the node it runs on (mpi/nodelog.py).
 _MPI_FAILURE = re.compile(
     r"\[awsbatch-mpi node (\S+?)\].*after mpirun failed with -?\d+ \((.+)\): exiting with"
 )

@@ -52,8 +52,8 @@ from . import (
     RSH_NAME,
     SHIM_NAMES,
     TOOL_MARK,
-    _log,
     command_shell,
+    nodelog,
 )
 from .heartbeat import Heartbeat, Silence, heartbeat_timeout
 from .hostfile import NodeInfo, ordered, write_hostfiles
@@ -331,7 +331,7 @@ class Rendezvous:
         return sorted(self.expected - set(self.members))
 
     def handle_join(self, channel: Channel, message: dict[str, Any]) -> None:
-        log = _log.get()
+        log = nodelog.get()
         try:
             info = NodeInfo(
                 node_index=int(message["node_index"]),
@@ -376,7 +376,7 @@ class Rendezvous:
                 elapsed,
                 len(self.members) + 1,
                 self.config.num_nodes,
-                _log.stamp(),
+                nodelog.stamp(),
             )
             member = self.members[info.node_index]
             self.cond.notify_all()
@@ -418,7 +418,7 @@ class Rendezvous:
             if first:
                 self.lost = lost
             self.cond.notify_all()
-        _log.get().error("%s %s", lost.describe(), _log.stamp())
+        nodelog.get().error("%s %s", lost.describe(), nodelog.stamp())
         if first and self.on_lost is not None:
             self.on_lost(lost)
 
@@ -486,7 +486,7 @@ class Signals:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.received = signum
-        _log.get().warning("received %s; stopping", signal.Signals(signum).name)
+        nodelog.get().warning("received %s; stopping", signal.Signals(signum).name)
         self.processes.signal_all(signal.SIGTERM)
         if self.command is None:
             raise Terminated()
@@ -512,7 +512,7 @@ class CommandStopper:
             self.stopping = True
             proc = self.proc
         if proc is not None:
-            _log.get().warning("stopping the job command and mpirun: %s", lost.describe())
+            nodelog.get().warning("stopping the job command and mpirun: %s", lost.describe())
             self._terminate(proc)
 
     @staticmethod
@@ -524,7 +524,7 @@ class CommandStopper:
 
 def report_lost(lost: LostNode, what: str) -> int:
     """The main node's last line for a lost node (the executor reads it: batch/status.py)."""
-    _log.get().error(
+    nodelog.get().error(
         "%s; %s and the other nodes were told to stop: exiting with %d",
         lost.describe(),
         what,
@@ -534,7 +534,7 @@ def report_lost(lost: LostNode, what: str) -> int:
 
 
 def run_main(config: Config) -> int:
-    log = _log.get()
+    log = nodelog.get()
     started = time.monotonic()
     processes = ProcessTable()
     processes.start_reaper()
@@ -568,7 +568,7 @@ def run_main(config: Config) -> int:
             source,
             config.join_timeout,
             config.num_nodes - 1,
-            _log.stamp(),
+            nodelog.stamp(),
         )
         if not rendezvous.wait_all(config.join_timeout):
             if rendezvous.lost is not None:
@@ -587,7 +587,7 @@ def run_main(config: Config) -> int:
             "all %d nodes joined in %.2f s %s",
             config.num_nodes,
             time.monotonic() - started,
-            _log.stamp(joined_at),
+            nodelog.stamp(joined_at),
         )
         address = (bind if bind != "0.0.0.0" else None) or rendezvous.main_address or "127.0.0.1"
         me = NodeInfo(config.node_index, address, config.slots, socket.gethostname())
@@ -622,7 +622,7 @@ def run_main(config: Config) -> int:
                 **shim_functions(bin_dir),
             }
         )
-        log.info("running the job command %s", _log.stamp())
+        log.info("running the job command %s", nodelog.stamp())
         proc = processes.spawn(
             [command_shell(), "-c", config.command], env=env, start_new_session=True
         )
@@ -647,7 +647,7 @@ def run_main(config: Config) -> int:
                 code,
             )
         else:
-            log.info("job command exited with %d %s", command_code, _log.stamp())
+            log.info("job command exited with %d %s", command_code, nodelog.stamp())
         return code
     except Terminated:
         return 128 + (signals.received or signal.SIGTERM)
@@ -671,7 +671,7 @@ def join_main(config: Config, address: str, deadline: float) -> tuple[Channel, d
     Backoff starts at 50 ms and doubles up to 1 s: the main node usually starts first, so
     the first attempt or two succeed, and nothing waits a fixed time.
     """
-    log = _log.get()
+    log = nodelog.get()
     assert config.main_address is not None
     delay = BACKOFF_START
     attempts = 0
@@ -717,13 +717,13 @@ def join_main(config: Config, address: str, deadline: float) -> tuple[Channel, d
             config.main_address,
             config.port,
             attempts,
-            _log.stamp(),
+            nodelog.stamp(),
         )
         return channel, reply
 
 
 def run_child(config: Config) -> int:
-    log = _log.get()
+    log = nodelog.get()
     started = time.monotonic()
     deadline = started + config.join_timeout
     processes = ProcessTable()
@@ -809,7 +809,7 @@ def forget_key(config: Config) -> None:
     """
     problem = delete_key(config.key_uri)
     if problem:
-        _log.get().warning(
+        nodelog.get().warning(
             "could not delete the rendezvous key %s (%s); the submitter deletes it when it "
             "sees the job end",
             config.key_uri,
@@ -818,7 +818,7 @@ def forget_key(config: Config) -> None:
 
 
 def main() -> int:
-    log = _log.setup()
+    log = nodelog.setup()
     try:
         config = Config.from_env(os.environ)
     except ConfigError as exc:

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import _log
+from . import nodelog
 from .protocol import (
     CLIENT,
     CLIENT_HELLO_BYTES,
@@ -183,7 +183,7 @@ class Gate:
     def _reject(self, sock: socket.socket, peer: str) -> None:
         self.rejected += 1
         if self.rejected <= REJECT_LOG_FIRST or self.rejected % REJECT_LOG_EVERY == 0:
-            _log.get().warning(
+            nodelog.get().warning(
                 "rejected a connection from %s: it does not know this job's rendezvous key "
                 "(%d rejected so far)",
                 peer,
@@ -215,7 +215,7 @@ class Gate:
         if count and entry is not None:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % REJECT_LOG_EVERY == 0:
-                _log.get().warning(
+                nodelog.get().warning(
                     "dropped %d connection(s) that did not authenticate in time or while "
                     "too many were waiting (last from %s)",
                     self.dropped,

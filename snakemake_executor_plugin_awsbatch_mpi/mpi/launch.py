@@ -47,7 +47,7 @@ from . import (
     ENV_TASKS,
     NO_LAUNCHER,
     RSH_NAME,
-    _log,
+    nodelog,
 )
 from .diagnose import FailureScanner
 from .hostfile import HOSTFILE, HOSTFILE_MPICH, NODES_FILE, read_nodes
@@ -118,7 +118,7 @@ def run(argv: list[str], env: dict[str, str], name: str | None = None) -> tuple[
 
 
 def main(args: list[str], name: str = "mpirun") -> int:
-    log = _log.setup("launch")
+    log = nodelog.setup("launch")
     env = dict(os.environ)
     bin_dir = env.get(ENV_BIN_DIR)
     real = find_real_launcher(name, env.get("PATH", os.defpath), bin_dir)
@@ -203,7 +203,7 @@ def main(args: list[str], name: str = "mpirun") -> int:
         FLAVOUR_NAMES[flavour],
         len(nodes),
         " ".join(plan.added) or "nothing",
-        _log.stamp(now),
+        nodelog.stamp(now),
         overhead,
     )
     return run_and_record(plan.argv, env, status_file, real, name)
@@ -216,7 +216,7 @@ def run_and_record(
     code, reason = run(argv, env, name)
     record_status(status_file, "exit", code=code, launcher=real, reason=reason)
     if code != 0:
-        _log.get().error("%s exited with %d%s", name, code, f": {reason}" if reason else "")
+        nodelog.get().error("%s exited with %d%s", name, code, f": {reason}" if reason else "")
     return code
 
 

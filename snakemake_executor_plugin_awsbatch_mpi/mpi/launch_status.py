@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _log
+from . import nodelog
 
 
 def record_status(path: str | None, event: str, **fields: object) -> None:
@@ -33,7 +33,7 @@ def record_status(path: str | None, event: str, **fields: object) -> None:
         with open(path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
     except OSError as exc:
-        _log.get().warning("cannot record the launcher's exit code in %s: %s", path, exc)
+        nodelog.get().warning("cannot record the launcher's exit code in %s: %s", path, exc)
 
 
 @dataclass

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from . import DEFAULT_PORT, ENV_PORT, _log
+from . import DEFAULT_PORT, ENV_PORT, nodelog
 from .key import load_secret
 from .protocol import (
     KIND_JSON,
@@ -89,7 +89,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
-    log = _log.setup("rsh")
+    log = nodelog.setup("rsh")
     try:
         call = parse_args(argv)
     except ValueError as exc:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _log, command_shell
+from . import command_shell, nodelog
 from .gate import Gate
 from .protocol import (
     KIND_STDERR,
@@ -210,7 +210,7 @@ class NodeService:
 
     def _handle(self, channel: Channel) -> None:
         """One authenticated connection: its first message names the request."""
-        log = _log.get()
+        log = nodelog.get()
         sock = channel.sock
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -248,7 +248,7 @@ class NodeService:
     # -- exec ------------------------------------------------------------------------------
 
     def _exec(self, channel: Channel, message: dict[str, Any]) -> None:
-        log = _log.get()
+        log = nodelog.get()
         command = str(message["command"])
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in (message.get("env") or {}).items()})
@@ -313,7 +313,7 @@ class NodeService:
     # -- sync ------------------------------------------------------------------------------
 
     def _sync(self, channel: Channel, message: dict[str, Any]) -> None:
-        log = _log.get()
+        log = nodelog.get()
         path = str(message["path"])
         marker = str(message["marker"])
         if not os.path.isabs(path) or "/" in marker or marker in ("", ".", ".."):

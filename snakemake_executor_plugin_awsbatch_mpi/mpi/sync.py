@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _log
+from . import nodelog
 from .protocol import KIND_DATA, Channel, ProtocolError
 
 CHUNK = 1 << 20
@@ -134,7 +134,7 @@ def _fallback_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
 def receive_tree(channel: Channel, target: Path) -> TreeStats:
     """Extract a tar stream from the channel into target (created if needed)."""
     stats = TreeStats()
-    log = _log.get()
+    log = nodelog.get()
     data_filter = getattr(tarfile, "data_filter", None)
     errors: tuple[type[BaseException], ...] = (
         (tarfile.FilterError, ValueError) if hasattr(tarfile, "FilterError") else (ValueError,)
