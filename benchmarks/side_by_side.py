@@ -209,6 +209,8 @@ def main() -> int:
     parser.add_argument("--fanout", type=int, default=21, help="jobs of the fan-out (0: none)")
     parser.add_argument("--official-venv", type=Path, default=REPO / ".venv-official")
     parser.add_argument("--only", choices=("ours", "official"), default=None)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="run in this (new) folder and keep each client's log there")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a cProfile of our client on the largest instant run here")
     args = parser.parse_args()
@@ -221,6 +223,9 @@ def main() -> int:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp, LocalEmulation() as emu:
         root = Path(tmp)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            root = args.keep
         print(f"emulation on {emu.endpoint_url}, Batch API quota "
               f"{emu.batch_quota.rate if emu.batch_quota else 'off'} calls/s")
         workloads = [("instant", n) for n in sizes]

@@ -713,6 +713,9 @@ class Executor(RemoteExecutor):
     def shutdown(self) -> None:
         super().shutdown()
         self._write_report()
+        # Snakemake calls this when scheduling is over: its last re-evaluation timer would
+        # only keep the finished run alive for up to another second.
+        internals.cancel_reevaluation_timers()
 
     def _write_report(self) -> None:
         """The run report next to the logs; a report problem never fails the run."""

@@ -7,6 +7,11 @@ use is listed in `EXECUTOR` or `PLAN` and reached only through the small accesso
 a Snakemake upgrade that renames one fails at start with a message naming the Snakemake
 version and the missing piece, instead of a feature silently switching off halfway through.
 
+One use is deliberately left out of the start-up check because losing it costs nothing but
+time: `cancel_reevaluation_timers` finds the scheduler's pending re-evaluation timer by its
+function's name (`SCHEDULER_TIMER`); if Snakemake renames it, a run again waits up to a
+second at its end, as it does without this plugin.
+
 `check` is pure over the objects it is given (unit-tested with fakes); the executor calls
 `check_executor` once in `__post_init__`, `ops/workflow.py` calls `check_plan` before it
 loads a workflow.
@@ -14,6 +19,7 @@ loads a workflow.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -217,13 +223,37 @@ def keep_source_archive(workflow: Any) -> None:
     workflow.cleanup_source_archive = lambda: None
 
 
+# Snakemake's scheduler re-evaluates every second (its --max-jobs-per-timespan window) through
+# a non-daemon `threading.Timer` whose function is a lambda defined here.
+SCHEDULER_TIMER = "JobScheduler._schedule_reevalutation."
+
+
+def cancel_reevaluation_timers() -> int:
+    """Cancel the scheduler's pending re-evaluation timers once scheduling has ended.
+
+    Python waits for non-daemon threads at exit, so every finished run otherwise lingers up
+    to a second for a timer that only wakes a scheduler loop which has already returned.
+    Returns how many were cancelled.
+    """
+    cancelled = 0
+    for thread in threading.enumerate():
+        function = getattr(thread, "function", None)
+        name = getattr(function, "__qualname__", "")
+        if isinstance(thread, threading.Timer) and name.startswith(SCHEDULER_TIMER):
+            thread.cancel()
+            cancelled += 1
+    return cancelled
+
+
 __all__ = [
     "EXECUTOR",
     "PLAN",
+    "SCHEDULER_TIMER",
     "Internal",
     "SnakemakeInternalsError",
     "check",
     "check_executor",
+    "cancel_reevaluation_timers",
     "check_plan",
     "container_image",
     "declared_resource_names",

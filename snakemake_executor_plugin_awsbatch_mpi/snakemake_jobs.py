@@ -26,6 +26,7 @@ from .core.command import (
     SHELL,
     JobArgs,
     TargetJob,
+    one_interpreter,
     render_job_args,
     render_list_arg,
     swap_job_args,
@@ -185,7 +186,7 @@ def job_command(executor: Any, job: Any, cores: int) -> tuple[str, ...]:
         command = swap_list_arg(command, flag, values)
     snakemake_args = RealExecutor.get_job_args(executor, job)
     safe = render_job_args(args)
-    return (*SHELL, swap_job_args(command, snakemake_args, safe))
+    return (*SHELL, one_interpreter(swap_job_args(command, snakemake_args, safe)))
 
 
 def as_written(rule: Any, pattern: Any) -> str:

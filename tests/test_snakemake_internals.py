@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -127,3 +129,30 @@ def test_a_jobs_container_directive_and_whether_snakemake_runs_containers():
     assert not internals.snakemake_runs_containers(workflow)
     workflow.deployment_settings.deployment_method = {DeploymentMethod.APPTAINER}
     assert internals.snakemake_runs_containers(workflow)
+
+
+class JobScheduler:  # named as Snakemake's, so its timer's function has Snakemake's name
+    def _schedule_reevalutation(self, delay: float) -> threading.Timer:
+        timer = threading.Timer(delay, lambda: None)
+        timer.start()
+        return timer
+
+
+def test_the_finished_runs_reevaluation_timer_is_cancelled_and_no_other():
+    ours = JobScheduler()._schedule_reevalutation(30)
+    other = threading.Timer(30, lambda: None)
+    other.start()
+    try:
+        assert internals.cancel_reevaluation_timers() == 1
+        ours.join(timeout=5)
+        assert not ours.is_alive() and other.is_alive()
+    finally:
+        other.cancel()
+
+
+def test_snakemakes_scheduler_still_reevaluates_through_a_named_timer():
+    """If Snakemake renames it, the cancel silently stops working: this says so instead."""
+    from snakemake.scheduling.job_scheduler import JobScheduler as Snakemakes
+
+    assert f"{Snakemakes.__name__}._schedule_reevalutation." == internals.SCHEDULER_TIMER
+    assert "threading.Timer(" in inspect.getsource(Snakemakes._schedule_reevalutation)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+import textwrap
 
 import pytest
 from snakemake.target_jobs import parse_target_jobs_cli_args
 from snakemake_interface_executor_plugins.utils import format_cli_value
 
 from snakemake_executor_plugin_awsbatch_mpi.core.command import (
+    JOB_LAUNCHER,
+    THEN,
     JobArgs,
     TargetJob,
     job_cores,
+    one_interpreter,
     render_job_args,
     repr_quoting_is_safe,
     swap_job_args,
@@ -144,3 +149,68 @@ def test_values_that_survive_the_parser_are_accepted(value):
 def test_cores_are_the_vcpus_the_job_asked_for(threads, resources, is_group, cores):
     request = JobRequest(rule="r", threads=threads, resources=resources, is_group=is_group)
     assert job_cores(request) == cores
+
+
+TWO_STEPS = (
+    "python -m snakemake --deploy-sources s3://b/w.tar.xz 0f --default-storage-provider 's3' "
+    "&& python -m snakemake --snakefile 'Snakefile' --target-jobs 'r:x=1' --mode 'remote'"
+)
+
+
+def test_snakemakes_two_steps_become_one_interpreter_with_the_same_arguments(tmp_path):
+    command = one_interpreter(TWO_STEPS)
+    assert command.startswith("python -c ") and "&&" not in command.replace(JOB_LAUNCHER, "")
+    words = bash_words(command, tmp_path)
+    assert words[:3] == ["python", "-c", JOB_LAUNCHER]
+    assert words[3:] == [
+        "--deploy-sources", "s3://b/w.tar.xz", "0f", "--default-storage-provider", "s3", THEN,
+        "--snakefile", "Snakefile", "--target-jobs", "r:x=1", "--mode", "remote",
+    ]
+
+
+@pytest.mark.parametrize("command", [
+    "python -m snakemake --snakefile Snakefile --mode remote",  # no deployment step
+    # the separator's text inside a quoted value: which one is Snakemake's is not guessed
+    TWO_STEPS + " --config 'k= && python -m snakemake x'",
+    "echo hi && " + TWO_STEPS,
+])
+def test_other_commands_are_left_as_they_are(command):
+    assert one_interpreter(command) == command
+
+
+def launch(cwd, *steps: list[str]) -> subprocess.CompletedProcess:
+    first, second = steps
+    return subprocess.run(
+        [sys.executable, "-c", JOB_LAUNCHER, *first, THEN, *second],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_the_launcher_runs_the_second_step_after_the_first_succeeded(tmp_path):
+    """Snakemake's own main twice in one interpreter; the scheduler's re-evaluation timer is a
+    daemon thread when the run ends (so the job does not wait a second for it at exit)."""
+    (tmp_path / "Snakefile").write_text(textwrap.dedent("""
+        import threading
+        onsuccess:
+            timers = [t.daemon for t in threading.enumerate() if isinstance(t, threading.Timer)]
+            print(f"timers-daemon={timers}")
+        rule a:
+            output: "a.txt"
+            shell: "echo ran > {output}"
+    """))
+    done = launch(tmp_path, ["--version"], ["-c1", "--nolock"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0][0].isdigit()  # the first step printed the version
+    assert (tmp_path / "a.txt").read_text() == "ran\n"
+    assert "timers-daemon=[True" in done.stdout + done.stderr
+    assert "False" not in (done.stdout + done.stderr).split("timers-daemon=")[1].split("]")[0]
+
+
+def test_the_launcher_stops_with_the_first_steps_exit_code(tmp_path):
+    rule = 'rule a:\n    output: "a.txt"\n    shell: "touch {output}"\n'
+    (tmp_path / "Snakefile").write_text(rule)
+    done = launch(tmp_path, ["--no-such-flag"], ["-c1", "--nolock"])
+    assert done.returncode == 2  # argparse's usage error, as `python -m snakemake` exits
+    assert not (tmp_path / "a.txt").exists()
+    failed = launch(tmp_path, ["-c1", "--nolock", "no-such-target"], ["-c1", "--nolock"])
+    assert failed.returncode == 1 and not (tmp_path / "a.txt").exists()
