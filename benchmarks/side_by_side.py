@@ -1,7 +1,7 @@
 """This plugin and the official AWS Batch plugin, side by side in one emulation with AWS's quota.
 
     python benchmarks/side_by_side.py [--instant 60,300,1000] [--fanout 21] [--repeat 1]
-                                      [--official-venv DIR] [--profile FILE]
+                                      [--official-venv DIR] [--profile FILE] [--keep DIR]
 
 One `LocalEmulation` with the Batch API quota on (50 calls per second, HTTP 429 above it, as
 on AWS) serves both clients, one after the other, each at its defaults (`-j 1000`, nothing
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,8 +143,11 @@ def run_one(
     n: int,
     root: Path,
     profile: Path | None = None,
+    run: int = 0,
 ) -> Result:
-    name = f"{plugin}-{workload}-{n}" + ("-profiled" if profile else "")
+    name = f"{plugin}-{workload}-{n}" + (f"-{run + 1}" if run else "") + (
+        "-profiled" if profile else ""
+    )
     work = root / name
     work.mkdir()
     instant = workload == "instant"
@@ -185,18 +189,30 @@ def table(results: list[Result]) -> str:
             f"| {r.workload} | {r.plugin} | {r.exit_code} | {r.wall:.1f} | {r.cpu:.1f} | "
             f"{r.rss:.0f} | {r.calls:,} | {r.throttled} |"
         )
-    lines += ["", "| workload | wall: official / ours | CPU | Batch calls | throttled (ours) |",
-              "|---|---|---|---|---|"]
+    lines += ["", "Ratios, official / ours, over the runs that finished (medians):", "",
+              "| workload | finished: ours, official | wall | CPU | Batch calls | "
+              "throttled (ours) |", "|---|---|---|---|---|---|"]
     workloads = list(dict.fromkeys(r.workload for r in results))
     for workload in workloads:
         ours = [r for r in results if r.workload == workload and r.plugin == "ours"]
         theirs = [r for r in results if r.workload == workload and r.plugin == "official"]
         if not ours or not theirs:
             continue
-        o, t = ours[-1], theirs[-1]
+        done_o = [r for r in ours if r.exit_code == 0]
+        done_t = [r for r in theirs if r.exit_code == 0]
+        finished = f"{len(done_o)}/{len(ours)}, {len(done_t)}/{len(theirs)}"
+        throttled = sum(r.throttled for r in ours)
+        if not done_o or not done_t:
+            lines.append(f"| {workload} | {finished} | – | – | – | {throttled} |")
+            continue
+
+        def med(runs: list[Result], key: str) -> float:
+            return statistics.median(getattr(r, key) for r in runs)
+
         lines.append(
-            f"| {workload} | {t.wall / o.wall:.1f}x | {t.cpu / max(o.cpu, 1e-9):.1f}x | "
-            f"{t.calls / max(o.calls, 1):.1f}x | {o.throttled} |"
+            f"| {workload} | {finished} | {med(done_t, 'wall') / med(done_o, 'wall'):.1f}x | "
+            f"{med(done_t, 'cpu') / max(med(done_o, 'cpu'), 1e-9):.1f}x | "
+            f"{med(done_t, 'calls') / max(med(done_o, 'calls'), 1):.1f}x | {throttled} |"
         )
     return "\n".join(lines)
 
@@ -209,6 +225,8 @@ def main() -> int:
     parser.add_argument("--fanout", type=int, default=21, help="jobs of the fan-out (0: none)")
     parser.add_argument("--official-venv", type=Path, default=REPO / ".venv-official")
     parser.add_argument("--only", choices=("ours", "official"), default=None)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every workload this many times per plugin (alternating)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this (new) folder and keep each client's log there")
     parser.add_argument("--profile", type=Path, default=None,
@@ -231,9 +249,10 @@ def main() -> int:
         workloads = [("instant", n) for n in sizes]
         if args.fanout:
             workloads.append(("fanout", args.fanout))
-        for workload, n in workloads:
+        runs = [(w, n, k) for w, n in workloads for k in range(args.repeat)]
+        for workload, n, k in runs:
             for plugin, python in plugins.items():
-                result = run_one(emu, plugin, python, workload, n, root)
+                result = run_one(emu, plugin, python, workload, n, root, run=k)
                 results.append(result)
                 ops = ", ".join(f"{k} {v}" for k, v in sorted(result.by_operation.items()))
                 print(f"{result.workload:12s} {plugin:8s} exit {result.exit_code} "

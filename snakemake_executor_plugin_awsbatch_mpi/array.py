@@ -3,7 +3,9 @@
 `python -m snakemake_executor_plugin_awsbatch_mpi.array s3://bucket/key.json` reads the command
 map written by the executor, picks the entry of `AWS_BATCH_JOB_ARRAY_INDEX` and replaces itself
 with `/bin/bash -c <command>` (`/bin/sh` in images without bash), so the child's exit code is
-the command's.
+the command's. A command that is only the job launcher with plain arguments
+(`core.command.launcher_args`) runs in this interpreter instead, which saves a second
+interpreter start (and its imports) per child.
 
 Runs inside the job's container; `array_jobs.py` builds the array job and its command map on
 the submitting side. The module keeps the name `array`: it is spelled in the command of every
@@ -17,6 +19,7 @@ import os
 import sys
 
 from .batch import clients
+from .core.command import JOB_LAUNCHER, launcher_args
 
 
 def main(argv: list[str]) -> int:
@@ -36,6 +39,12 @@ def main(argv: list[str]) -> int:
         return 2
     sys.stdout.write(f"[awsbatch-mpi] array child {index}: running its Snakemake job\n")
     sys.stdout.flush()
+    args = launcher_args(commands[index])
+    if args is not None:
+        sys.argv = ["-c", *args]
+        # Ends with Snakemake's own sys.exit: the child's exit code is the job's.
+        exec(compile(JOB_LAUNCHER, "<awsbatch-mpi job launcher>", "exec"), {"__name__": "__main__"})
+        return 0
     # A rule's own image (issue 22) may have no bash; every image has /bin/sh.
     shell = "/bin/bash" if os.access("/bin/bash", os.X_OK) else "/bin/sh"
     os.execv(shell, [shell, "-c", commands[index]])

@@ -69,6 +69,7 @@ except SystemExit as done:
         raise
 main(args[cut + 1:])
 """
+LAUNCHER_HEAD = f"python -c {shlex.quote(JOB_LAUNCHER)} "
 
 
 @dataclass(frozen=True)
@@ -159,9 +160,45 @@ def one_interpreter(command: str) -> str:
     if not command.startswith(DEPLOY_STEP) or command.count(JOB_STEP) != 1:
         return command
     deploy, job = command[len(DEPLOY_STEP) :].split(JOB_STEP)
-    return (
-        f"python -c {shlex.quote(JOB_LAUNCHER)} --deploy-sources {deploy} {THEN} {job}"
-    )
+    return f"{LAUNCHER_HEAD}--deploy-sources {deploy} {THEN} {job}"
+
+
+# Characters bash takes literally outside quotes; anything else sends a command through bash.
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=,@%+-")
+
+
+def launcher_args(command: str) -> list[str] | None:
+    """The launcher's arguments when `command` is `one_interpreter`'s output made only of
+    plain words and single-quoted strings (what bash would pass, without running a shell),
+    else None. An array child with such a command runs the launcher in its own interpreter
+    (array.py); every other command, hostile wildcard values included, goes through bash."""
+    if not command.startswith(LAUNCHER_HEAD):
+        return None
+    words: list[str] = []
+    word: list[str] | None = None
+    text = command[len(LAUNCHER_HEAD) :]
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == " ":
+            if word is not None:
+                words.append("".join(word))
+                word = None
+            i += 1
+        elif char == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                return None
+            word = (word or []) + [text[i + 1 : end]]
+            i = end + 1
+        elif char in _PLAIN:
+            word = (word or []) + [char]
+            i += 1
+        else:
+            return None
+    if word is not None:
+        words.append("".join(word))
+    return words if THEN in words else None
 
 
 def render_list_arg(flag: str, values: Iterable[object]) -> str:

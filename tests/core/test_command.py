@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -12,10 +13,12 @@ from snakemake_interface_executor_plugins.utils import format_cli_value
 
 from snakemake_executor_plugin_awsbatch_mpi.core.command import (
     JOB_LAUNCHER,
+    LAUNCHER_HEAD,
     THEN,
     JobArgs,
     TargetJob,
     job_cores,
+    launcher_args,
     one_interpreter,
     render_job_args,
     repr_quoting_is_safe,
@@ -214,3 +217,25 @@ def test_the_launcher_stops_with_the_first_steps_exit_code(tmp_path):
     assert not (tmp_path / "a.txt").exists()
     failed = launch(tmp_path, ["-c1", "--nolock", "no-such-target"], ["-c1", "--nolock"])
     assert failed.returncode == 1 and not (tmp_path / "a.txt").exists()
+
+
+def test_launcher_args_are_the_words_bash_would_pass(tmp_path):
+    command = one_interpreter(TWO_STEPS)
+    assert launcher_args(command) == bash_words(command, tmp_path)[3:]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_launcher_args_are_what_bash_passes_or_none(value, tmp_path):
+    """Hostile values: the words are bash's own, or the command is left to bash (a value
+    with a quote in it, which `shlex.quote` splices with double quotes)."""
+    command = one_interpreter(TWO_STEPS.replace("'r:x=1'", shlex.quote(f"r:x={value}")))
+    words = launcher_args(command)
+    assert words is None if "'" in value else words == bash_words(command, tmp_path)[3:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_launcher_args_need_the_launcher_and_its_separator():
+    assert launcher_args(TWO_STEPS) is None
+    assert launcher_args(f"{LAUNCHER_HEAD}--version -c1") is None  # no THEN
+    assert launcher_args(f"{LAUNCHER_HEAD}'unterminated {THEN}") is None
+    assert launcher_args(f"{LAUNCHER_HEAD}a''b 'c d'e {THEN} x") == ["ab", "c de", THEN, "x"]
