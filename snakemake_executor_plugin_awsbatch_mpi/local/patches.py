@@ -46,6 +46,9 @@ gap between moto and AWS Batch that a client of the plugin would trip over:
     answers ``<job id>#<node index>`` with that node's status, exit code, address and stream.
 ``JobDefinition.describe``
     includes ``nodeProperties`` (moto omitted it).
+``S3Backend.list_objects``
+    a prefix listing reads only the keys under the prefix (:mod:`.s3_listing`): moto walked
+    the whole bucket, so listings slowed down as the bucket filled, which S3 does not.
 
 ``retryStrategy`` given to SubmitJob is honoured (a definition's own is not): a failed attempt
 is run again when ``attempts`` and ``evaluateOnExit`` say so (see ``retry.should_retry``).
@@ -81,6 +84,7 @@ from moto.batch.exceptions import ClientException
 from moto.batch.models import BatchBackend, Job, JobDefinition, datetime2int_milliseconds
 from moto.batch.utils import JobStatus
 from moto.moto_api._internal.managed_state_model import ManagedState
+from moto.s3.models import FakeBucket, S3Backend
 
 from . import placement
 from ._common import (
@@ -101,6 +105,7 @@ from .runner import (
     job_context_for,
     main_node_index,
 )
+from .s3_listing import bucket_view
 from .volumes import Mount, gpus_of, mounts_of
 
 logger = logging.getLogger(__name__)
@@ -155,6 +160,7 @@ def install(runtime: Runner) -> None:
             (BatchBackend, "describe_compute_environments", _describe_compute_environments),
             (batch_responses.BatchResponse, "submitjob", _submitjob_response),
             (JobDefinition, "describe", _job_definition_describe),
+            (S3Backend, "list_objects", _list_objects),
         ]
         for cls, name, value in replacements:
             _originals[(cls, name)] = cls.__dict__.get(name, _MISSING)
@@ -848,6 +854,14 @@ def _cancel_job(self: BatchBackend, job_id: str, reason: str) -> None:
     job = self.get_job_by_id(job_id)
     for child in (job._child_jobs or []) if job is not None else []:
         _original(BatchBackend, "cancel_job")(self, child.job_id, reason)
+
+
+def _list_objects(
+    self: S3Backend, bucket: Any, prefix: str | None, *args: Any, **kwargs: Any
+) -> Any:
+    return _original(S3Backend, "list_objects")(
+        self, bucket_view(bucket, prefix, FakeBucket), prefix, *args, **kwargs
+    )
 
 
 def _job_definition_describe(self: JobDefinition) -> dict[str, Any]:
