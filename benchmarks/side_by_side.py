@@ -4,9 +4,9 @@
                                       [--official-venv DIR] [--official-retries]
                                       [--profile FILE] [--keep DIR]
 
-One `LocalEmulation` with the Batch API quota on (50 calls per second, HTTP 429 above it, as
-on AWS) serves both clients, one after the other, each at its defaults (`-j 1000`, nothing
-else tuned):
+A fresh `LocalEmulation` with the Batch API quota on (50 calls per second, HTTP 429 above it,
+as on AWS) serves each run of each client, one after the other, each client at its defaults
+(`-j 1000`, nothing else tuned):
 
 - instant runs: N jobs of one rule that Batch finishes the moment they start (moto's simple
   Batch; the outputs are put in S3 beforehand and `--forceall` is given), so only the client
@@ -261,20 +261,22 @@ def main() -> int:
     if args.only == "official":
         del plugins["ours"]
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp, LocalEmulation() as emu:
+    with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp:
         root = Path(tmp)
         if args.keep is not None:
             args.keep.mkdir(parents=True)
             root = args.keep
-        print(f"emulation on {emu.endpoint_url}, Batch API quota "
-              f"{emu.batch_quota.rate if emu.batch_quota else 'off'} calls/s")
         workloads = [("instant", n) for n in sizes]
         if args.fanout:
             workloads.append(("fanout", args.fanout))
         runs = [(w, n, k) for w, n in workloads for k in range(args.repeat)]
+        print("every run gets a fresh emulation with AWS's quota of 50 Batch calls per second")
         for workload, n, k in runs:
             for plugin, python in plugins.items():
-                result = run_one(emu, plugin, python, workload, n, root, run=k)
+                # A fresh emulation per run: moto keeps every object, job and log of earlier
+                # runs in the server's process, which slows the later runs down (AWS does not).
+                with LocalEmulation() as emu:
+                    result = run_one(emu, plugin, python, workload, n, root, run=k)
                 results.append(result)
                 ops = ", ".join(f"{k} {v}" for k, v in sorted(result.by_operation.items()))
                 print(f"{result.workload:12s} {plugin:8s} exit {result.exit_code} "
@@ -282,7 +284,8 @@ def main() -> int:
                       f"RSS {result.rss:4.0f} MiB calls {result.calls:5d} "
                       f"throttled {result.throttled:3d} ({ops})", flush=True)
         if args.profile and sizes and "ours" in plugins:
-            run_one(emu, "ours", plugins["ours"], "instant", max(sizes), root, args.profile)
+            with LocalEmulation() as emu:
+                run_one(emu, "ours", plugins["ours"], "instant", max(sizes), root, args.profile)
     print()
     print(table(results))
     if args.profile and args.profile.exists():

@@ -44,8 +44,9 @@ RUN_ID = "<run-id>"
 # The key itself is never in a request; the URI names a new object for every job.
 MPI_KEY_URI = "s3://<default-storage-prefix>/.awsbatch-mpi/keys/<run-id>/<new for every job>"
 ENV_VALUE = "<value from the submitting environment>"
-# Snakemake's job command ("python -m snakemake --deploy-sources s3://... <checksum> && ...")
-# changes with every source change; it is typically 1-4 KiB long.
+# Snakemake's job command (the job launcher of core/command.py, ~0.4 KiB, with Snakemake's
+# "--deploy-sources s3://... <checksum> ..." and job arguments) changes with every source
+# change; it is typically 1.5-4 KiB long.
 COMMAND_ALLOWANCE_BYTES = 4096
 
 
@@ -66,7 +67,7 @@ PLACEHOLDERS = {
     ),
     command_placeholder("<job>"): (
         "Snakemake's command for the job (deploys the workflow sources, then runs the job in "
-        "remote mode); payload sizes are checked with "
+        "remote mode, in one interpreter); payload sizes are checked with "
         f"{COMMAND_ALLOWANCE_BYTES} bytes set aside for it"
     ),
 }
