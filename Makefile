@@ -1,5 +1,5 @@
 # Quick start: `make demo` runs the example workflow on the local AWS emulation,
-# `make test` runs the whole test suite (about 17 minutes on 2 cores), `make test-unit` the
+# `make test` runs the whole test suite (about 14 minutes on 2 cores), `make test-unit` the
 # fast unit tests only (about a minute). All create .venv and install everything first,
 # at the exact versions of constraints.txt.
 PYTHON ?= python3
