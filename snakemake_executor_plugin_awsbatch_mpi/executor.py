@@ -27,6 +27,7 @@ from .batch import clients
 from .batch.cadence import StatusCadence, observed, slowest_gap
 from .batch.client import BatchClient, BatchSetupError
 from .batch.logs import fetch_tails
+from .batch.model import validate_request
 from .batch.rule_logs import fetch_rule_logs, rule_log_lines
 from .batch.runnable import RunnableMonitor
 from .batch.runs import record_submission
@@ -318,6 +319,7 @@ class Executor(RemoteExecutor):
                 mpi_key_uri=mpi_key_uri,
                 depends_on_room=DEPENDS_ON_ROOM if self.immediate_submit else 0,
                 fallback_of=fallback_of,
+                validate=validate_request,
             )
         except (ResourceError, PlanError) as err:
             raise WorkflowError(f"{err}{after}") from None

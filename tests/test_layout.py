@@ -27,7 +27,7 @@ ROOT = Path(package.__file__).parent
 
 # What core/ may import of the package, and which third-party roots it must not import.
 CORE_MAY_IMPORT = (f"{PACKAGE}.core", f"{PACKAGE}.mpi")
-CORE_MUST_NOT_IMPORT = ("snakemake", "snakemake_interface_", "boto3", "moto")
+CORE_MUST_NOT_IMPORT = ("snakemake", "snakemake_interface_", "boto3", "botocore", "moto")
 
 
 def package_modules(root: Path = ROOT) -> dict[str, tuple[str, bool]]:
@@ -167,6 +167,7 @@ def _example(**sources: str) -> dict[str, tuple[str, bool]]:
          "core imports"),
         ({"core__spec": "from snakemake.io import is_flagged\n"}, "core knows no Snakemake"),
         ({"core__spec": "import boto3\n"}, "core knows no Snakemake"),
+        ({"core__validation": "import botocore.session\n"}, "core knows no Snakemake"),
         ({"core__spec": "from snakemake_interface_executor_plugins.utils import x\n"},
          "core knows no Snakemake"),
         ({"mpi__agent": "from ..core.spec import JobSpec\n", "core__spec": ""}, "mpi imports"),
@@ -190,7 +191,6 @@ def test_what_the_rules_allow_is_not_reported():
     allowed = _example(
         core__multinode="from ..mpi import ENV_TASKS\nfrom .values import given\n",
         core__values="import math\nfrom collections.abc import Mapping\n",
-        core__validation="import botocore.session\n",
         mpi__init="",
         mpi__gate="import socket\nfrom . import _log\nfrom .protocol import read\n",
         mpi___log="",

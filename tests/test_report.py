@@ -264,7 +264,7 @@ class FakeBatch:
         self.calls = []
 
     def describe_jobs(self, jobs):
-        from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
+        from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 
         assert validate_request("DescribeJobs", {"jobs": list(jobs)}) == []
         self.calls.append(list(jobs))

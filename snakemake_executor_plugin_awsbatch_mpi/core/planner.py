@@ -26,7 +26,7 @@ from .request import JobRequest, TranslationSettings
 from .resources import translate
 from .spec import JobSpec, Platform, QueueInfo
 from .tags import safe_tag_value
-from .validation import MAX_SUBMIT_BYTES, validate_request
+from .validation import MAX_SUBMIT_BYTES, Validator
 
 # What a dependsOn list of 20 job ids adds to a SubmitJob payload (checked with room for it).
 DEPENDS_ON_ROOM = 20 * len('{"jobId": "01234567-89ab-cdef-0123-456789abcdef"}, ')
@@ -115,8 +115,12 @@ def plan_job(
     mpi_key_uri: str = "",
     depends_on_room: int = 0,
     fallback_of: str | None = None,
+    *,
+    validate: Validator,
 ) -> JobPlan:
     """Plan one job; raises `ResourceError` (a resource) or `PlanError` (a Batch limit).
+
+    `validate` checks each request against Batch's API model (`batch.model.validate_request`).
 
     `fallback_of`: the job is the resubmission of that Spot-reclaimed Batch job to its
     fallback queue (`queue`), tagged so that the run report can mark it. On EC2 a job whose
@@ -162,11 +166,11 @@ def plan_job(
         warnings=spec.warnings,
         disk_warning=rule_disk_warning(request, queue),
     )
-    check_payloads(plan, depends_on_room)
+    check_payloads(plan, validate, depends_on_room)
     return plan
 
 
-def check_payloads(plan: JobPlan, depends_on_room: int = 0) -> None:
+def check_payloads(plan: JobPlan, validate: Validator, depends_on_room: int = 0) -> None:
     """The payloads against botocore's model and Batch's limits, with room for dependsOn."""
     spec = plan.spec
     definition = plan.definition if plan.register is None else _ARN_PREFIX + plan.definition
@@ -183,9 +187,9 @@ def check_payloads(plan: JobPlan, depends_on_room: int = 0) -> None:
             "deployed with the workflow sources) instead of --config, and shorten long "
             "environment variables."
         )
-    problems = validate_request("SubmitJob", submit)
+    problems = validate("SubmitJob", submit)
     if plan.register is not None:
-        problems += validate_request("RegisterJobDefinition", plan.register)
+        problems += validate("RegisterJobDefinition", plan.register)
     if problems:
         raise PlanError(
             f"Rule '{spec.rule}': AWS Batch would refuse its request: {'; '.join(problems)}."

@@ -1,18 +1,16 @@
-"""Check request payloads against botocore's Batch service model and Batch's own limits.
+"""Batch's own request limits, which botocore's service model does not know (pure).
 
 botocore's model knows types and required members but not Batch's documented limits (payload
-size, name pattern, dependsOn count), so both are checked here. Used by the tests for every
-payload the plugin builds, and usable offline (no credentials, no network).
+size, name pattern, dependsOn count): those are checked here. The model itself is read by
+`batch/model.py` (botocore, a packaged file); the planner is handed that check as a
+`Validator`, so the core stays free of I/O libraries.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
+from collections.abc import Callable
 from typing import Any
-
-import botocore.session
-from botocore.validate import ParamValidator
 
 from .dependencies import MAX_DEPENDS_ON
 from .naming import JOB_NAME_PATTERN
@@ -20,17 +18,13 @@ from .naming import JOB_NAME_PATTERN
 MAX_SUBMIT_BYTES = 30 * 1024
 MAX_REGISTER_BYTES = 24 * 1024
 
-
-@cache
-def _batch_model() -> Any:
-    return botocore.session.get_session().get_service_model("batch")
+# (operation, payload) -> problems, empty when valid: `batch.model.validate_request`.
+Validator = Callable[[str, dict[str, Any]], list[str]]
 
 
-def validate_request(operation: str, payload: dict[str, Any]) -> list[str]:
-    """Problems with `payload` for `operation` (e.g. "SubmitJob"); empty when valid."""
-    shape = _batch_model().operation_model(operation).input_shape
-    report = ParamValidator().validate(payload, shape)
-    problems = [line for line in report.generate_report().splitlines() if line.strip()]
+def limit_problems(operation: str, payload: dict[str, Any]) -> list[str]:
+    """Problems with `payload` for `operation` (e.g. "SubmitJob") under Batch's limits."""
+    problems: list[str] = []
     size = len(json.dumps(payload).encode())
     if operation == "SubmitJob":
         if size > MAX_SUBMIT_BYTES:

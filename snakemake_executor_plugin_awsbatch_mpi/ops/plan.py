@@ -4,7 +4,7 @@ Pure: input is the workflow's jobs as plain data (see `workflow.py`) and the exe
 translation settings; output is a JSON document and a readable report. Each job goes
 through the executor's own translation (`resources.translate`) and payload builders
 (`jobdef.register_payload`, `jobdef.submit_payload`), and each payload through
-`validation.validate_request` (botocore's service model plus Batch's limits). No
+`batch.model.validate_request` (botocore's service model plus Batch's limits). No
 credentials, no network.
 
 The document is stable across runs: keys are sorted, jobs come in topological order, and
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..batch.model import validate_request
 from ..core.dependencies import MAX_DEPENDS_ON, reduce_dependencies
 from ..core.fallback import PLANNED_JOB_ID, fallback_queue_of
 from ..core.images import image_warning, runs_in_snakemake_image
@@ -36,7 +37,7 @@ from ..core.resources import resource_typo_warning
 from ..core.root_volume import AMI_DEFAULT_ROOT_GIB, RootVolume
 from ..core.routing import resolve_queue
 from ..core.spec import JobSpec, Platform, QueueInfo, ResourceError
-from ..core.validation import MAX_SUBMIT_BYTES, validate_request
+from ..core.validation import MAX_SUBMIT_BYTES
 from .workflow import LoadedWorkflow, WorkflowJob, split_resources
 
 PLAN_FORMAT = 1
@@ -233,6 +234,7 @@ def build_plan(
                 workflow=workflow.name,
                 run_id=RUN_ID,
                 mpi_key_uri=MPI_KEY_URI,
+                validate=validate_request,
             )
         except (ResourceError, PlanError) as err:
             entry["error"] = str(err)
@@ -372,6 +374,7 @@ def _fallback(
             workflow=workflow,
             run_id=RUN_ID,
             fallback_of=PLANNED_JOB_ID,
+            validate=validate_request,
         )
     except (ResourceError, PlanError) as err:
         return [f"fallback to queue '{queue.name}': {err}"]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..batch.model import validate_request
 from ..core.anyimage import RUNTIME_ROOT, RUNTIME_SHELL, RUNTIME_VERSION
 from ..core.planner import JobPlan, plan_job, split_environment
 from ..core.request import JobRequest, TranslationSettings
@@ -91,6 +92,7 @@ def install_plan(
         environment=split_environment({}, ()),
         workflow="awsbatch-mpi-runtime",
         run_id=f"runtime-{RUNTIME_VERSION.replace('.', '-')}",
+        validate=validate_request,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.core.anyimage import (
     EXIT_NO_RUNTIME,
     RUNTIME_MOUNT,
@@ -44,7 +45,8 @@ ENV = split_environment({}, ())
 def plan(request: JobRequest, settings: TranslationSettings = SETTINGS, queue: str = "cpu",
          platform: Platform = Platform.EC2):
     return plan_job(request, settings, QueueInfo(queue, platform=platform), COMMAND, ENV,
-                    "wf", "run1", mpi_key_uri="s3://b/p/.awsbatch-mpi/keys/k")
+                    "wf", "run1", mpi_key_uri="s3://b/p/.awsbatch-mpi/keys/k",
+                    validate=validate_request)
 
 
 def test_which_image_and_whether_the_runtime_is_mounted() -> None:

@@ -1,5 +1,6 @@
 import json
 
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.core.array_jobs import (
     array_rules,
     array_spec,
@@ -10,7 +11,6 @@ from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import submit_payload
 from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
 from snakemake_executor_plugin_awsbatch_mpi.core.resources import translate
 from snakemake_executor_plugin_awsbatch_mpi.core.spec import QueueInfo
-from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 
 SETTINGS = TranslationSettings(job_queue="cpu", default_image="img", multinode_job_queue="m")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.core.disk import declared_disk, disk_warning
 from snakemake_executor_plugin_awsbatch_mpi.core.disk_guard import (
     DISK_GUARD_EXIT_CODE,
@@ -150,13 +151,15 @@ def test_the_planner_adds_the_check_on_ec2_only():
     env_ = split_environment({}, ())
     big = request(disk_mb=50000, disk_mib=47684)
     ec2 = plan_job(big, settings, QueueInfo("cpu", disks=(RootVolume("ce", 30, "s"),)),
-                   ("/bin/bash", "-c", "snakemake"), env_, "wf", "run")
+                   ("/bin/bash", "-c", "snakemake"), env_, "wf", "run",
+                   validate=validate_request)
     assert ec2.spec.command[2].startswith("python -c ") and ec2.spec.command[2].endswith(
         " || exit $?; snakemake"
     )
     assert ec2.disk_warning is not None and ec2.disk_warning.startswith("Rule 'r' asks for")
     fargate = plan_job(big, settings, QueueInfo("fg", Platform.FARGATE),
-                       ("/bin/bash", "-c", "snakemake"), env_, "wf", "run")
+                       ("/bin/bash", "-c", "snakemake"), env_, "wf", "run",
+                   validate=validate_request)
     assert fargate.spec.command == ("/bin/bash", "-c", "snakemake")
     assert fargate.spec.shape.ephemeral_storage_gib == 47 and fargate.disk_warning is None
 
@@ -168,7 +171,8 @@ def test_a_multi_node_job_checks_on_its_main_node_which_runs_the_command():
     mpi = JobRequest("md", 4, {"mpi": "mpirun", "tasks": 8, "nodes": 2, "disk_mb": 50000},
                      declared=frozenset({"disk_mb"}))
     plan = plan_job(mpi, settings, QueueInfo("mpi"), ("/bin/bash", "-c", "snakemake"),
-                    split_environment({}, ()), "wf", "run", mpi_key_uri="s3://b/k")
+                    split_environment({}, ()), "wf", "run", mpi_key_uri="s3://b/k",
+                    validate=validate_request)
     command = dict(plan.spec.environment)[ENV_COMMAND]
     assert command.startswith("python -c ") and command.endswith(" || exit $?; snakemake")
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from snakemake_executor_plugin_awsbatch_mpi.batch import model
 from snakemake_executor_plugin_awsbatch_mpi.core.fallback import (
     FALLBACK_TAG,
     fallback_queue_of,
@@ -55,7 +56,8 @@ def test_translate_checks_the_resource_too():
 
 def plan(queue, **resources):
     return plan_job(request(**resources), SETTINGS, queue, ("/bin/bash", "-c", "true"),
-                    Environment({}), "wf", "run1", fallback_of="job-1")
+                    Environment({}), "wf", "run1", fallback_of="job-1",
+                    validate=model.validate_request)
 
 
 def test_the_fallback_request_is_planned_for_the_fallback_queue_and_tagged():

@@ -1,5 +1,6 @@
 import pytest
 
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import (
     register_payload,
     resource_requirements,
@@ -8,7 +9,6 @@ from snakemake_executor_plugin_awsbatch_mpi.core.jobdef import (
 from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
 from snakemake_executor_plugin_awsbatch_mpi.core.resources import translate
 from snakemake_executor_plugin_awsbatch_mpi.core.spec import JobShape, Platform, QueueInfo
-from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 
 SETTINGS = TranslationSettings(
     job_queue="cpu",

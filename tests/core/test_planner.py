@@ -1,5 +1,6 @@
 import pytest
 
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.core.planner import (
     DEPENDS_ON_ROOM,
     PlanError,
@@ -10,10 +11,7 @@ from snakemake_executor_plugin_awsbatch_mpi.core.planner import (
 )
 from snakemake_executor_plugin_awsbatch_mpi.core.request import JobRequest, TranslationSettings
 from snakemake_executor_plugin_awsbatch_mpi.core.spec import QueueInfo
-from snakemake_executor_plugin_awsbatch_mpi.core.validation import (
-    MAX_SUBMIT_BYTES,
-    validate_request,
-)
+from snakemake_executor_plugin_awsbatch_mpi.core.validation import MAX_SUBMIT_BYTES
 
 SETTINGS = TranslationSettings(
     "cpu", "img", execution_role_arn="arn:aws:iam::123456789012:role/exec"
@@ -25,7 +23,7 @@ ENV = split_environment({"PLAIN": "1"}, ())
 def plan(request=None, settings=SETTINGS, command=("/bin/bash", "-c", "true"), env=ENV,
          **kwargs):
     return plan_job(request or JobRequest("r", 1, {}), settings, QueueInfo("cpu"), command,
-                    env, "my workflow (v2)", "run1", **kwargs)
+                    env, "my workflow (v2)", "run1", validate=validate_request, **kwargs)
 
 
 def test_payloads_are_valid_for_botocore_and_tags_are_batch_safe():

@@ -16,7 +16,7 @@ from snakemake.common.tests import TestWorkflowsMinioPlayStorageBase
 
 from snakemake_executor_plugin_awsbatch_mpi import ExecutorSettings
 from snakemake_executor_plugin_awsbatch_mpi.batch.client import BatchClient
-from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
 
 from .conftest import jobs_with_tag, wait_for_jobs, with_array_children

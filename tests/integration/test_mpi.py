@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.local import LOCAL_BUCKET
 from snakemake_executor_plugin_awsbatch_mpi.local.faults import silence_node
 

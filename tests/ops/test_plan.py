@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi import cli
-from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.ops.plan import MPI_KEY_URI, RUN_ID
 
 

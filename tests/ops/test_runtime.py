@@ -8,12 +8,12 @@ import boto3
 import pytest
 
 from snakemake_executor_plugin_awsbatch_mpi import cli
+from snakemake_executor_plugin_awsbatch_mpi.batch.model import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.core.anyimage import (
     RUNTIME_ROOT,
     parse_runtime_volume,
 )
 from snakemake_executor_plugin_awsbatch_mpi.core.spec import QueueInfo
-from snakemake_executor_plugin_awsbatch_mpi.core.validation import validate_request
 from snakemake_executor_plugin_awsbatch_mpi.ops.outcomes import Status
 from snakemake_executor_plugin_awsbatch_mpi.ops.runtime_install import (
     INSTALL_MOUNT,
