@@ -175,7 +175,7 @@ def launcher_args(command: str) -> list[str] | None:
     if not command.startswith(LAUNCHER_HEAD):
         return None
     words: list[str] = []
-    word: list[str] | None = None
+    word: list[str] | None = None  # the parts of the word being read; None between words
     text = command[len(LAUNCHER_HEAD) :]
     i = 0
     while i < len(text):
@@ -183,19 +183,20 @@ def launcher_args(command: str) -> list[str] | None:
         if char == " ":
             if word is not None:
                 words.append("".join(word))
-                word = None
-            i += 1
-        elif char == "'":
+            word, i = None, i + 1
+            continue
+        if char == "'":
             end = text.find("'", i + 1)
             if end < 0:
                 return None
-            word = (word or []) + [text[i + 1 : end]]
-            i = end + 1
+            part, i = text[i + 1 : end], end + 1
         elif char in _PLAIN:
-            word = (word or []) + [char]
-            i += 1
+            part, i = char, i + 1
         else:
             return None
+        if word is None:
+            word = []
+        word.append(part)
     if word is not None:
         words.append("".join(word))
     return words if THEN in words else None
