@@ -59,7 +59,9 @@ def test_stuck_queue_is_named_once_with_batchs_reasons_and_the_job_is_not_cancel
             input: "b.txt"
         rule a:
             output: "a.txt"
-            shell: "sleep 1; echo a > {output}"
+            # Long enough to be seen RUNNING by a poll once a second: a job reaches its
+            # rule 1.5 s after it starts (one interpreter), so `sleep 1` ended too soon.
+            shell: "sleep 5; echo a > {output}"
         rule b:
             input: "a.txt"
             output: "b.txt"
